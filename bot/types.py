@@ -1,0 +1,82 @@
+"""What front-ends hand the command core and what they get back: plain, platform-neutral data.
+
+Adapters (Telegram, Discord, console) turn platform updates into ``Incoming`` and ``Reply``
+into platform messages; they never see models, and the core never sees platform objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+#: Shown with every generated tweet, on every platform; there is no setting to turn it off.
+FICTION_LABEL = "🤖 Tuit ficticio · este político no existe"
+
+ReplyKind = Literal["tweet", "help", "options", "error", "busy", "rate_limited", "info"]
+ButtonAction = Literal["up", "down", "again"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who sent a command, from where, and how to answer it later (after a restart)."""
+
+    platform: str  # "telegram", "discord", "console"
+    user_id: str
+    chat_id: str
+    user_name: str = ""
+    chat_kind: str = "private"  # private / group / supergroup / channel / guild / dm
+    chat_title: str = ""
+    message_id: str = ""
+    #: What a restarted bot needs to answer in place (e.g. a Discord interaction token).
+    reply_ref: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A command as typed (``/tuit derecha positivo pensiones``), with its origin."""
+
+    origin: Origin
+    text: str
+
+
+@dataclass(frozen=True)
+class Button:
+    """A button under a tweet; ``data`` fits Telegram's 64-byte callback limit."""
+
+    label: str
+    action: ButtonAction
+    generation_id: int
+
+    @property
+    def data(self) -> str:
+        return f"{self.action}:{self.generation_id}"
+
+
+@dataclass(frozen=True)
+class Tweet:
+    """A generated tweet as stored, with what it was asked to be."""
+
+    generation_id: int
+    request_id: int
+    text: str
+    side: str = ""
+    coalition: str = ""
+    party: str = ""
+    sentiment: str = ""
+    topic: str = ""
+    model: str = ""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The core's answer: ``text`` is complete (label included) and safe as plain text."""
+
+    kind: ReplyKind
+    text: str
+    tweet: Tweet | None = None
+    buttons: tuple[Button, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind in ("error", "busy", "rate_limited")

@@ -1,0 +1,1 @@
+"""The generation log: SQLAlchemy models, migrations, logging and review queries."""

@@ -1,0 +1,175 @@
+"""The generation log's schema: who asked what, what the bot said, and what admins decided.
+
+One schema for SQLite and PostgreSQL; Alembic migrations in ``db/migrations`` create it.
+JSON columns hold the parsed controls and decoding parameters as they were at request time,
+so a logged tweet can be reproduced (model + prompt + parameters + seed).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+
+
+class User(Base):
+    """A person on a platform (Telegram, Discord, console)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Chat(Base):
+    """Where a command came from: a private chat, a group, a guild channel, the console."""
+
+    __tablename__ = "chats"
+    __table_args__ = (UniqueConstraint("platform", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16), default="private")
+    title: Mapped[str] = mapped_column(String(256), default="")
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Request(Base):
+    """One command that asked for a tweet, from arrival to its final status.
+
+    ``status`` is ``pending`` from the moment the command is logged until it is answered
+    (``ok``) or refused (``error``, ``busy``, ``rate_limited``, ``blocked``, ``expired``).
+    ``reply_to`` holds what a restarted bot needs to answer a pending request in place
+    (platform message id, or a Discord interaction token).
+    """
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_status_created", "status", "created_at"),
+        Index("ix_requests_platform_created", "platform", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    platform: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"))
+    raw_command: Mapped[str] = mapped_column(Text)
+    controls: Mapped[dict] = mapped_column(default=dict)
+    side: Mapped[str] = mapped_column(String(32), default="")
+    coalition: Mapped[str] = mapped_column(String(128), default="")
+    party: Mapped[str] = mapped_column(String(64), default="")
+    sentiment: Mapped[str] = mapped_column(String(16), default="")
+    model: Mapped[str] = mapped_column(String(128), default="")
+    prompt: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict] = mapped_column(default=dict)
+    seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str] = mapped_column(Text, default="")
+    queue_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    latency_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    reply_to: Mapped[dict] = mapped_column(default=dict)
+    #: Id of a request this one repeats (``/otra``, 🔁).
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"))
+
+    generations: Mapped[list[Generation]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="Generation.candidate"
+    )
+
+
+class Generation(Base):
+    """One candidate tweet of a request; ``shown`` marks the one users saw."""
+
+    __tablename__ = "generations"
+    __table_args__ = (
+        Index("ix_generations_created", "created_at"),
+        Index("ix_generations_review", "review_status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    candidate: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    shown: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ``pending`` until an admin approves, rejects or flags it (latest review wins).
+    review_status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: Platform message id of the reply that carried it, once sent.
+    message_ref: Mapped[str] = mapped_column(String(128), default="")
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    request: Mapped[Request] = relationship(back_populates="generations")
+
+
+class Rating(Base):
+    """A user's 👍 / 👎 on a generation (one per user; changing it overwrites)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("generation_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    value: Mapped[int] = mapped_column(Integer)  # +1 or -1
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Review(Base):
+    """An admin's decision on a generation."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_generation", "generation_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
+    admin: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))  # approved / rejected / flagged
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """Every admin action (reviews, bans, exports, publications, logins), append-only."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    admin: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[dict] = mapped_column(default=dict)

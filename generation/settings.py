@@ -1,0 +1,105 @@
+"""Configuration of models, decoding, the engine and the backend (the ``[generation]`` table)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from generation.types import SamplingParams
+
+
+class Strict(BaseModel):
+    """A config table: unknown keys are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Decoding(Strict):
+    """Decoding defaults of a model; a request may override them."""
+
+    max_new_tokens: int = Field(60, ge=1, le=512)
+    min_new_tokens: int = Field(0, ge=0, le=512)
+    temperature: float = Field(0.9, ge=0.0, le=5.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=5.0)
+    no_repeat_ngram_size: int = Field(0, ge=0, le=10)
+    num_beams: int = Field(1, ge=1, le=16)
+    banned: list[str] = Field(default_factory=list)
+
+    def params(self, **overrides: object) -> SamplingParams:
+        values = self.model_dump()
+        values["banned"] = tuple(values["banned"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return SamplingParams(**values)
+
+
+class ModelSpec(Strict):
+    """A named model: where it loads from and how it is prompted."""
+
+    path: str = Field(description="local folder (relative to the config file) or hub id")
+    kind: Literal["controlled", "casual"]
+    description: str = ""
+    #: Casual models: text the tweet starts from after BOS ("" for BOS alone).
+    seed_text: str = ""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    decoding: Decoding = Field(default_factory=Decoding)
+
+
+class EngineSettings(Strict):
+    """The batching engine: how long it waits to fill a batch and how much it queues."""
+
+    max_batch: int = Field(32, ge=1, le=1024)
+    batch_window_ms: float = Field(8.0, ge=0, le=1000)
+    queue_size: int = Field(256, ge=1)
+    request_timeout_s: float = Field(60.0, gt=0)
+    drain_timeout_s: float = Field(30.0, ge=0)
+    #: torch intra-op threads; 0 keeps torch's default (all cores).
+    threads: int = Field(0, ge=0)
+    warmup: bool = True
+
+
+class PostprocessSettings(Strict):
+    """How a raw continuation becomes a tweet, and when it is thrown away and retried."""
+
+    max_chars: int = Field(280, ge=20, le=4000)
+    min_chars: int = Field(12, ge=1)
+    max_tries: int = Field(3, ge=1, le=10)
+    #: Words or phrases (case- and accent-insensitive) that reject an output.
+    blocklist: list[str] = Field(default_factory=list)
+
+
+class RemoteSettings(Strict):
+    """OpenAI-completions endpoints (``politico serve`` or vLLM) for the remote backend."""
+
+    endpoints: list[HttpUrl] = Field(default_factory=list)
+    api_key: str = ""
+    timeout_s: float = Field(30.0, gt=0)
+    #: Consecutive failures that open an endpoint's circuit, and for how long it stays open.
+    failure_threshold: int = Field(3, ge=1)
+    cooldown_s: float = Field(15.0, ge=0)
+    #: Served model name per configured model ("" means the same name).
+    served_names: dict[str, str] = Field(default_factory=dict)
+
+
+class GenerationSettings(Strict):
+    """The ``[generation]`` table."""
+
+    backend: Literal["local", "remote"] = "local"
+    default_model: str = "demo"
+    models: dict[str, ModelSpec] = Field(default_factory=dict)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    postprocess: PostprocessSettings = Field(default_factory=PostprocessSettings)
+    remote: RemoteSettings = Field(default_factory=RemoteSettings)
+
+    @model_validator(mode="after")
+    def _default_is_declared(self) -> GenerationSettings:
+        if self.models and self.default_model not in self.models:
+            raise ValueError(
+                f"default_model {self.default_model!r} is not one of the models: {sorted(self.models)}"
+            )
+        if self.backend == "remote" and not self.remote.endpoints:
+            raise ValueError("backend = 'remote' needs at least one entry in remote.endpoints")
+        return self
