@@ -1,0 +1,95 @@
+"""Fixtures shared by the whole suite: a tiny model, a config that points at it, databases."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import POSTGRES_HOST, POSTGRES_PORT, require
+from tests.support.tiny_model import build_tiny_model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny controlled GPT-2 saved with ``save_pretrained`` (built once per test session)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def write_config(folder: Path, model_dir: Path, extra: str = "") -> Path:
+    """A config.toml for tests: the repo's politics tables, a tiny model, SQLite in ``folder``.
+
+    ``extra`` is appended as-is (TOML tables that the test needs to change).
+    """
+    base = (ROOT / "config.toml").read_text(encoding="utf-8")
+    politics = base[base.index("[politics.sides.derecha]"):]
+    text = f"""
+[database]
+url = "sqlite+aiosqlite:///{folder / 'test.db'}"
+spool_path = "{folder / 'spool.jsonl'}"
+
+[generation]
+default_model = "demo"
+
+[generation.engine]
+batch_window_ms = 2
+request_timeout_s = 30
+
+[generation.models.demo]
+path = "{model_dir}"
+kind = "controlled"
+
+[generation.models.demo.decoding]
+max_new_tokens = 24
+{extra}
+{politics}
+"""
+    path = folder / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    return write_config(tmp_path, tiny_model_dir)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    require(POSTGRES_HOST, POSTGRES_PORT, "PostgreSQL")
+    import asyncpg
+
+    name = f"politico_test_{uuid.uuid4().hex[:12]}"
+    admin = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
+    return request.getfixturevalue("postgres_url")
