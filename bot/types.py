@@ -13,7 +13,7 @@ from typing import Literal
 FICTION_LABEL = "🤖 Tuit ficticio · este político no existe"
 
 ReplyKind = Literal["tweet", "help", "options", "error", "busy", "rate_limited", "info"]
-ButtonAction = Literal["up", "down", "again"]
+ButtonAction = Literal["up", "down", "again", "approve", "reject", "flag"]
 
 
 @dataclass(frozen=True)
