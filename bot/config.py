@@ -78,6 +78,9 @@ class BotSettings(Strict):
     candidates: int = Field(1, ge=1, le=8)
     #: Tweet delivery: plain text, a PNG card, or both.
     render: Literal["text", "card", "both"] = "text"
+    #: After a restart, requests left unanswered are answered when younger than this (seconds)
+    #: and marked expired when older.
+    resume_max_age_s: float = Field(600, ge=0)
 
 
 class RateLimitSettings(Strict):
@@ -185,8 +188,11 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make file paths relative to the config file (model folders, SQLite files, the spool)."""
     for spec in raw.get("generation", {}).get("models", {}).values():
         path = spec.get("path") if isinstance(spec, dict) else None
-        # A path that exists beside the config (or is written as one) is a folder; else a hub id.
-        if isinstance(path, str) and (path.startswith(("./", "../", "/", "~")) or (base / path).exists()):
+        # A path written as one, or whose parent folder exists beside the config ("models/demo"
+        # before it is trained), is a local folder; anything else is a hub id ("owner/name").
+        if isinstance(path, str) and (
+            path.startswith(("./", "../", "/", "~")) or (base / path).parent.is_dir() and "/" in path
+        ):
             spec["path"] = str((base / Path(path).expanduser()).resolve())
     database = raw.get("database", {})
     url = database.get("url")

@@ -87,3 +87,7 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Finish or cancel in-flight work and release resources."""
         ...
+
+
+class BlockedOutput(GenerationError):
+    """Every candidate was rejected (empty, degenerate or blocklisted), retries included."""

@@ -27,7 +27,7 @@ def write_config(folder: Path, model_dir: Path, extra: str = "") -> Path:
     ``extra`` is appended as-is (TOML tables that the test needs to change).
     """
     base = (ROOT / "config.toml").read_text(encoding="utf-8")
-    politics = base[base.index("[politics.sides.derecha]"):]
+    politics = base[base.index("\n[politics.sides.derecha]") + 1:]
     text = f"""
 [database]
 url = "sqlite+aiosqlite:///{folder / 'test.db'}"

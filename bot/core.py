@@ -1,0 +1,366 @@
+"""The command core every front-end shares: commands in, replies out, everything logged.
+
+A tweet request goes: admission (ban, rate limits) → ``log.begin`` (the command is committed as
+*pending* before any work, so a crash leaves a trace a restarted bot can answer) → parse →
+choose the model and controls → generate → ``log.finish`` (committed before the reply is
+returned, so a reply never shows a tweet the log lacks). Nothing here raises to the caller:
+bad input, a busy engine or an unexpected failure all come back as a polite :class:`Reply`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from bot import texts
+from bot.catalog import Catalog, normalize
+from bot.config import Settings
+from bot.parser import (
+    COMMANDS,
+    ParsedCommand,
+    ParseError,
+    parse_command,
+    parse_fields,
+    split_command,
+    with_choices,
+)
+from bot.ratelimit import RateLimiter
+from bot.types import Button, Incoming, Origin, Reply, Tweet
+from db.log import GenerationLog, LoggedRequest, NewGeneration
+from generation.service import TweetRequest, TweetResult
+from generation.types import (
+    BlockedOutput,
+    EngineBusy,
+    EngineClosed,
+    GenerationError,
+    GenerationTimeout,
+    PromptSpec,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Sentiments ``/tuit`` picks from when none is asked for (MIXED is rare in the thesis data).
+RANDOM_SENTIMENTS = ("POSITIVE", "NEGATIVE", "NEUTRAL")
+RATE_WINDOW_S = 60.0
+#: Commands longer than this are logged cut (they are refused anyway, past max_command_chars).
+MAX_LOGGED_CHARS = 4000
+
+ActionHandler = Callable[[Origin, int], Awaitable[Reply]]
+CommandHandler = Callable[[Origin, str], Awaitable[Reply]]
+
+
+class Generator(Protocol):
+    """What the core needs of ``generation.service.TweetGenerator``."""
+
+    async def generate(self, req: TweetRequest) -> TweetResult: ...
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A resolved request: the controls, the model (None: the default) and the prompt."""
+
+    parsed: ParsedCommand
+    model: str | None
+    prompt: PromptSpec
+    casual: bool
+
+
+class BotCore:
+    """Platform-neutral command handling (see the module docstring for the flow)."""
+
+    def __init__(self, settings: Settings, generator: Generator, log: GenerationLog,
+                 limiter: RateLimiter, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.generator = generator
+        self.log = log
+        self.limiter = limiter
+        self.catalog = Catalog.from_settings(settings.politics)
+        self.rng = rng or random.Random()
+        self._actions: dict[str, ActionHandler] = {
+            "up": self._rate_up, "down": self._rate_down, "again": self.again,
+        }
+        self._commands: dict[str, CommandHandler] = {}
+
+    def register_action(self, action: str, handler: ActionHandler) -> None:
+        """Add a button action (``bot/review.py`` adds approve / reject / flag)."""
+        self._actions[action] = handler
+
+    def register_command(self, name: str, handler: CommandHandler) -> None:
+        """Add a typed command, called with the text after it (``bot/review.py`` adds /revisar…)."""
+        self._commands[normalize(name).replace(" ", "")] = handler
+
+    # -- entry points --------------------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> Reply:
+        """Answer one typed command."""
+        try:
+            return await self._handle(incoming)
+        except Exception:
+            logger.exception("unexpected error handling %r", incoming.text[:200])
+            return Reply("error", texts.INTERNAL_ERROR)
+
+    async def tuit_options(self, origin: Origin, **options: str | None) -> Reply:
+        """``/tuit`` from structured options (Discord's slash command), same rules as typed."""
+        try:
+            parsed = parse_fields(self.catalog, self.settings.bot.max_command_chars, **options)
+            if isinstance(parsed, ParsedCommand):
+                raw = parsed.as_command()
+            else:
+                given = " ".join(f'{k}="{v}"' for k, v in options.items() if v)
+                raw = f"/tuit {given}".strip()[: self.settings.bot.max_command_chars * 2]
+            return await self._tuit(origin, raw, parsed)
+        except Exception:
+            logger.exception("unexpected error handling options %r", options)
+            return Reply("error", texts.INTERNAL_ERROR)
+
+    async def again(self, origin: Origin, generation_id: int | None = None) -> Reply:
+        """Another tweet with the same controls and a new seed: of the user's last request in
+        this chat (``/otra``) or of the request behind ``generation_id`` (🔁)."""
+        try:
+            if generation_id is None:
+                parent = await self.log.last_request(origin.platform, origin.user_id, origin.chat_id)
+                if parent is None:
+                    return Reply("info", texts.NO_PREVIOUS)
+                parent_id, controls, raw = parent.id, parent.controls, "/otra"
+            else:
+                generation = await self.log.generation(generation_id)
+                if generation is None:
+                    return Reply("info", texts.STALE_BUTTON)
+                parent_id, controls, raw = generation.request_id, generation.controls, f"again:{generation_id}"
+            return await self._tuit(origin, raw, ParsedCommand.from_controls(controls), parent_id)
+        except Exception:
+            logger.exception("unexpected error repeating %s", generation_id)
+            return Reply("error", texts.INTERNAL_ERROR)
+
+    async def press(self, origin: Origin, data: str) -> Reply:
+        """A button under a tweet (callback data ``action:generation_id``)."""
+        action, _, raw_id = (data or "").partition(":")
+        handler = self._actions.get(action.strip())
+        # Negative ids are provisional ones handed out while the database was down (db/spool.py).
+        if handler is None or not raw_id.strip().removeprefix("-").isdigit():
+            return Reply("info", texts.STALE_BUTTON)
+        try:
+            return await handler(origin, int(raw_id))
+        except Exception:
+            logger.exception("unexpected error on button %r", data[:64])
+            return Reply("error", texts.INTERNAL_ERROR)
+
+    async def mark_sent(self, generation_id: int, message_ref: str) -> bool:
+        """Record which platform message carried a tweet (False if it could not be stored)."""
+        try:
+            return await self.log.mark_sent(generation_id, message_ref)
+        except Exception:
+            logger.exception("could not mark generation %s as sent", generation_id)
+            return False
+
+    async def resume(self, request_id: int) -> Reply:
+        """Answer a request left *pending* (the bot stopped before replying), in place.
+
+        Admission already happened when it arrived, so it goes straight to generation; a
+        request that is no longer pending gets an ``info`` reply and is not generated again.
+        """
+        try:
+            request = await self.log.request(request_id)
+            if request is None or request.status != "pending":
+                return Reply("info", texts.STALE_BUTTON)
+            parsed = await self._parsed_for(request)
+            if isinstance(parsed, ParseError):
+                await self.log.finish(request.id, "invalid", error=parsed.message)
+                return Reply("error", parsed.message)
+            return await self._generate(request.id, parsed)
+        except Exception:
+            logger.exception("unexpected error resuming request %s", request_id)
+            return Reply("error", texts.INTERNAL_ERROR)
+
+    @staticmethod
+    def origin_of(request: LoggedRequest) -> Origin:
+        """The origin of a logged request (for front-ends answering it after a restart)."""
+        reply_to = {str(k): str(v) for k, v in request.reply_to.items()}
+        message_id = reply_to.pop("message_id", "")
+        return Origin(
+            platform=request.platform, user_id=request.user_external_id,
+            chat_id=request.chat_external_id, user_name=request.user_name,
+            chat_kind=request.chat_kind or "private", chat_title=request.chat_title,
+            message_id=message_id, reply_ref=reply_to,
+        )
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def _handle(self, incoming: Incoming) -> Reply:
+        text, origin = incoming.text, incoming.origin
+        parsed = parse_command(text, self.catalog, self.settings.bot.max_command_chars)
+        parts = split_command(text[: self.settings.bot.max_command_chars * 4])
+        extra = self._commands.get(normalize(parts[0]).replace(" ", "")) if parts else None
+        if extra is not None:
+            return await extra(origin, parts[2])
+        command = COMMANDS.get(normalize(parts[0]).replace(" ", "")) if parts else None
+        if command == "tuit":
+            return await self._tuit(origin, text, parsed)
+        if isinstance(parsed, ParseError):
+            return Reply("error", parsed.message)
+        if parsed.command == "otra":
+            return await self.again(origin)
+        if parsed.command == "ayuda":
+            return Reply("help", texts.help_text())
+        if parsed.command == "opciones":
+            return Reply("options", texts.options_text(self.catalog))
+        if parsed.command == "start":
+            return Reply("help", texts.START)
+        return Reply("error", texts.unknown_command(parsed.name, self._suggest_command(parsed.name)))
+
+    @staticmethod
+    def _suggest_command(name: str) -> str | None:
+        if not name:
+            return None
+        best = process.extractOne(normalize(name), list(COMMANDS), scorer=OSA.normalized_distance,
+                                  score_cutoff=0.4)
+        return COMMANDS[best[0]] if best else None
+
+    async def _tuit(self, origin: Origin, raw: str, parsed: ParsedCommand | ParseError,
+                    parent_id: int | None = None) -> Reply:
+        refusal = await self._admit(origin)
+        request_id = await self.log.begin(
+            origin.platform, origin.user_id, origin.user_name, origin.chat_id, origin.chat_kind,
+            origin.chat_title, raw[:MAX_LOGGED_CHARS], {"message_id": origin.message_id, **origin.reply_ref}, parent_id,
+        )
+        if refusal is not None:
+            await self.log.finish(request_id, refusal.kind if refusal.kind == "rate_limited" else "banned",
+                                  error=refusal.text)
+            return refusal
+        if isinstance(parsed, ParseError):
+            await self.log.finish(request_id, "invalid", error=parsed.message)
+            return Reply("error", parsed.message)
+        return await self._generate(request_id, parsed)
+
+    async def _admit(self, origin: Origin) -> Reply | None:
+        """None when the user may ask for a tweet now, else the refusal."""
+        if await self.log.is_banned(origin.platform, origin.user_id):
+            return Reply("error", texts.BANNED)
+        limits = self.settings.rate_limits
+        for key, limit in ((f"user:{origin.platform}:{origin.user_id}", limits.per_user_per_minute),
+                           (f"chat:{origin.platform}:{origin.chat_id}", limits.per_chat_per_minute)):
+            try:
+                wait = await self.limiter.hit(key, limit, RATE_WINDOW_S)
+            except Exception:
+                # A broken limiter (Redis down) must not take the bot down with it.
+                logger.warning("rate limiter failed; letting %s through", key, exc_info=True)
+                continue
+            if wait is not None:
+                return Reply("rate_limited", texts.rate_limited(wait))
+        return None
+
+    async def _parsed_for(self, request: LoggedRequest) -> ParsedCommand | ParseError:
+        """What a logged request asked for: its parent's controls (``/otra``, 🔁) or its text."""
+        if request.parent_id is not None:
+            parent = await self.log.request(request.parent_id)
+            if parent is not None:
+                return ParsedCommand.from_controls(parent.controls)
+        parts = split_command(request.raw_command)
+        if parts and COMMANDS.get(normalize(parts[0]).replace(" ", "")) == "tuit":
+            return parse_command(request.raw_command, self.catalog, len(request.raw_command) + 1)
+        return ParseError(texts.EXPIRED)
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def plan(self, parsed: ParsedCommand) -> _Plan:
+        """Fill in what was not asked for and choose the model.
+
+        A side with its own (casual) model writes when the user named only the side; otherwise
+        the controlled model gets a party (chosen by weight within the side and coalition when
+        none was named), its coalition, and a sentiment (at random when none was named).
+        """
+        if parsed.side and not parsed.party and not parsed.coalition:
+            side_model = self.catalog.side_model(parsed.side)
+            if side_model:
+                return _Plan(parsed, side_model, PromptSpec("casual"), casual=True)
+        chosen: dict[str, str] = {}
+        if not parsed.party:
+            party = self.catalog.pick_party(self.rng, parsed.side, parsed.coalition)
+            if party is not None:
+                chosen = {"party": party.key, "coalition": party.coalition, "side": party.side}
+        if not parsed.sentiment:
+            chosen["sentiment"] = self.rng.choice(RANDOM_SENTIMENTS)
+        resolved = with_choices(parsed, **chosen)
+        return _Plan(resolved, None, PromptSpec("controlled", fields=resolved.to_fields()), casual=False)
+
+    async def _generate(self, request_id: int, parsed: ParsedCommand) -> Reply:
+        started = time.perf_counter()
+        plan = self.plan(parsed)
+        resolved = plan.parsed
+        summary: dict[str, Any] = {
+            "controls": resolved.controls(), "side": resolved.side, "coalition": resolved.coalition,
+            "party": resolved.party, "sentiment": resolved.sentiment,
+            "model": plan.model or self.settings.generation.default_model,
+            "prompt": plan.prompt.text(),
+        }
+        seed = self.rng.randrange(2**31)
+        request = TweetRequest(model=plan.model, prompt=plan.prompt, seed=seed,
+                               n=self.settings.bot.candidates)
+        try:
+            result = await self.generator.generate(request)
+        except Exception as exc:
+            return await self._failed(request_id, exc, summary, seed, started)
+        ids = await self.log.finish(
+            request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
+            params=asdict(result.params), seed=result.seed,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            generations=[
+                NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
+                              shown=index == 0)
+                for index, (text, tokens) in enumerate(zip(result.texts, result.tokens, strict=False))
+            ],
+        )
+        text, generation_id = result.texts[0], ids[0]
+        tweet = Tweet(
+            generation_id=generation_id, request_id=request_id, text=text, side=resolved.side,
+            coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
+            topic=resolved.topic, model=result.model, seed=result.seed,
+        )
+        line = texts.understood(resolved, result.model, plan.casual)
+        return Reply(
+            "tweet", texts.tweet_reply(text, line), tweet,
+            (Button("👍", "up", generation_id), Button("👎", "down", generation_id),
+             Button("🔁", "again", generation_id)),
+        )
+
+    async def _failed(self, request_id: int, exc: Exception, summary: dict[str, Any], seed: int,
+                      started: float) -> Reply:
+        """Log a failed generation with its status and say so politely."""
+        if isinstance(exc, EngineClosed):
+            # Shutting down: the request stays pending, and the restarted bot answers it.
+            return Reply("busy", texts.RESTARTING)
+        reply: Reply
+        if isinstance(exc, EngineBusy):
+            status, reply = "busy", Reply("busy", texts.BUSY)
+        elif isinstance(exc, BlockedOutput):
+            status, reply = "blocked", Reply("error", texts.BLOCKED)
+        elif isinstance(exc, GenerationTimeout):
+            status, reply = "error", Reply("error", texts.TIMEOUT)
+        else:
+            if not isinstance(exc, GenerationError | ValueError):
+                logger.error("generation failed for request %s", request_id, exc_info=exc)
+            status, reply = "error", Reply("error", texts.GENERATION_FAILED)
+        await self.log.finish(request_id, status, **summary, seed=seed,
+                              error=f"{type(exc).__name__}: {exc}"[:2000],
+                              latency_ms=(time.perf_counter() - started) * 1000)
+        return reply
+
+    # -- buttons -------------------------------------------------------------------------------
+
+    async def _rate(self, origin: Origin, generation_id: int, value: int) -> Reply:
+        if not await self.log.rate(origin.platform, origin.user_id, generation_id, value, origin.user_name):
+            return Reply("info", texts.STALE_BUTTON)
+        return Reply("info", texts.RATED_UP if value > 0 else texts.RATED_DOWN)
+
+    async def _rate_up(self, origin: Origin, generation_id: int) -> Reply:
+        return await self._rate(origin, generation_id, 1)
+
+    async def _rate_down(self, origin: Origin, generation_id: int) -> Reply:
+        return await self._rate(origin, generation_id, -1)

@@ -1,0 +1,354 @@
+"""The Discord bot: slash commands and buttons (discord.py) that hand everything to the core.
+
+``/tuit`` takes structured options (lado, coalicion, partido, sentimiento, tema, hashtags,
+frases) read by ``core.tuit_options``, or free text (``texto``) read like a typed command;
+``/otra``, ``/ayuda`` and ``/opciones`` mirror Telegram, and ``/comando`` passes any other
+command (the review commands) to ``core.handle``. Every command is deferred at once and answered
+with a follow-up; errors are ephemeral. Buttons under tweets carry the core's callback data as
+their ``custom_id`` and go to ``core.press``. Only the (unprivileged) guilds intent is used:
+interactions arrive without any. The interaction token kept in the log lets a restarted bot answer a
+request through its follow-up webhook while Discord still accepts it (15 minutes).
+
+No ``from __future__ import annotations`` here: discord.py reads the command callbacks'
+annotations to build the slash-command options.
+"""
+
+import asyncio
+import io
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+import yarl
+from discord import app_commands
+
+from bot.config import DiscordSettings
+from bot.discord.limits import BUTTON_LABEL, CHOICE_NAME, CHOICES, CONTENT, CUSTOM_ID, chunks, fit
+from bot.texts import SENTIMENT_NAMES
+from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from db.log import LoggedRequest
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+Render = Literal["text", "card", "both"]
+FAILURE = "😕 Algo salió mal al responder. Inténtalo de nuevo en un momento."
+UNKNOWN_COMMAND = "No conozco ese comando (o esa opción). Prueba /ayuda."
+#: Discord accepts follow-ups on an interaction token for 15 minutes; keep a margin.
+TOKEN_LIFETIME_S = 14 * 60
+#: A button press answered this fast is answered in place, else deferred first.
+BUTTON_QUICK_S = 2.0
+STOP_GRACE_S = 10.0
+NAME_CHARS = 128
+
+
+class DiscordFrontend:
+    """One bot account on the shared app; ``start`` and ``stop`` it from the runner."""
+
+    def __init__(
+        self, app: "App", settings: DiscordSettings, *, render: Render = "text",
+        resume_max_age_s: float = 600.0,
+    ) -> None:
+        self.app = app
+        self.core = app.core
+        self.settings = settings
+        self.render = render
+        self.resume_max_age_s = min(resume_max_age_s, TOKEN_LIFETIME_S)
+        client_class = discord.AutoShardedClient if settings.sharded else discord.Client
+        self.client = client_class(intents=discord.Intents(guilds=True))
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
+        self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
+        self._add_commands()
+        self._runner: asyncio.Task[None] | None = None
+        self._resuming: asyncio.Task[None] | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Log in, sync the slash commands (one guild or globally), connect to the gateway."""
+        if self.settings.api_base:
+            # discord.py keeps its endpoints on classes; a self-hosted/fake API replaces them.
+            discord.http.Route.BASE = self.settings.api_base.rstrip("/")
+        await self.client.login(self.settings.token)
+        if self.settings.api_base:
+            _, gateway, _ = await self.client.http.get_bot_gateway()
+            discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
+        if self.settings.guild_id:
+            guild = discord.Object(id=self.settings.guild_id)
+            self.tree.copy_global_to(guild=guild)
+            await self.tree.sync(guild=guild)
+        else:
+            await self.tree.sync()
+        self._runner = asyncio.create_task(self._stay_connected(), name="discord-gateway")
+        self._resuming = asyncio.create_task(self.resume_pending(), name="discord-resume")
+        log.info("discord: %s connecting", self.client.user)
+
+    async def _stay_connected(self) -> None:
+        """Keep the gateway connection up; discord.py reconnects on network errors itself,
+        but a payload it cannot parse ends ``connect`` with that exception."""
+        delay = 1.0
+        while not self.client.is_closed():
+            try:
+                await self.client.connect(reconnect=True)
+            except Exception:
+                if self.client.is_closed():
+                    return
+                log.exception("discord: gateway connection ended; reconnecting in %.0f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    async def stop(self) -> None:
+        if self._resuming is not None:
+            await asyncio.wait({self._resuming}, timeout=STOP_GRACE_S)
+            self._resuming.cancel()
+            await asyncio.gather(self._resuming, return_exceptions=True)
+        await self.client.close()
+        if self._runner is not None:
+            await asyncio.gather(self._runner, return_exceptions=True)
+
+    async def resume_pending(self) -> None:
+        """Answer requests a previous run left pending, through their follow-up webhook.
+
+        Older ones, or ones whose interaction token Discord no longer accepts, are expired.
+        """
+        log_ = self.app.log
+        try:
+            await log_.expire_older_than(self.resume_max_age_s, platform=PLATFORM)
+            pending = await log_.pending(self.resume_max_age_s, platform=PLATFORM)
+        except Exception:
+            log.exception("discord: could not read pending requests")
+            return
+        await asyncio.gather(*(self._resume(request) for request in pending))
+
+    async def _resume(self, request: "LoggedRequest") -> None:
+        try:
+            app_id = str(request.reply_to.get("application_id", ""))
+            token = str(request.reply_to.get("interaction_token", ""))
+            if not app_id.isdigit() or not token:
+                await self.app.log.expire(request.id)
+                return
+            reply = await self.core.resume(request.id)
+            if reply.kind == "info":
+                return
+            webhook = discord.Webhook.partial(int(app_id), token, client=self.client)
+            await self._send(webhook, reply)
+        except Exception:
+            log.exception("discord: could not resume request %s", request.id)
+
+    # -- commands ----------------------------------------------------------------------------
+    def _add_commands(self) -> None:
+        catalog = self.core.catalog
+        sides = [app_commands.Choice(name=s, value=s) for s in catalog.sides][:CHOICES]
+        sentiments = [app_commands.Choice(name=name, value=name) for name in SENTIMENT_NAMES.values()]
+
+        async def tuit(
+            interaction: discord.Interaction,
+            lado: str | None = None,
+            coalicion: str | None = None,
+            partido: str | None = None,
+            sentimiento: str | None = None,
+            tema: str | None = None,
+            hashtags: str | None = None,
+            frases: str | None = None,
+            texto: str | None = None,
+        ) -> None:
+            origin = self.origin(interaction)
+            options = {
+                "lado": lado, "coalicion": coalicion, "partido": partido, "sentimiento": sentimiento,
+                "tema": tema, "hashtags": hashtags, "frases": frases,
+            }
+            if texto and texto.strip():
+                fields = " ".join(f'{k}="{_unquote(v)}"' for k, v in options.items() if v and v.strip())
+                work = self.core.handle(Incoming(origin, f"/tuit {texto} {fields}".strip()))
+            else:
+                work = self.core.tuit_options(origin, **options)
+            await self._answer(interaction, work)
+
+        tuit = app_commands.describe(
+            lado="derecha, centro o izquierda", coalicion="Chile Vamos, Nueva Mayoría, Frente Amplio…",
+            partido="sigla del partido (IND-RN, PDC, …)", sentimiento="el tono del tuit",
+            tema="de qué habla (palabras separadas por comas)", hashtags="#hashtags que debe usar",
+            frases="una frase que el tuit debería decir",
+            texto="todo en una línea, como en Telegram: derecha positivo pensiones",
+        )(tuit)
+        tuit = app_commands.choices(lado=sides, sentimiento=sentiments)(tuit)
+        tuit = app_commands.autocomplete(coalicion=self._coalitions, partido=self._parties)(tuit)
+        self.tree.add_command(app_commands.Command(
+            name="tuit", description="Un tuit ficticio de un político chileno que no existe", callback=tuit,
+        ))
+
+        async def otra(interaction: discord.Interaction) -> None:
+            await self._answer(interaction, self.core.again(self.origin(interaction)))
+
+        async def ayuda(interaction: discord.Interaction) -> None:
+            await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/ayuda")))
+
+        async def opciones(interaction: discord.Interaction) -> None:
+            await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/opciones")))
+
+        async def comando(interaction: discord.Interaction, texto: str) -> None:
+            command = "/" + texto.strip().lstrip("/")
+            await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), command)))
+
+        comando = app_commands.describe(texto="el comando y sus argumentos, p. ej. «revisar»")(comando)
+        for name, description, callback in (
+            ("otra", "Otro tuit con las mismas opciones que el anterior", otra),
+            ("ayuda", "Cómo pedir un tuit", ayuda),
+            ("opciones", "Lados, coaliciones, partidos y sentimientos", opciones),
+            ("comando", "Cualquier otro comando del bot (revisión, etc.)", comando),
+        ):
+            self.tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
+
+    async def _coalitions(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        from bot.catalog import normalize
+
+        typed = normalize(current or "")
+        names = [c for c in self.core.catalog.coalitions if typed in normalize(c)]
+        return [app_commands.Choice(name=fit(c, CHOICE_NAME), value=c[:CHOICE_NAME]) for c in names][:CHOICES]
+
+    async def _parties(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        from bot.catalog import normalize
+
+        typed = normalize(current or "")
+        found = [
+            p for p in self.core.catalog.parties.values()
+            if typed in normalize(p.key) or typed in normalize(p.name)
+        ]
+        return [
+            app_commands.Choice(name=fit(f"{p.key} · {p.name}", CHOICE_NAME), value=p.key[:CHOICE_NAME])
+            for p in found
+        ][:CHOICES]
+
+    async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply]) -> None:
+        """Defer at once (Discord waits 3 s), then answer with a follow-up."""
+        task = asyncio.ensure_future(work)
+        try:
+            await interaction.response.defer(thinking=True)
+        except discord.HTTPException as exc:
+            task.cancel()
+            log.info("discord: could not defer: %s", exc)
+            return
+        reply = await task
+        await self._send(interaction.followup, reply, interaction=interaction)
+
+    # -- buttons and everything else ---------------------------------------------------------
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        if interaction.type is not discord.InteractionType.component:
+            return  # slash commands and autocomplete go through the command tree
+        data = interaction.data or {}
+        custom_id = str(data.get("custom_id", ""))[:CUSTOM_ID]
+        try:
+            await self._press(interaction, custom_id)
+        except Exception:
+            log.exception("discord: button %r failed", custom_id)
+            await _quietly(_ephemeral(interaction, FAILURE))
+
+    async def _press(self, interaction: discord.Interaction, custom_id: str) -> None:
+        work = asyncio.ensure_future(self.core.press(self.origin(interaction), custom_id))
+        done, _ = await asyncio.wait({work}, timeout=BUTTON_QUICK_S)
+        if not done:
+            await interaction.response.defer(thinking=True)
+        reply = await work
+        if reply.kind == "tweet":
+            if not interaction.response.is_done():
+                await interaction.response.defer(thinking=True)
+            await self._send(interaction.followup, reply, interaction=interaction)
+        elif not interaction.response.is_done():
+            await interaction.response.send_message(fit(reply.text, CONTENT), ephemeral=True)
+        else:
+            await self._send(interaction.followup, reply, interaction=interaction)
+
+    async def _on_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.CommandNotFound | app_commands.TransformerError):
+            # A command Discord still lists but this version lacks, or an option value that
+            # does not fit its type: the user's input, not our failure.
+            log.info("discord: %s", error)
+            await _quietly(_ephemeral(interaction, UNKNOWN_COMMAND))
+            return
+        log.error("discord: command failed", exc_info=error)
+        await _quietly(_ephemeral(interaction, FAILURE))
+
+    # -- sending -----------------------------------------------------------------------------
+    async def _send(
+        self, webhook: discord.Webhook, reply: Reply, *, interaction: discord.Interaction | None = None
+    ) -> None:
+        """Post ``reply`` through a follow-up webhook; errors privately, tweets marked sent."""
+        if reply.is_error:
+            if interaction is not None:
+                # The deferred "thinking" message is public; an error replaces it privately.
+                await _quietly(interaction.delete_original_response())
+            await _quietly(webhook.send(fit(reply.text, CONTENT), ephemeral=True))
+            return
+        tweet = reply.tweet if reply.kind == "tweet" else None
+        if tweet is None:
+            for part in chunks(reply.text, CONTENT):
+                await _quietly(webhook.send(part))
+            return
+        view = buttons_view(reply)
+        kwargs: dict[str, Any] = {"view": view} if view is not None else {}
+        content = fit(reply.text, CONTENT)
+        if self.render != "text":
+            from bot.card import render_card
+
+            png = await asyncio.to_thread(render_card, tweet)
+            kwargs["file"] = discord.File(io.BytesIO(png), filename="tuit.png")
+            content = content if self.render == "both" else FICTION_LABEL
+        message = await _quietly(webhook.send(content, wait=True, **kwargs))
+        if message is not None:
+            await self.core.mark_sent(tweet.generation_id, f"{message.channel.id}:{message.id}")
+
+    def origin(self, interaction: discord.Interaction) -> Origin:
+        user = interaction.user
+        channel_id = interaction.channel_id or user.id
+        return Origin(
+            platform=PLATFORM,
+            user_id=str(user.id),
+            chat_id=str(channel_id),
+            user_name=(user.display_name or user.name or str(user.id))[:NAME_CHARS],
+            chat_kind="guild" if interaction.guild_id else "dm",
+            chat_title=(interaction.guild.name if interaction.guild else "")[:NAME_CHARS],
+            message_id=str(interaction.id),
+            reply_ref={"application_id": str(interaction.application_id), "interaction_token": interaction.token},
+        )
+
+
+def buttons_view(reply: Reply) -> discord.ui.View | None:
+    """The reply's buttons as one row; stopped, so discord.py leaves their presses to us."""
+    buttons = [b for b in reply.buttons if len(b.data) <= CUSTOM_ID][:5]
+    if not buttons:
+        return None
+    view = discord.ui.View(timeout=None)
+    for button in buttons:
+        view.add_item(discord.ui.Button(
+            label=button.label[:BUTTON_LABEL], custom_id=button.data, style=discord.ButtonStyle.secondary
+        ))
+    view.stop()
+    return view
+
+
+def _unquote(value: str) -> str:
+    return value.replace('"', "").replace("“", "").replace("”", "")
+
+
+async def _ephemeral(interaction: discord.Interaction, text: str) -> None:
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def _quietly(call: Awaitable[Any]) -> Any:
+    """A Discord call whose refusal (expired token, deleted message) must not end the handler."""
+    try:
+        return await call
+    except discord.HTTPException as exc:
+        log.info("discord refused a call: %s", exc)
+    except (TimeoutError, discord.ClientException) as exc:
+        log.warning("discord call failed: %s", exc)
+    return None

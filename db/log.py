@@ -1,0 +1,414 @@
+"""The generation log: every request, from arrival (``pending``) to its answer, and every tweet.
+
+Knows nothing of bots: callers pass primitive values. Every write is a *record* (a plain,
+JSON-able dict) applied by :func:`apply` in its own committed transaction, so that a write can
+be stored elsewhere while the database is down and replayed later exactly as it would have run
+(``db/spool.py`` wraps :meth:`GenerationLog.write`). Each record carries its own timestamp
+(``at``) for the same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from db.engine import create_engine
+from db.models import Chat, Generation, Rating, Request, User, utcnow
+from db.spool import Spool, is_connection_error
+
+
+@dataclass(frozen=True)
+class NewGeneration:
+    """A candidate tweet to store with a finished request (``shown``: the one users saw)."""
+
+    text: str
+    tokens: int = 0
+    latency_ms: float = 0.0
+    seed: int | None = None
+    shown: bool = True
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    """A request as stored, with what a restarted bot needs to answer it."""
+
+    id: int
+    created_at: datetime
+    platform: str
+    user_external_id: str
+    user_name: str
+    chat_external_id: str
+    chat_kind: str
+    chat_title: str
+    raw_command: str
+    status: str
+    controls: dict[str, Any]
+    model: str
+    seed: int | None
+    reply_to: dict[str, Any]
+    parent_id: int | None
+    generation_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggedGeneration:
+    """A stored tweet with the request it answered."""
+
+    id: int
+    request_id: int
+    text: str
+    seed: int | None
+    tokens: int
+    latency_ms: float
+    shown: bool
+    review_status: str
+    message_ref: str
+    created_at: datetime
+    platform: str
+    user_external_id: str
+    chat_external_id: str
+    model: str
+    controls: dict[str, Any] = field(default_factory=dict)
+    side: str = ""
+    coalition: str = ""
+    party: str = ""
+    sentiment: str = ""
+    request_latency_ms: float | None = None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _text(value: str, limit: int | None = None) -> str:
+    """Text as every database accepts it: PostgreSQL refuses NUL characters."""
+    cleaned = value.replace("\x00", "\ufffd")
+    return cleaned[:limit] if limit else cleaned
+
+
+def _at(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["at"]) if record.get("at") else utcnow()
+
+
+# -- writes: one function per record kind ------------------------------------------------------
+
+
+async def _user(session: AsyncSession, platform: str, external_id: str, name: str, at: datetime) -> User:
+    """The user row, created on first sight (a concurrent creator wins cleanly)."""
+    query = select(User).where(User.platform == platform, User.external_id == external_id)
+    user = await session.scalar(query)
+    if user is None:
+        try:
+            async with session.begin_nested():
+                user = User(platform=platform, external_id=external_id,
+                            display_name=_text(name, 256), first_seen=at, last_seen=at)
+                session.add(user)
+        except IntegrityError:
+            user = await session.scalar(query)
+            assert user is not None
+    user.last_seen = at
+    if name:
+        user.display_name = _text(name, 256)
+    return user
+
+
+async def _chat(session: AsyncSession, platform: str, external_id: str, kind: str, title: str,
+                at: datetime) -> Chat:
+    query = select(Chat).where(Chat.platform == platform, Chat.external_id == external_id)
+    chat = await session.scalar(query)
+    if chat is None:
+        try:
+            async with session.begin_nested():
+                chat = Chat(platform=platform, external_id=external_id, kind=kind,
+                            title=_text(title, 256), first_seen=at)
+                session.add(chat)
+        except IntegrityError:
+            chat = await session.scalar(query)
+            assert chat is not None
+    if title:
+        chat.title = _text(title, 256)
+    return chat
+
+
+async def _begin(session: AsyncSession, r: dict[str, Any]) -> int:
+    at = _at(r)
+    user = await _user(session, r["platform"], r["user_external_id"], r.get("user_name", ""), at)
+    chat = await _chat(session, r["platform"], r["chat_external_id"], r.get("chat_kind", "private"),
+                       r.get("chat_title", ""), at)
+    request = Request(
+        created_at=at, platform=r["platform"], user_id=user.id, chat_id=chat.id,
+        raw_command=_text(r["raw_command"]), reply_to=r.get("reply_to") or {},
+        parent_id=r.get("parent_id"), status="pending",
+    )
+    session.add(request)
+    await session.flush()
+    return request.id
+
+
+async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int]:
+    at = _at(r)
+    request = await session.get(Request, r["request_id"])
+    if request is None:
+        raise LookupError(f"no request {r['request_id']}")
+    for key in ("status", "controls", "side", "coalition", "party", "sentiment", "model", "prompt",
+                "params", "seed", "error", "queue_ms", "latency_ms"):
+        if key in r:
+            value = r[key]
+            setattr(request, key, _text(value) if isinstance(value, str) else value)
+    request.finished_at = at
+    rows = [
+        Generation(request_id=request.id, created_at=at, candidate=index, text=_text(g["text"]),
+                   tokens=g.get("tokens", 0), latency_ms=g.get("latency_ms", 0.0),
+                   seed=g.get("seed"), shown=g.get("shown", True))
+        for index, g in enumerate(r.get("generations", ()))
+    ]
+    session.add_all(rows)
+    await session.flush()
+    return [row.id for row in rows]
+
+
+async def _mark_sent(session: AsyncSession, r: dict[str, Any]) -> bool:
+    result = await session.execute(
+        update(Generation).where(Generation.id == r["generation_id"])
+        .values(message_ref=str(r["message_ref"])[:128], sent_at=_at(r))
+    )
+    return bool(result.rowcount)
+
+
+async def _rate(session: AsyncSession, r: dict[str, Any]) -> bool:
+    if await session.get(Generation, r["generation_id"]) is None:
+        return False
+    at = _at(r)
+    user = await _user(session, r["platform"], r["user_external_id"], r.get("user_name", ""), at)
+    query = select(Rating).where(Rating.generation_id == r["generation_id"], Rating.user_id == user.id)
+    rating = await session.scalar(query)
+    if rating is None:
+        try:
+            async with session.begin_nested():
+                session.add(Rating(generation_id=r["generation_id"], user_id=user.id,
+                                   value=r["value"], created_at=at))
+            return True
+        except IntegrityError:
+            rating = await session.scalar(query)
+            assert rating is not None
+    rating.value, rating.created_at = r["value"], at
+    return True
+
+
+async def _expire(session: AsyncSession, r: dict[str, Any]) -> int:
+    """Mark pending requests ``expired``: one (``request_id``) or all older than ``before``."""
+    query = update(Request).where(Request.status == "pending")
+    if r.get("request_id") is not None:
+        query = query.where(Request.id == r["request_id"])
+    if r.get("before"):
+        query = query.where(Request.created_at < datetime.fromisoformat(r["before"]))
+    if r.get("platform"):
+        query = query.where(Request.platform == r["platform"])
+    result = await session.execute(query.values(status="expired", finished_at=_at(r)))
+    return int(result.rowcount or 0)
+
+
+Writer = Callable[[AsyncSession, dict[str, Any]], Awaitable[Any]]
+#: Record kind → the function that applies it. Replaying a record means calling :func:`apply`.
+WRITERS: dict[str, Writer] = {
+    "begin": _begin, "finish": _finish, "mark_sent": _mark_sent, "rate": _rate, "expire": _expire,
+}
+
+
+async def apply(kind: str, record: dict[str, Any], session: AsyncSession) -> Any:
+    """Apply one write record inside ``session``'s transaction (the caller commits)."""
+    return await WRITERS[kind](session, record)
+
+
+class GenerationLog:
+    """Reads and writes of the log; every write is committed before the method returns."""
+
+    def __init__(self, engine: AsyncEngine, spool_path: str | None = None) -> None:
+        self.engine = engine
+        #: Where ``db/spool.py`` keeps records while the database is unreachable.
+        self.spool_path = spool_path
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False)
+        self.spool = Spool(spool_path, self.sessions, apply) if spool_path else None
+
+    @classmethod
+    async def open(cls, url: str, spool_path: str | None = None, echo: bool = False) -> GenerationLog:
+        """Connect to ``url`` (the schema must exist: see ``db.migrate.upgrade``)."""
+        return cls(create_engine(url, echo=echo), spool_path)
+
+    async def aclose(self) -> None:
+        if self.spool is not None:
+            await self.spool.aclose()
+        await self.engine.dispose()
+
+    async def write(self, kind: str, record: dict[str, Any]) -> Any:
+        """Apply one record in its own transaction and commit it (or spool it: db/spool.py)."""
+        if self.spool is not None:
+            return await self.spool.write(kind, record)
+        async with self.sessions() as session, session.begin():
+            return await apply(kind, record, session)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    async def begin(
+        self, platform: str, user_external_id: str, user_name: str, chat_external_id: str,
+        chat_kind: str, chat_title: str, raw_command: str, reply_to: dict[str, Any] | None = None,
+        parent_id: int | None = None,
+    ) -> int:
+        """Log an incoming command as ``pending`` (committed) and return the request id."""
+        return await self.write("begin", {
+            "at": utcnow().isoformat(), "platform": platform, "user_external_id": str(user_external_id),
+            "user_name": user_name, "chat_external_id": str(chat_external_id), "chat_kind": chat_kind,
+            "chat_title": chat_title, "raw_command": raw_command, "reply_to": dict(reply_to or {}),
+            "parent_id": parent_id,
+        })
+
+    async def finish(
+        self, request_id: int, status: str, *, controls: dict[str, Any] | None = None,
+        side: str = "", coalition: str = "", party: str = "", sentiment: str = "", model: str = "",
+        prompt: str = "", params: dict[str, Any] | None = None, seed: int | None = None,
+        error: str = "", queue_ms: float | None = None, latency_ms: float | None = None,
+        generations: list[NewGeneration] | None = None,
+    ) -> list[int]:
+        """Record a request's outcome and its tweets (committed); returns the tweets' ids."""
+        return await self.write("finish", {
+            "at": utcnow().isoformat(), "request_id": request_id, "status": status,
+            "controls": dict(controls or {}), "side": side, "coalition": coalition, "party": party,
+            "sentiment": sentiment, "model": model, "prompt": prompt, "params": dict(params or {}),
+            "seed": seed, "error": error, "queue_ms": queue_ms, "latency_ms": latency_ms,
+            "generations": [asdict(g) for g in generations or ()],
+        })
+
+    async def mark_sent(self, generation_id: int, message_ref: str) -> bool:
+        """Store the platform message id that carried a tweet; False for an unknown tweet."""
+        return await self.write("mark_sent", {
+            "at": utcnow().isoformat(), "generation_id": generation_id, "message_ref": message_ref,
+        })
+
+    async def rate(self, platform: str, user_external_id: str, generation_id: int, value: int,
+                   user_name: str = "") -> bool:
+        """A user's 👍 (+1) or 👎 (-1), replacing their earlier one; False for an unknown tweet."""
+        return await self.write("rate", {
+            "at": utcnow().isoformat(), "platform": platform, "user_external_id": str(user_external_id),
+            "user_name": user_name, "generation_id": generation_id, "value": 1 if value > 0 else -1,
+        })
+
+    async def expire(self, request_id: int) -> bool:
+        """Give up on one pending request (it will not be answered)."""
+        return bool(await self.write("expire", {"at": utcnow().isoformat(), "request_id": request_id}))
+
+    async def expire_older_than(self, max_age_s: float, platform: str | None = None) -> int:
+        """Give up on pending requests older than ``max_age_s``; returns how many."""
+        now = utcnow()
+        return await self.write("expire", {
+            "at": now.isoformat(), "before": (now - timedelta(seconds=max_age_s)).isoformat(),
+            "platform": platform,
+        })
+
+    # -- reads -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _request_query() -> Select[tuple[Request, User, Chat]]:
+        return (
+            select(Request, User, Chat)
+            .outerjoin(User, Request.user_id == User.id)
+            .outerjoin(Chat, Request.chat_id == Chat.id)
+        )
+
+    @staticmethod
+    def _logged_request(request: Request, user: User | None, chat: Chat | None,
+                        generation_ids: tuple[int, ...] = ()) -> LoggedRequest:
+        return LoggedRequest(
+            id=request.id, created_at=_aware(request.created_at), platform=request.platform,
+            user_external_id=user.external_id if user else "", user_name=user.display_name if user else "",
+            chat_external_id=chat.external_id if chat else "", chat_kind=chat.kind if chat else "",
+            chat_title=chat.title if chat else "", raw_command=request.raw_command,
+            status=request.status, controls=dict(request.controls or {}), model=request.model,
+            seed=request.seed, reply_to=dict(request.reply_to or {}), parent_id=request.parent_id,
+            generation_ids=generation_ids,
+        )
+
+    async def request(self, request_id: int) -> LoggedRequest | None:
+        request_id = self.spool.resolve(request_id) if self.spool else request_id
+        async with self.sessions() as session:
+            row = (await session.execute(self._request_query().where(Request.id == request_id))).first()
+            if row is None:
+                return None
+            ids = tuple((await session.scalars(
+                select(Generation.id).where(Generation.request_id == request_id).order_by(Generation.candidate)
+            )).all())
+            return self._logged_request(*row, generation_ids=ids)
+
+    async def last_request(self, platform: str, user_external_id: str, chat_external_id: str,
+                           status: str = "ok") -> LoggedRequest | None:
+        """The user's latest request in that chat with ``status`` (what ``/otra`` repeats)."""
+        async with self.sessions() as session:
+            query = (
+                self._request_query()
+                .where(Request.platform == platform, User.external_id == str(user_external_id),
+                       Chat.external_id == str(chat_external_id), Request.status == status)
+                .order_by(Request.id.desc()).limit(1)
+            )
+            row = (await session.execute(query)).first()
+            return self._logged_request(*row) if row else None
+
+    async def pending(self, max_age_s: float | None = None, platform: str | None = None) -> list[LoggedRequest]:
+        """Requests still ``pending`` (unanswered, e.g. after a crash), oldest first."""
+        query = self._request_query().where(Request.status == "pending")
+        if max_age_s is not None:
+            query = query.where(Request.created_at >= utcnow() - timedelta(seconds=max_age_s))
+        if platform:
+            query = query.where(Request.platform == platform)
+        async with self.sessions() as session:
+            rows = (await session.execute(query.order_by(Request.id))).all()
+            return [self._logged_request(*row) for row in rows]
+
+    async def generation(self, generation_id: int) -> LoggedGeneration | None:
+        generation_id = self.spool.resolve(generation_id) if self.spool else generation_id
+        author, place = aliased(User), aliased(Chat)
+        query = (
+            select(Generation, Request, author, place)
+            .join(Request, Generation.request_id == Request.id)
+            .outerjoin(author, Request.user_id == author.id)
+            .outerjoin(place, Request.chat_id == place.id)
+            .where(Generation.id == generation_id)
+        )
+        async with self.sessions() as session:
+            row = (await session.execute(query)).first()
+        if row is None:
+            return None
+        gen, request, user, chat = row
+        return LoggedGeneration(
+            id=gen.id, request_id=request.id, text=gen.text, seed=gen.seed, tokens=gen.tokens,
+            latency_ms=gen.latency_ms, shown=gen.shown, review_status=gen.review_status,
+            message_ref=gen.message_ref, created_at=_aware(gen.created_at), platform=request.platform,
+            user_external_id=user.external_id if user else "",
+            chat_external_id=chat.external_id if chat else "", model=request.model,
+            controls=dict(request.controls or {}), side=request.side, coalition=request.coalition,
+            party=request.party, sentiment=request.sentiment, request_latency_ms=request.latency_ms,
+        )
+
+    async def is_banned(self, platform: str, user_external_id: str) -> bool:
+        """Whether the user is banned; False while the database is unreachable (the bot keeps
+        answering during an outage, and its writes wait in the spool)."""
+        try:
+            async with self.sessions() as session:
+                banned = await session.scalar(
+                    select(User.banned).where(User.platform == platform, User.external_id == str(user_external_id))
+                )
+                return bool(banned)
+        except Exception as exc:
+            if self.spool is None or not is_connection_error(exc):
+                raise
+            logging.getLogger(__name__).warning("ban check skipped: database unreachable")
+            return False

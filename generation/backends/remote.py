@@ -1,0 +1,279 @@
+"""The remote backend: completions from OpenAI-style servers (``politico serve`` or vLLM).
+
+The bot builds the prompt itself (``PromptSpec.text()``) and sends text, so one bot works with
+either server. Each request goes to the next healthy endpoint in turn; a connection error, a
+timeout or a 5xx moves it on to another endpoint, and an endpoint that keeps failing is taken
+out for a while (a circuit breaker) so that requests stop paying its timeout. When no endpoint
+can take the work, the caller gets :class:`EngineBusy` at once: the bot tells the user "busy"
+instead of leaving them waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from generation.settings import GenerationSettings
+from generation.types import (
+    Completion,
+    EngineBusy,
+    EngineClosed,
+    GenerationError,
+    GenerationTimeout,
+    PromptSpec,
+    SamplingParams,
+    UnknownModel,
+)
+
+log = logging.getLogger(__name__)
+
+#: A dead host refuses or times out on connect; this caps what one attempt may spend on that,
+#: so that trying the next endpoint still fits in the request's time budget.
+CONNECT_TIMEOUT_S = 2.0
+
+
+class CircuitBreaker:
+    """Closed → open after ``threshold`` consecutive failures → half-open after ``cooldown_s``.
+
+    Half-open lets one request through as a probe: success closes the circuit, failure opens it
+    for another cooldown. Small enough to keep here rather than add a dependency for it.
+    """
+
+    def __init__(self, threshold: int, cooldown_s: float, clock: Callable[[], float] = time.monotonic):
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at >= self.cooldown_s:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        """May a request go to this endpoint now? Claims the probe slot when half-open."""
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half-open" and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def abandon(self) -> None:
+        """The probe was cancelled before it told us anything: let the next request probe."""
+        self._probing = False
+
+    def success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def failure(self) -> None:
+        self._failures += 1
+        self._probing = False
+        if self._opened_at is not None or self._failures >= self.threshold:
+            self._opened_at = self._clock()
+
+
+@dataclass
+class Endpoint:
+    """One completions server: its base URL (ending in ``/v1``) and its breaker."""
+
+    base_url: str
+    breaker: CircuitBreaker
+
+    @property
+    def completions_url(self) -> str:
+        return f"{self.base_url}/completions"
+
+
+def normalise_base_url(url: str) -> str:
+    """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def request_body(served_model: str, prompt: str, params: SamplingParams, seed: int, n: int) -> dict[str, Any]:
+    """The ``/v1/completions`` body: OpenAI fields, vLLM's sampling extras, and ours.
+
+    vLLM ignores (and logs) fields it does not know, so ``no_repeat_ngram_size`` and
+    ``bad_words`` are only sent when they are in use, and ``top_k`` only when it is on.
+    """
+    body: dict[str, Any] = {
+        "model": served_model,
+        "prompt": prompt,
+        "max_tokens": params.max_new_tokens,
+        "min_tokens": params.min_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "repetition_penalty": params.repetition_penalty,
+        "ignore_eos": params.ignore_eos,
+        "n": n,
+        "seed": seed,
+        "stop": list(params.stop),
+    }
+    if params.top_k > 0:  # older vLLM refuses 0 ("off" there is -1); leaving it out is "off" everywhere
+        body["top_k"] = params.top_k
+    if params.no_repeat_ngram_size:
+        body["no_repeat_ngram_size"] = params.no_repeat_ngram_size
+    if params.banned:
+        body["bad_words"] = list(params.banned)
+    return body
+
+
+def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
+    """Completions from a response body; token counts come from ``usage`` when choices lack them."""
+    try:
+        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+        texts = [str(c["text"]) for c in choices]
+    except (KeyError, TypeError) as exc:
+        raise GenerationError(f"malformed completions response: {exc!r}") from None
+    if len(texts) != n:
+        raise GenerationError(f"asked for {n} completions, the server sent {len(texts)}")
+    usage = payload.get("usage") or {}
+    total = int(usage.get("completion_tokens") or 0)
+    # OpenAI reports tokens for the whole request only; spread them over the choices.
+    shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    out = []
+    for choice, text, share in zip(choices, texts, shares, strict=True):
+        token_ids = choice.get("token_ids")
+        tokens = len(token_ids) if isinstance(token_ids, list) else share
+        finish = "length" if choice.get("finish_reason") == "length" else "stop"
+        out.append(Completion(text=text, tokens=tokens, finish_reason=finish))
+    return out
+
+
+def error_message(response: httpx.Response) -> str:
+    """The ``error.message`` of an OpenAI-style error body, or the start of the raw body."""
+    try:
+        error = response.json().get("error")
+    except ValueError:
+        error = None
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return response.text[:200]
+
+
+class RemoteBackend:
+    """A :class:`generation.types.Backend` over one or more completions endpoints."""
+
+    def __init__(
+        self, settings: GenerationSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        remote = settings.remote
+        self._timeout_s = remote.timeout_s
+        self._served = {name: remote.served_names.get(name) or name for name in settings.models}
+        self.endpoints = [
+            Endpoint(normalise_base_url(str(url)), CircuitBreaker(remote.failure_threshold, remote.cooldown_s))
+            for url in remote.endpoints
+        ]
+        self._turn = itertools.count()
+        headers = {"Authorization": f"Bearer {remote.api_key}"} if remote.api_key else {}
+        self._client = httpx.AsyncClient(headers=headers, transport=transport)
+        self._closed = False
+
+    async def start(self) -> None:
+        """Say in the log which endpoints answer and whether they serve our models.
+
+        Only warnings: the inference tier may come up after the bots, and requests find the
+        endpoints that work whatever this saw.
+        """
+        wanted = set(self._served.values())
+        for endpoint in self.endpoints:
+            try:
+                response = await self._client.get(f"{endpoint.base_url}/models", timeout=CONNECT_TIMEOUT_S)
+                response.raise_for_status()
+                served = {str(model["id"]) for model in response.json()["data"]}
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("completions endpoint %s is not answering yet: %s", endpoint.base_url, exc)
+                continue
+            missing = sorted(wanted - served)
+            if missing:
+                log.warning("completions endpoint %s does not serve %s", endpoint.base_url, ", ".join(missing))
+            else:
+                log.info("completions endpoint %s serves %s", endpoint.base_url, ", ".join(sorted(wanted)))
+
+    def _order(self) -> Sequence[Endpoint]:
+        """Endpoints starting from the next in turn (round robin spreads the load)."""
+        start = next(self._turn) % len(self.endpoints)
+        return [*self.endpoints[start:], *self.endpoints[:start]]
+
+    async def complete(
+        self, model: str, prompt: PromptSpec, params: SamplingParams, seed: int, n: int = 1
+    ) -> list[Completion]:
+        if self._closed:
+            raise EngineClosed("the remote backend is closed")
+        if model not in self._served:
+            raise UnknownModel(model)
+        body = request_body(self._served[model], prompt.text(), params, seed, n)
+        deadline = time.monotonic() + self._timeout_s
+        timed_out = False
+        for endpoint in self._order():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if not endpoint.breaker.allow():
+                continue
+            timeout = httpx.Timeout(remaining, connect=min(CONNECT_TIMEOUT_S, remaining))
+            try:
+                response = await self._client.post(endpoint.completions_url, json=body, timeout=timeout)
+            except asyncio.CancelledError:
+                endpoint.breaker.abandon()
+                raise
+            except httpx.TimeoutException:
+                log.warning("completions endpoint %s timed out", endpoint.base_url)
+                endpoint.breaker.failure()
+                timed_out = True
+                continue
+            except httpx.TransportError as exc:
+                log.warning("completions endpoint %s unreachable: %s", endpoint.base_url, exc)
+                endpoint.breaker.failure()
+                continue
+            if response.status_code == 200:
+                try:
+                    payload = response.json()
+                except ValueError:
+                    log.warning("completions endpoint %s sent a body that is not JSON", endpoint.base_url)
+                    endpoint.breaker.failure()
+                    continue
+                endpoint.breaker.success()
+                return parse_choices(payload, n)
+            if response.status_code == 429:
+                # Busy is a healthy answer: try elsewhere, but do not count it against the endpoint.
+                endpoint.breaker.success()
+                continue
+            if response.status_code >= 500:
+                log.warning(
+                    "completions endpoint %s answered %d: %s",
+                    endpoint.base_url, response.status_code, error_message(response),
+                )
+                endpoint.breaker.failure()
+                continue
+            endpoint.breaker.success()
+            if response.status_code == 404:
+                raise UnknownModel(f"{model} ({error_message(response)})")
+            # Any other 4xx is a request this bot should never send: a bug or a misconfiguration.
+            raise GenerationError(f"{endpoint.base_url} refused the request ({response.status_code}): {error_message(response)}")
+        if timed_out:
+            raise GenerationTimeout(f"no completions endpoint answered within {self._timeout_s:g} s")
+        raise EngineBusy("every completions endpoint is busy or unreachable")
+
+    async def aclose(self) -> None:
+        """Stop taking work and close the connection pool (in-flight requests finish first
+        because the bot awaits them before closing its backend)."""
+        self._closed = True
+        await self._client.aclose()

@@ -1,0 +1,329 @@
+"""``politico bench``: what batching buys, measured in one run on this machine.
+
+Builds a GPT-2 small sized model (124M parameters, random weights: speed does not depend on what
+the weights say, and nothing is downloaded) with a thesis-style tokenizer, then times, for
+fixed-length tweets: the thesis's decoding (10 beams + sampling) one request at a time, plain
+sampling one request at a time, one bare batched ``generate`` call, and the engine with 1, 8 and
+32 concurrent clients, while a ticker measures how late the event loop wakes up. Ratios within
+one run are what count: absolute figures depend on the machine and on what else it is doing.
+
+Run ``python -m generation.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
+few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from generation.engine import Engine
+from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
+from generation.registry import LoadedModel, ModelRegistry
+from generation.settings import EngineSettings, ModelSpec
+from generation.types import SamplingParams
+
+CORPUS = [
+    "El gobierno anunció hoy una reforma a las pensiones para todos los chilenos.",
+    "Vamos a defender la educación pública, gratuita y de calidad en todo Chile.",
+    "La seguridad ciudadana es prioridad: más carabineros en las calles.",
+    "Hoy conversamos con vecinos de Puente Alto sobre vivienda y transporte.",
+    "No podemos aceptar más abusos: salud digna para las familias de Chile.",
+]
+#: Prompts of different lengths, so batches are really left-padded.
+FIELDS = [
+    ControlFields(partido="UDI"),
+    ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"),
+    ControlFields(coalicion="Frente Amplio", partido="RD", entidades=("Valparaíso",), hashtags=("Chile",)),
+    ControlFields(coalicion="Nueva Mayoría", partido="PS", frases=("salud digna para las familias",)),
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Model size and how many requests each phase makes."""
+
+    layers: int
+    width: int
+    heads: int
+    vocab: int
+    positions: int
+    tokens: int
+    thesis_requests: int
+    sequential_requests: int
+    bare_batches: int
+    concurrency: tuple[int, ...]
+    requests_per_client: dict[int, int]
+    #: How long the ticker runs alone first, to measure the machine's own scheduling noise.
+    idle_probe_s: float
+
+
+FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0)
+QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3)
+
+
+def build_model(folder: Path, plan: Plan) -> Path:
+    """A randomly initialised GPT-2 and a byte-level BPE tokenizer with the thesis's tokens."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        CORPUS * 4, vocab_size=min(plan.vocab, 600), min_frequency=1,
+        special_tokens=["<|endoftext|>", *CONTROL_TOKENS], show_progress=False,
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe._tokenizer, bos_token=TWEET, eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        additional_special_tokens=[t for t in CONTROL_TOKENS if t != TWEET],
+    )
+    config = GPT2Config(
+        vocab_size=plan.vocab, n_positions=plan.positions, n_embd=plan.width, n_layer=plan.layers,
+        n_head=plan.heads, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {
+        "requests": len(latencies),
+        "seconds": round(seconds, 3),
+        "tweets_per_s": round(len(latencies) / seconds, 3),
+        "latency_ms": {
+            "mean": round(statistics.fmean(ordered) * 1000, 1),
+            "p50": round(ordered[len(ordered) // 2] * 1000, 1),
+            "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 1),
+        },
+    }
+
+
+class LagProbe:
+    """How late a 5 ms ticker wakes up: the event loop's responsiveness while work runs."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.lags.append(time.perf_counter() - before - self.interval)
+
+    def __enter__(self) -> LagProbe:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    def report(self) -> dict[str, float]:
+        ordered = sorted(self.lags) or [0.0]
+        return {
+            "max": round(ordered[-1] * 1000, 2),
+            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        }
+
+
+class Bench:
+    def __init__(self, lm: LoadedModel, plan: Plan) -> None:
+        self.lm = lm
+        self.plan = plan
+        self.prompts: list[Encoded] = [encode_prompt(lm.tokenizer, f) for f in FIELDS]
+        self.eos = lm.tokenizer.eos_token_id
+
+    def prompt(self, i: int) -> Encoded:
+        return self.prompts[i % len(self.prompts)]
+
+    @torch.inference_mode()
+    def generate(self, indices: list[int], tokens: int | None = None, **decoding: Any) -> None:
+        """One bare ``generate`` call over left-padded prompts (the thesis's own way)."""
+        prompts = [self.prompt(i) for i in indices]
+        width = max(len(p.input_ids) for p in prompts)
+        ids = torch.full((len(prompts), width), self.eos, dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        for row, p in enumerate(prompts):
+            n = len(p.input_ids)
+            ids[row, width - n:] = torch.tensor(p.input_ids)
+            types[row, width - n:] = torch.tensor(p.token_type_ids)
+            mask[row, width - n:] = 1
+        tokens = tokens or self.plan.tokens
+        self.lm.model.generate(
+            ids, attention_mask=mask, token_type_ids=types, max_new_tokens=tokens,
+            min_new_tokens=tokens, pad_token_id=self.eos, **decoding,
+        )
+
+    def sequential(self, name: str, count: int, **decoding: Any) -> dict[str, Any]:
+        self.generate([0], tokens=2, **decoding)  # warm-up, untimed
+        latencies = []
+        started = time.perf_counter()
+        for i in tqdm(range(count), desc=name, file=sys.stderr, leave=False):
+            t = time.perf_counter()
+            torch.manual_seed(i)
+            self.generate([i], **decoding)
+            latencies.append(time.perf_counter() - t)
+        return summary(latencies, time.perf_counter() - started)
+
+    def batched(self, size: int, runs: int) -> dict[str, Any]:
+        self.generate([0, 1], tokens=2, do_sample=True, temperature=0.9, top_p=0.9)  # warm-up
+        latencies = []
+        started = time.perf_counter()
+        for run in tqdm(range(runs), desc=f"bare generate x{size}", file=sys.stderr, leave=False):
+            t = time.perf_counter()
+            torch.manual_seed(run)
+            self.generate(list(range(size)), do_sample=True, temperature=0.9, top_p=0.9)
+            latencies.extend([time.perf_counter() - t] * size)
+        return summary(latencies, time.perf_counter() - started)
+
+    async def engine(self, engine: Engine, clients: int, per_client: int) -> dict[str, Any]:
+        params = SamplingParams(
+            max_new_tokens=self.plan.tokens, min_new_tokens=self.plan.tokens, temperature=0.9, top_p=0.9
+        )
+        latencies: list[float] = []
+        bar = tqdm(total=clients * per_client, desc=f"engine c={clients}", file=sys.stderr, leave=False)
+        if not engine.stats()["requests"]:  # warm-up, untimed
+            short = replace(params, max_new_tokens=2, min_new_tokens=2)
+            await engine.generate(self.lm.name, self.prompt(0).input_ids, self.prompt(0).token_type_ids, short, seed=0)
+
+        async def request(i: int) -> None:
+            p = self.prompt(i)
+            t = time.perf_counter()
+            await engine.generate(self.lm.name, p.input_ids, p.token_type_ids, params, seed=i)
+            latencies.append(time.perf_counter() - t)
+            bar.update()
+
+        async def client(c: int) -> None:
+            for k in range(per_client):
+                await request(c * per_client + k)
+
+        before = engine.stats()["batches"]
+        with LagProbe() as probe:
+            started = time.perf_counter()
+            await asyncio.gather(*(client(c) for c in range(clients)))
+            seconds = time.perf_counter() - started
+        bar.close()
+        stats = engine.stats()
+        result = summary(latencies, seconds)
+        result["batches"] = stats["batches"] - before
+        result["loop_lag_ms"] = probe.report()
+        return result
+
+
+def machine() -> dict[str, Any]:
+    import transformers
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
+    top, low = max(plan.concurrency), min(plan.concurrency)
+    engine_top, engine_low = phases[f"engine_c{top}"], phases[f"engine_c{low}"]
+    sequential, bare = phases["sampling_sequential"], phases[f"bare_generate_x{top}"]
+    out = {
+        f"engine_c{top}_vs_sequential_sampling": engine_top["tweets_per_s"] / sequential["tweets_per_s"],
+        f"engine_c{top}_vs_bare_batched": engine_top["tweets_per_s"] / bare["tweets_per_s"],
+        f"engine_c{low}_latency_vs_bare_generate": engine_low["latency_ms"]["mean"] / sequential["latency_ms"]["mean"],
+        "max_loop_lag_ms": max(p["loop_lag_ms"]["max"] for k, p in phases.items() if k.startswith("engine")),
+    }
+    out = {k: round(v, 3) for k, v in out.items()}
+    out["targets_met"] = {
+        "throughput_x4.5_sequential": out[f"engine_c{top}_vs_sequential_sampling"] >= 4.5,
+        "throughput_90pct_bare_batched": out[f"engine_c{top}_vs_bare_batched"] >= 0.9,
+        "latency_within_10pct": out[f"engine_c{low}_latency_vs_bare_generate"] <= 1.1,
+        "loop_lag_under_50ms": out["max_loop_lag_ms"] < 50,
+    }
+    return out
+
+
+async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
+    started = time.perf_counter()
+    build_model(folder, plan)
+    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")
+    registry = ModelRegistry({"bench": spec}, threads=threads)
+    lm = registry.get("bench")
+    bench = Bench(lm, plan)
+    params = sum(p.numel() for p in lm.model.parameters())
+    phases: dict[str, dict[str, Any]] = {}
+    env = machine()
+    phases["thesis_beams_sequential"] = bench.sequential(
+        "thesis 10 beams", plan.thesis_requests, do_sample=True, num_beams=10, temperature=0.9,
+        top_p=0.9, no_repeat_ngram_size=2,
+    )
+    phases["sampling_sequential"] = bench.sequential(
+        "sampling", plan.sequential_requests, do_sample=True, temperature=0.9, top_p=0.9
+    )
+    top = max(plan.concurrency)
+    # Phases compared with each other run back to back, so a change in the machine's load
+    # between them skews their ratio as little as it can.
+    with LagProbe() as idle:  # the machine's own scheduling noise, with no work in this process
+        await asyncio.sleep(plan.idle_probe_s)
+    engine = Engine(registry, EngineSettings(max_batch=top, queue_size=4 * top, request_timeout_s=3600))
+    try:
+        for clients in plan.concurrency:
+            phases[f"engine_c{clients}"] = await bench.engine(engine, clients, plan.requests_per_client[clients])
+    finally:
+        await engine.aclose()
+    phases[f"bare_generate_x{top}"] = bench.batched(top, plan.bare_batches)
+    env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    env["loop_lag_idle_ms"] = idle.report()
+    return {
+        "command": "politico bench" + (" --quick" if plan is QUICK else "") + (f" --threads {threads}" if threads else ""),
+        "machine": env,
+        "model": {"parameters": params, "layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
+        "new_tokens_per_tweet": plan.tokens,
+        "phases": phases,
+        "ratios": ratios(phases, plan),
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="politico bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="torch CPU threads (0: torch's default); 1 is steadier on a machine busy with other work",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="politico-bench-") as tmp:
+        report = asyncio.run(run(plan, Path(tmp), args.threads))
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

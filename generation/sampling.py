@@ -1,0 +1,368 @@
+"""Batched decoding with a KV cache, where every row has its own parameters and random stream.
+
+Hugging Face's ``generate`` applies one set of parameters to a whole batch, so requests with
+different temperatures or banned strings could not share a forward pass. This loop runs the model
+itself: left-padded prompts, position ids from the mask, one forward per step for all rows, and
+per-row logits processing done on the whole batch at once where it can be. Each row draws its
+randomness from its own generator seeded by the request, so a seed gives the same tweet whether
+the request decoded alone or beside thirty others. Rows that finish leave the batch (their cache
+is dropped), so short answers do not pay for long ones.
+
+Beam search (the thesis's decoding) has no per-row form here: such requests go one at a time
+through ``generate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from generation.registry import LoadedModel
+from generation.types import SamplingParams
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+#: ``generate`` draws from torch's global generator: one seeded call at a time per process.
+_GLOBAL_RNG = threading.Lock()
+
+
+def candidate_seed(seed: int, index: int) -> int:
+    """The seed of candidate ``index`` of a request: independent streams, reproducible."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & ((1 << 63) - 1)
+
+
+@dataclass
+class Row:
+    """One sequence to decode: a prompt, its parameters and its own seed."""
+
+    prompt_ids: list[int]
+    token_type_ids: list[int] | None
+    params: SamplingParams
+    seed: int
+    cancelled: Callable[[], bool] = lambda: False
+
+
+@dataclass
+class RowResult:
+    token_ids: list[int]
+    text: str
+    finish_reason: FinishReason
+
+
+def _byte_decoder() -> dict[str, int] | None:
+    try:
+        from transformers.convert_slow_tokenizer import bytes_to_unicode
+    except ImportError:  # pragma: no cover - very old or very new transformers
+        return None
+    return {char: byte for byte, char in bytes_to_unicode().items()}
+
+
+class TokenTable:
+    """What each token id writes, as bytes, and which ids can spell a banned string.
+
+    Byte-level BPE tokens may hold part of a UTF-8 character (``…`` can come out in three
+    tokens), so bans are decided on bytes: a token is refused when it contains a banned string
+    or completes one that the row's text already began.
+    """
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        self.eos_id: int | None = tokenizer.eos_token_id
+        pad = tokenizer.pad_token_id
+        self.pad_id: int = pad if pad is not None else (self.eos_id if self.eos_id is not None else 0)
+        special = set(tokenizer.all_special_ids)
+        tokens = tokenizer.convert_ids_to_tokens(list(range(min(vocab_size, len(tokenizer)))))
+        decoder = _byte_decoder()
+        byte_level = decoder is not None and all(
+            t is None or i in special or all(c in decoder for c in t) for i, t in enumerate(tokens)
+        )
+        pieces: list[bytes] = []
+        for i, token in enumerate(tokens):
+            if token is None or i in special:
+                pieces.append(b"")  # skipped from the text, so it never spells anything
+            elif byte_level:
+                pieces.append(bytes(decoder[c] for c in token))  # type: ignore[index]
+            else:
+                pieces.append(tokenizer.decode([i]).encode())
+        self.pieces = pieces
+        #: Ids the logits have but the tokenizer cannot write (embedding padding): never chosen.
+        self.invalid = torch.zeros(vocab_size, dtype=torch.bool)
+        self.invalid[len(pieces):] = True
+        self._containing: dict[bytes, list[int]] = {}
+        self._completing: dict[tuple[bytes, int], list[int]] = {}
+        self._lock = threading.Lock()
+
+    def piece(self, token: int) -> bytes:
+        return self.pieces[token] if token < len(self.pieces) else b""
+
+    def containing(self, banned: bytes) -> list[int]:
+        """Ids whose bytes contain ``banned`` whole."""
+        with self._lock:
+            if banned not in self._containing:
+                self._containing[banned] = [i for i, p in enumerate(self.pieces) if banned in p]
+            return self._containing[banned]
+
+    def completing(self, banned: bytes, done: int) -> list[int]:
+        """Ids that finish ``banned`` when the text already ends with its first ``done`` bytes."""
+        key = (banned, done)
+        with self._lock:
+            if key not in self._completing:
+                rest = banned[done:]
+                self._completing[key] = [i for i, p in enumerate(self.pieces) if p.startswith(rest)]
+            return self._completing[key]
+
+    def banned_ids(self, strings: tuple[str, ...]) -> list[int]:
+        """Every id that contains one of ``strings`` (for ``generate``'s ``bad_words_ids``)."""
+        return sorted({i for s in strings if s for i in self.containing(s.encode())})
+
+
+@dataclass
+class _State:
+    """Bookkeeping of one row while it decodes."""
+
+    row: Row
+    generator: torch.Generator
+    history: list[int]
+    generated: list[int] = field(default_factory=list)
+    text: bytearray = field(default_factory=bytearray)
+    ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+    finish: FinishReason | None = None
+
+    def __post_init__(self) -> None:
+        n = self.row.params.no_repeat_ngram_size
+        if n > 0:
+            for start in range(len(self.history) - n + 1):
+                gram = self.history[start:start + n]
+                self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+
+    def add(self, token: int, piece: bytes) -> None:
+        self.history.append(token)
+        self.generated.append(token)
+        self.text.extend(piece)
+        n = self.row.params.no_repeat_ngram_size
+        if n > 0 and len(self.history) >= n:
+            gram = self.history[-n:]
+            self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+
+    def dynamic_bans(self, table: TokenTable) -> list[int]:
+        """Ids refused at this step: early EOS, ids that finish a banned string, repeated n-grams."""
+        params = self.row.params
+        out: list[int] = []
+        if table.eos_id is not None and (params.ignore_eos or len(self.generated) < params.min_new_tokens):
+            out.append(table.eos_id)
+        for banned in params.banned:
+            data = banned.encode()
+            for done in range(1, len(data)):
+                if self.text.endswith(data[:done]):
+                    out.extend(table.completing(data, done))
+        n = params.no_repeat_ngram_size
+        if n > 0 and len(self.history) >= n - 1:
+            out.extend(self.ngrams.get(tuple(self.history[len(self.history) - n + 1:]), ()))
+        return out
+
+
+def _forward_names(model: Any) -> tuple[str, str]:
+    """The cache and logits-slicing keyword names, which differ across transformers versions."""
+    names = inspect.signature(model.forward).parameters
+    cache = "cache" if "cache" in names else "past_key_values"
+    keep = "logits_to_keep" if "logits_to_keep" in names else "num_logits_to_keep"
+    return cache, keep
+
+
+def _sample(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
+    generators: list[torch.Generator],
+) -> torch.Tensor:
+    """One token per row: greedy where temperature is 0, else temperature → top-k → top-p.
+
+    Sampling is inverse-CDF on the sorted distribution with one uniform number per row drawn from
+    that row's generator, so a row's choice depends on nothing but its own logits and seed.
+    """
+    greedy_pick = logits.argmax(-1)
+    greedy = temperature == 0
+    if bool(greedy.all()):
+        return greedy_pick
+    scaled = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
+    sorted_logits, order = scaled.sort(dim=-1, descending=True, stable=True)
+    probs = sorted_logits.softmax(-1)
+    vocab = probs.shape[-1]
+    ranks = torch.arange(vocab, device=probs.device)[None, :]
+    keep = ranks < torch.where(top_k > 0, top_k, vocab)[:, None]
+    keep &= (probs.cumsum(-1) - probs) < top_p[:, None]
+    cdf = (probs * keep).cumsum(-1)
+    u = torch.stack([torch.rand((), generator=g) for g in generators]).to(probs.device)
+    choice = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None].contiguous()).clamp_(max=vocab - 1)
+    picked = order.gather(1, choice).squeeze(1)
+    return torch.where(greedy, greedy_pick, picked)
+
+
+@torch.inference_mode()
+def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[RowResult]:
+    """Decode ``rows`` together until each has finished (EOS, stop string, length, cancelled).
+
+    All rows must agree on having token type ids or not (the engine batches them that way).
+    """
+    if not rows:
+        return []
+    if len({r.token_type_ids is None for r in rows}) > 1:
+        raise ValueError("rows with and without token type ids cannot share a batch")
+    model, device = lm.model, lm.device
+    cache_name, keep_name = _forward_names(model)
+    width = max(len(r.prompt_ids) for r in rows)
+    size = len(rows)
+    ids = torch.full((size, width), table.pad_id, dtype=torch.long)
+    mask = torch.zeros((size, width), dtype=torch.long)
+    types = None if rows[0].token_type_ids is None else torch.zeros((size, width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row.prompt_ids)
+        ids[i, width - n:] = torch.tensor(row.prompt_ids)
+        mask[i, width - n:] = 1
+        if types is not None:
+            types[i, width - n:] = torch.tensor(row.token_type_ids)
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+    next_type = None
+    if types is not None:
+        types = types.to(device)
+        next_type = types[:, -1:]  # the type of the prompt's last token: [TWEET]
+
+    states = [
+        _State(r, torch.Generator().manual_seed(r.seed), list(r.prompt_ids)) for r in rows
+    ]
+    active = list(range(size))  # which row each batch line holds
+    params = [r.params for r in rows]
+    temperature = torch.tensor([p.temperature for p in params], device=device)
+    top_p = torch.tensor([p.top_p for p in params], device=device)
+    top_k = torch.tensor([p.top_k for p in params], device=device)
+    penalty = torch.tensor([p.repetition_penalty for p in params], device=device)
+    penalise = bool((penalty != 1).any())
+    vocab = table.vocab_size
+    static_ban = table.invalid.repeat(size, 1)
+    for i, p in enumerate(params):
+        for banned in p.banned:
+            if banned:
+                static_ban[i, table.containing(banned.encode())] = True
+    static_ban = static_ban.to(device)
+    seen = None
+    if penalise:
+        seen = torch.zeros((size, vocab), dtype=torch.bool, device=device)
+        for i, r in enumerate(rows):
+            seen[i, r.prompt_ids] = True
+
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=positions, token_type_ids=types,
+        use_cache=True, **{keep_name: 1},
+    )
+    cache = getattr(out, "cache", None) or out.past_key_values
+    next_pos = positions[:, -1:] + 1
+    max_steps = max(p.max_new_tokens for p in params)
+    for _ in range(max_steps):
+        logits = out.logits[:, -1, :].float()
+        if penalise:
+            rp = penalty[:, None]
+            logits = torch.where(seen, torch.where(logits > 0, logits / rp, logits * rp), logits)
+        ban = static_ban.clone()
+        for line, index in enumerate(active):
+            extra = states[index].dynamic_bans(table)
+            if extra:
+                ban[line, extra] = True
+        logits.masked_fill_(ban, float("-inf"))
+        stuck = torch.isinf(logits).all(-1)  # everything banned: end the row
+        tokens = _sample(
+            logits, temperature, top_p, top_k, [states[i].generator for i in active]
+        ).tolist()
+        stuck_rows = stuck.tolist()
+        if seen is not None:
+            seen[torch.arange(len(active), device=device), torch.tensor(tokens, device=device)] = True
+        for line, index in enumerate(active):
+            state = states[index]
+            token = tokens[line]
+            p = state.row.params
+            if state.row.cancelled():
+                state.finish = "cancelled"
+            elif stuck_rows[line] or (token == table.eos_id and not p.ignore_eos):
+                state.finish = "stop"
+            else:
+                state.add(token, table.piece(token))
+                if p.stop and _text(lm.tokenizer, state.generated, p.stop)[1]:
+                    state.finish = "stop"
+                elif len(state.generated) >= p.max_new_tokens:
+                    state.finish = "length"
+        keep = [line for line, index in enumerate(active) if states[index].finish is None]
+        if not keep:
+            break
+        step = torch.tensor([[tokens[line]] for line in keep], device=device)
+        if len(keep) < len(active):
+            select = torch.tensor(keep, device=device)
+            cache.batch_select_indices(select)
+            mask, next_pos = mask[select], next_pos[select]
+            static_ban, temperature, top_p, top_k = (
+                static_ban[select], temperature[select], top_p[select], top_k[select]
+            )
+            penalty = penalty[select]
+            if seen is not None:
+                seen = seen[select]
+            if next_type is not None:
+                next_type = next_type[select]
+            active = [active[line] for line in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        out = model(
+            input_ids=step, attention_mask=mask, position_ids=next_pos, token_type_ids=next_type,
+            use_cache=True, **{cache_name: cache},
+        )
+        next_pos = next_pos + 1
+    return [_result(lm, s) for s in states]
+
+
+def _text(tokenizer: Any, generated: list[int], stop: tuple[str, ...]) -> tuple[str, bool]:
+    """The continuation's text (special tokens skipped), cut before the first stop string."""
+    text = tokenizer.decode(generated, skip_special_tokens=True)
+    cuts = [text.find(s) for s in stop if s and s in text]
+    return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def _result(lm: LoadedModel, state: _State) -> RowResult:
+    text, _ = _text(lm.tokenizer, state.generated, state.row.params.stop)
+    return RowResult(state.generated, text, state.finish or "length")
+
+
+@torch.inference_mode()
+def beam_generate(lm: LoadedModel, table: TokenTable, row: Row) -> RowResult:
+    """The thesis's decoding (beam search, optionally sampled) through ``generate``, seeded."""
+    p = row.params
+    ids = torch.tensor([row.prompt_ids], device=lm.device)
+    kwargs: dict[str, Any] = {}
+    if row.token_type_ids is not None:
+        kwargs["token_type_ids"] = torch.tensor([row.token_type_ids], device=lm.device)
+    banned = table.banned_ids(p.banned)
+    if banned:
+        kwargs["bad_words_ids"] = [[i] for i in banned]
+    if p.no_repeat_ngram_size:
+        kwargs["no_repeat_ngram_size"] = p.no_repeat_ngram_size
+    if p.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = p.repetition_penalty
+    sample = p.temperature > 0
+    if sample:
+        kwargs.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k)
+    min_new = p.max_new_tokens if p.ignore_eos else p.min_new_tokens
+    with _GLOBAL_RNG:
+        torch.manual_seed(row.seed)
+        out = lm.model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=sample, num_beams=p.num_beams,
+            max_new_tokens=p.max_new_tokens, min_new_tokens=min_new,
+            pad_token_id=table.pad_id, eos_token_id=table.eos_id, **kwargs,
+        )
+    generated = out[0, ids.shape[1]:].tolist()
+    finish: FinishReason = "length"
+    if table.eos_id in generated and not p.ignore_eos:
+        generated = generated[: generated.index(table.eos_id)]
+        finish = "stop"
+    text, stopped = _text(lm.tokenizer, generated, p.stop)
+    return RowResult(generated, text, "stop" if stopped else finish)

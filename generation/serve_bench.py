@@ -1,0 +1,270 @@
+"""Serve benchmark: what ``politico serve`` gives over HTTP, and what the remote backend costs.
+
+Builds the same GPT-2 small sized random-weights model as ``politico bench`` (nothing is
+downloaded), starts a real ``politico serve`` subprocess on 127.0.0.1 and measures, in one run:
+
+* ``http_sequential``: one client, one request at a time (fixed-length tweets, ``ignore_eos``);
+* ``http_cN``: N concurrent clients (32 in the full run), each making requests back to back;
+* ``bot_local`` / ``bot_remote``: the bot's generation path (``TweetGenerator``) on the
+  in-process engine and on the remote backend pointed at the server, one request at a time,
+  alternating local and remote with the same seed and prompt so both do identical work and
+  drift in the machine's load hits both alike.
+
+Ratios within the run are what count. Run ``python -m generation.serve_bench`` (``--quick``: tiny
+model, a smoke test; ``--out FILE`` also writes the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from generation.bench import FIELDS, FULL, QUICK, Plan, build_model, machine, summary
+from generation.prompts import prompt_text
+from generation.types import BlockedOutput, PromptSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Requests per phase (kept small: the full run must fit in minutes on two busy cores)."""
+
+    sequential: int
+    per_client: int
+    bot_pairs: int
+
+
+COUNTS = {"full": Counts(sequential=6, per_client=2, bot_pairs=8), "quick": Counts(2, 1, 2)}
+
+
+def write_config(folder: Path, model: Path, plan: Plan, clients: int) -> Path:
+    """A config with the bench model; post-processing accepts anything, so every request
+    decodes exactly once and local and remote do the same work. One torch thread per process:
+    the server and the bench's own engine share the cores, and spinning thread pools fighting
+    over them would measure the contention rather than the server. A 25 ms batch window (8 by
+    default) lets 32 clients whose requests arrive spread out by a busy machine share one batch."""
+    path = folder / "config.toml"
+    path.write_text(
+        f"""
+[database]
+url = "sqlite+aiosqlite:///{folder / 'unused.db'}"
+
+[generation]
+default_model = "bench"
+
+[generation.engine]
+threads = 1
+max_batch = {clients}
+batch_window_ms = 25
+queue_size = {8 * clients}
+request_timeout_s = 3600
+
+[generation.postprocess]
+min_chars = 1
+max_tries = 1
+
+[generation.models.bench]
+path = "{model}"
+kind = "controlled"
+device = "cpu"
+
+[generation.models.bench.decoding]
+max_new_tokens = {plan.tokens}
+min_new_tokens = {plan.tokens}
+temperature = 0.9
+top_p = 0.9
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--config", str(config), "--port", str(port)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"politico serve exited:\n{log_path.read_text(errors='replace')}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise RuntimeError("politico serve did not become healthy")
+
+
+def body(i: int, plan: Plan) -> dict[str, Any]:
+    return {
+        "model": "bench", "prompt": prompt_text(FIELDS[i % len(FIELDS)]), "max_tokens": plan.tokens,
+        "ignore_eos": True, "temperature": 0.9, "top_p": 0.9, "seed": i,
+    }
+
+
+async def http_phase(client: httpx.AsyncClient, plan: Plan, clients: int, per_client: int) -> dict[str, Any]:
+    """``clients`` concurrent HTTP clients, each sending ``per_client`` requests in a row."""
+    latencies: list[float] = []
+
+    async def one_client(c: int) -> None:
+        for k in range(per_client):
+            started = time.perf_counter()
+            response = await client.post("/v1/completions", json=body(c * per_client + k, plan))
+            response.raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(c) for c in range(clients)))
+    return summary(latencies, time.perf_counter() - started)
+
+
+async def bot_phase(config: Path, url: str, pairs: int) -> dict[str, Any]:
+    """The bot's ``TweetGenerator`` on the local engine and on the remote backend, alternating."""
+    from bot.config import load_settings
+    from generation.backends.local import LocalBackend
+    from generation.backends.remote import RemoteBackend
+    from generation.service import TweetGenerator, TweetRequest
+
+    settings = load_settings(config).generation
+    remote_settings = settings.model_copy(update={
+        "backend": "remote",
+        "remote": settings.remote.model_copy(update={"endpoints": [url], "timeout_s": 3600}),
+    })
+    local_backend = LocalBackend(settings)
+    await local_backend.start()
+    generators = {
+        "local": TweetGenerator(settings, local_backend),
+        "remote": TweetGenerator(remote_settings, RemoteBackend(remote_settings)),
+    }
+    latencies: dict[str, list[float]] = {"local": [], "remote": []}
+    blocked = 0
+
+    async def timed(which: str, request: TweetRequest) -> None:
+        nonlocal blocked
+        started = time.perf_counter()
+        try:
+            await generators[which].generate(request)
+        except BlockedOutput:
+            blocked += 1  # the same seed is blocked on both sides: still identical work
+        latencies[which].append(time.perf_counter() - started)
+
+    try:
+        for which in ("local", "remote"):  # warm both paths (connections, first batch)
+            await timed(which, TweetRequest(None, PromptSpec("controlled", FIELDS[0]), seed=10_000))
+        latencies = {"local": [], "remote": []}
+        for i in range(pairs):
+            request = TweetRequest(None, PromptSpec("controlled", FIELDS[i % len(FIELDS)]), seed=i)
+            order = ("local", "remote") if i % 2 == 0 else ("remote", "local")
+            for which in order:
+                await timed(which, request)
+    finally:
+        for generator in generators.values():
+            await generator.aclose()
+    out: dict[str, Any] = {
+        which: {
+            "requests": len(values),
+            "latency_ms": {
+                "mean": round(statistics.fmean(values) * 1000, 1),
+                "median": round(statistics.median(values) * 1000, 1),
+            },
+        }
+        for which, values in latencies.items()
+    }
+    out["blocked_outputs"] = blocked
+    return out
+
+
+async def run(plan: Plan, folder: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    clients = max(plan.concurrency)
+    model = build_model(folder / "model", plan)
+    config = write_config(folder, model, plan, clients)
+    env = machine()
+    counts = COUNTS["full" if plan is FULL else "quick"]
+    process, url = start_server(config, folder / "serve.log")
+    phases: dict[str, Any] = {}
+
+    def record(name: str, result: dict[str, Any]) -> None:
+        phases[name] = result
+        print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
+
+    try:
+        limits = httpx.Limits(max_connections=2 * clients, max_keepalive_connections=2 * clients)
+        async with httpx.AsyncClient(base_url=url, timeout=3600, limits=limits) as client:
+            await http_phase(client, plan, 1, 1)  # warm-up
+            record("http_sequential", await http_phase(client, plan, 1, counts.sequential))
+            record(f"http_c{clients}", await http_phase(client, plan, clients, counts.per_client))
+        record("bot", await bot_phase(config, url, counts.bot_pairs))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(120)
+    bot = phases["bot"]
+    ratios = {
+        f"http_c{clients}_vs_sequential": round(
+            phases[f"http_c{clients}"]["tweets_per_s"] / phases["http_sequential"]["tweets_per_s"], 2
+        ),
+        "bot_remote_vs_local_latency": round(
+            bot["remote"]["latency_ms"]["median"] / bot["local"]["latency_ms"]["median"], 3
+        ),
+    }
+    ratios["targets_met"] = {
+        "http_throughput_x4": ratios[f"http_c{clients}_vs_sequential"] >= 4,
+        "remote_latency_under_10pct": ratios["bot_remote_vs_local_latency"] < 1.10,
+    }
+    env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return {
+        "command": "python -m generation.serve_bench" + (" --quick" if plan is QUICK else ""),
+        "machine": env,
+        "model": {"layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
+        "new_tokens_per_tweet": plan.tokens,
+        "torch_threads_per_process": 1,
+        "phases": phases,
+        "ratios": ratios,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generation.serve_bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
+    parser.add_argument("--out", type=Path, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="politico-serve-bench-") as tmp:
+        report = asyncio.run(run(plan, Path(tmp)))
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Tweets on demand: decoding defaults, a recorded seed, post-processing and bounded retries.
+
+This is what the bot calls. It works the same over either backend, so it holds no torch: the
+backend gives raw continuations, this module turns them into tweets and asks again (with a seed
+derived from the request's) when a candidate is empty, degenerate or blocklisted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from generation.postprocess import clean, rejection_reason
+from generation.settings import Decoding, GenerationSettings, ModelSpec
+from generation.types import Backend, BlockedOutput, PromptSpec, SamplingParams, UnknownModel
+
+#: Request overrides that are not model defaults but still decoding options.
+_EXTRA_OPTIONS = {f.name for f in fields(SamplingParams)} - set(Decoding.model_fields)
+
+
+@dataclass(frozen=True)
+class TweetRequest:
+    """What to write: a model (None: the default), a prompt, and optional decoding overrides."""
+
+    model: str | None
+    prompt: PromptSpec
+    seed: int | None = None
+    n: int = 1
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TweetResult:
+    """Accepted tweets and everything needed to log and reproduce them."""
+
+    texts: list[str]
+    model: str
+    prompt_text: str
+    params: SamplingParams
+    seed: int
+    latency_ms: float
+    #: Tokens generated for each accepted text.
+    tokens: list[int]
+    tries: int
+    #: Rejected candidates and why (``(text, reason)``).
+    rejected: list[tuple[str, str]]
+
+
+def retry_seed(seed: int, attempt: int) -> int:
+    """The seed of retry ``attempt`` (0 is the request's own), reproducible from the request's."""
+    if attempt == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}/retry/{attempt}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def resolve_params(spec: ModelSpec, overrides: dict[str, Any]) -> SamplingParams:
+    """The model's decoding defaults with ``overrides`` applied and checked against the limits."""
+    unknown = set(overrides) - set(Decoding.model_fields) - _EXTRA_OPTIONS
+    if unknown:
+        raise ValueError(f"unknown decoding options: {sorted(unknown)}")
+    base = {k: v for k, v in overrides.items() if k in Decoding.model_fields and v is not None}
+    try:
+        decoding = Decoding.model_validate({**spec.decoding.model_dump(), **base})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ValueError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+    extra = {k: v for k, v in overrides.items() if k in _EXTRA_OPTIONS and v is not None}
+    if "stop" in extra:
+        extra["stop"] = tuple(extra["stop"])
+    return replace(decoding.params(), **extra)
+
+
+class TweetGenerator:
+    """Turns requests into post-processed tweets over any backend."""
+
+    def __init__(self, settings: GenerationSettings, backend: Backend) -> None:
+        self.settings = settings
+        self.backend = backend
+
+    def _spec(self, name: str) -> ModelSpec:
+        try:
+            return self.settings.models[name]
+        except KeyError:
+            raise UnknownModel(f"unknown model {name!r}; configured: {sorted(self.settings.models)}") from None
+
+    async def generate(self, req: TweetRequest) -> TweetResult:
+        """``req.n`` acceptable tweets (fewer only when retries ran out after some succeeded).
+
+        Raises ``BlockedOutput`` when no candidate was acceptable in ``max_tries`` rounds, and
+        ``ValueError`` for bad overrides; backend errors (busy, timeout...) pass through.
+        """
+        if req.n < 1:
+            raise ValueError("n must be at least 1")
+        started = time.perf_counter()
+        name = req.model or self.settings.default_model
+        spec = self._spec(name)
+        params = resolve_params(spec, req.overrides)
+        prompt = replace(req.prompt, kind=spec.kind)
+        if spec.kind == "casual" and not prompt.seed_text:
+            prompt = replace(prompt, seed_text=spec.seed_text)
+        # A casual prompt's seed text is the start of the tweet; the model only continues it.
+        prefix = prompt.seed_text if spec.kind == "casual" else ""
+        seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
+        post = self.settings.postprocess
+        accepted: list[tuple[str, int]] = []
+        rejected: list[tuple[str, str]] = []
+        tries = 0
+        while len(accepted) < req.n and tries < post.max_tries:
+            completions = await self.backend.complete(
+                name, prompt, params, retry_seed(seed, tries), req.n - len(accepted)
+            )
+            tries += 1
+            for completion in completions:
+                text = clean(prefix + completion.text, post.max_chars)
+                reason = rejection_reason(text, post)
+                if reason:
+                    rejected.append((text, reason))
+                else:
+                    accepted.append((text, completion.tokens))
+        if not accepted:
+            reasons = sorted({reason for _, reason in rejected})
+            raise BlockedOutput(f"no acceptable tweet in {tries} tries ({', '.join(reasons)})")
+        return TweetResult(
+            texts=[text for text, _ in accepted],
+            model=name,
+            prompt_text=prompt.text(),
+            params=params,
+            seed=seed,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            tokens=[count for _, count in accepted],
+            tries=tries,
+            rejected=rejected,
+        )
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()

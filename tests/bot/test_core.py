@@ -1,0 +1,329 @@
+"""The command core with a fake generator: replies, statuses in the log, and when rows commit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from bot.config import PoliticsSettings, Settings, SideSpec
+from bot.core import BotCore
+from bot.ratelimit import MemoryRateLimiter
+from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+from db.log import GenerationLog
+from db.migrate import upgrade
+from db.models import Generation, Rating, Request, User
+from generation.service import TweetRequest, TweetResult
+from generation.settings import GenerationSettings, ModelSpec
+from generation.types import (
+    BlockedOutput,
+    EngineBusy,
+    EngineClosed,
+    GenerationTimeout,
+    SamplingParams,
+)
+
+ORIGIN = Origin("console", "u1", "c1", user_name="Ana", message_id="7", reply_ref={"token": "abc"})
+
+
+@dataclass
+class FakeGenerator:
+    """Writes "tuit <n>" or raises what it is told to; records every request."""
+
+    fail: Exception | None = None
+    requests: list[TweetRequest] = field(default_factory=list)
+    during: list[object] = field(default_factory=list)
+    hook: object = None
+
+    async def generate(self, req: TweetRequest) -> TweetResult:
+        self.requests.append(req)
+        if self.hook is not None:
+            self.during.append(await self.hook())  # type: ignore[operator]
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        texts = [f"tuit {len(self.requests)}.{i}" for i in range(req.n)]
+        return TweetResult(texts=texts, model=req.model or "demo", prompt_text=req.prompt.text(),
+                           params=SamplingParams(top_p=0.8), seed=req.seed or 0, latency_ms=5.0,
+                           tokens=[4] * req.n, tries=1, rejected=[])
+
+
+@pytest.fixture
+async def log(settings: Settings) -> AsyncIterator[GenerationLog]:
+    await upgrade(settings.database.url)
+    opened = await GenerationLog.open(settings.database.url)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+def generator() -> FakeGenerator:
+    return FakeGenerator()
+
+
+@pytest.fixture
+def core(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> BotCore:
+    return BotCore(settings, generator, log, MemoryRateLimiter(), rng=random.Random(3))
+
+
+async def say(core: BotCore, text: str, origin: Origin = ORIGIN) -> Reply:
+    return await core.handle(Incoming(origin, text))
+
+
+async def requests(log: GenerationLog) -> list[Request]:
+    async with log.sessions() as session:
+        return list((await session.scalars(select(Request).order_by(Request.id))).all())
+
+
+async def test_tuit_replies_with_tweet_label_understanding_and_buttons(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    reply = await say(core, "/tuit derecha positivo pensiones")
+    assert reply.kind == "tweet" and reply.tweet is not None
+    assert reply.text.startswith("tuit 1.0") and reply.text.endswith(FICTION_LABEL)
+    assert "Entendí: lado derecha" in reply.text and "positivo" in reply.text and "pensiones" in reply.text
+    assert [b.action for b in reply.buttons] == ["up", "down", "again"]
+    assert {b.generation_id for b in reply.buttons} == {reply.tweet.generation_id}
+    [req] = generator.requests
+    fields = req.prompt.fields
+    assert req.prompt.kind == "controlled" and fields.sentimiento == "POSITIVE" and fields.entidades == ("pensiones",)
+    assert core.catalog.parties[fields.partido].side == "derecha"  # a right-wing party, chosen by weight
+    [row] = await requests(log)
+    assert (row.status, row.raw_command, row.side, row.sentiment) == ("ok", "/tuit derecha positivo pensiones", "derecha", "POSITIVE")
+    assert row.seed == req.seed and row.params["top_p"] == 0.8 and row.controls["entities"] == ["pensiones"]
+    assert row.reply_to == {"message_id": "7", "token": "abc"} and row.latency_ms is not None
+    logged = await log.generation(reply.tweet.generation_id)
+    assert logged is not None and logged.text == "tuit 1.0" and logged.shown
+
+
+async def test_bare_tuit_picks_a_party_and_sentiment_and_says_so(core: BotCore, generator: FakeGenerator) -> None:
+    reply = await say(core, "/tuit")
+    assert reply.kind == "tweet" and "(al azar)" in reply.text
+    fields = generator.requests[0].prompt.fields
+    assert core.catalog.parties[fields.partido].weight > 0 and fields.sentimiento
+
+
+async def test_the_request_is_committed_as_pending_before_generation(core: BotCore, generator: FakeGenerator, settings: Settings) -> None:
+    async def look() -> list[tuple[str, str]]:
+        other = await GenerationLog.open(settings.database.url)  # another connection
+        try:
+            return [(r.raw_command, r.status) for r in await other.pending()]
+        finally:
+            await other.aclose()
+
+    generator.hook = look
+    reply = await say(core, "/tuit izquierda")
+    assert reply.kind == "tweet"
+    assert generator.during == [[("/tuit izquierda", "pending")]]
+
+
+async def test_the_tweet_is_committed_before_the_reply(core: BotCore, settings: Settings) -> None:
+    reply = await say(core, "/tuit")
+    assert reply.tweet is not None
+    other = await GenerationLog.open(settings.database.url)
+    try:
+        logged = await other.generation(reply.tweet.generation_id)
+    finally:
+        await other.aclose()
+    assert logged is not None and logged.text == reply.tweet.text
+
+
+@pytest.mark.parametrize(("exc", "kind", "status"), [
+    (EngineBusy("full"), "busy", "busy"),
+    (GenerationTimeout("slow"), "error", "error"),
+    (BlockedOutput("nope"), "error", "blocked"),
+    (ValueError("bad override"), "error", "error"),
+    (RuntimeError("boom"), "error", "error"),
+])
+async def test_generation_failures_are_polite_and_logged(core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, kind: str, status: str) -> None:
+    generator.fail = exc
+    reply = await say(core, "/tuit derecha")
+    assert reply.kind == kind and reply.tweet is None and reply.text
+    [row] = await requests(log)
+    assert row.status == status and type(exc).__name__ in row.error and row.side == "derecha"
+
+
+async def test_busy_text(core: BotCore, generator: FakeGenerator) -> None:
+    generator.fail = EngineBusy("full")
+    assert "Estoy con mucho trabajo" in (await say(core, "/tuit")).text
+
+
+async def test_engine_closing_leaves_the_request_pending_and_resume_answers_it(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    generator.fail = EngineClosed("draining")
+    reply = await say(core, "/tuit centro mixto salud")
+    assert reply.kind == "busy"
+    [pending] = await log.pending()
+    assert core.origin_of(pending) == ORIGIN
+    generator.fail = None
+    resumed = await core.resume(pending.id)
+    assert resumed.kind == "tweet" and resumed.text.endswith(FICTION_LABEL)
+    assert resumed.tweet is not None and resumed.tweet.request_id == pending.id
+    assert resumed.tweet.side == "centro" and resumed.tweet.sentiment == "MIXED"
+    assert await log.pending() == []
+    assert (await core.resume(pending.id)).kind == "info"  # answered once only
+    assert (await core.resume(999)).kind == "info"
+
+
+async def test_rate_limits_per_user_and_chat_are_logged(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
+    limited = settings.model_copy(update={"rate_limits": settings.rate_limits.model_copy(
+        update={"per_user_per_minute": 2, "per_chat_per_minute": 3})})
+    core = BotCore(limited, generator, log, MemoryRateLimiter())
+    kinds = [(await say(core, "/tuit")).kind for _ in range(3)]
+    assert kinds == ["tweet", "tweet", "rate_limited"]
+    other_user = Origin("console", "u2", "c1")
+    assert (await say(core, "/tuit", other_user)).kind == "tweet"  # the chat's 3rd
+    refused = await say(core, "/tuit", other_user)
+    assert refused.kind == "rate_limited" and "espera" in refused.text
+    assert [r.status for r in await requests(log)] == ["ok", "ok", "rate_limited", "ok", "rate_limited"]
+    assert (await say(core, "/ayuda")).kind == "help"  # help is never limited
+    assert len(generator.requests) == 3
+
+
+async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    await say(core, "/tuit")
+    async with log.sessions() as session, session.begin():
+        user = await session.scalar(select(User).where(User.external_id == "u1"))
+        assert user is not None
+        user.banned = True
+    reply = await say(core, "/tuit")
+    assert reply.is_error and reply.tweet is None
+    assert len(generator.requests) == 1
+    assert [r.status for r in await requests(log)] == ["ok", "banned"]
+
+
+async def test_bad_commands_get_a_message_and_are_logged_invalid(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    for text in ("/tuit partido=XYZ", "/tuit ¿¿!!", "/tuit \x00", "/tuit " + "x" * 400):
+        reply = await say(core, text)
+        assert reply.kind == "error" and reply.text, text
+    assert generator.requests == []
+    assert [r.status for r in await requests(log)] == ["invalid"] * 4
+
+
+async def test_help_options_start_and_unknown(core: BotCore) -> None:
+    assert "/tuit" in (await say(core, "/ayuda")).text
+    assert (await say(core, "/help")).kind == "help"
+    options = await say(core, "/opciones")
+    assert options.kind == "options" and "Chile Vamos" in options.text and "UDI" in options.text
+    assert (await say(core, "/start")).kind == "help"
+    unknown = await say(core, "/tuti derecha")
+    assert unknown.kind == "error" and "/tuit" in unknown.text
+    assert "/ayuda" in (await say(core, "hola")).text
+
+
+async def test_otra_repeats_the_last_controls_with_a_new_seed(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    assert (await say(core, "/otra")).kind == "info"
+    first = await say(core, "/tuit izquierda negativo salud")
+    second = await say(core, "/otra")
+    assert first.tweet is not None and second.tweet is not None
+    a, b = generator.requests
+    assert a.prompt == b.prompt and a.seed != b.seed
+    rows = await requests(log)
+    assert rows[1].raw_command == "/otra" and rows[1].parent_id == rows[0].id
+    assert "(al azar)" not in second.text  # the choices are now the request's own
+
+
+async def test_buttons_rate_repeat_and_survive_junk(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    reply = await say(core, "/tuit")
+    assert reply.tweet is not None
+    gid = reply.tweet.generation_id
+    rater = Origin("console", "u9", "c1")
+    up = await core.press(rater, f"up:{gid}")
+    assert up.kind == "info" and "👍" in up.text
+    assert (await core.press(rater, f"down:{gid}")).kind == "info"
+    async with log.sessions() as session:
+        assert (await session.scalars(select(Rating.value))).all() == [-1]
+    again = await core.press(rater, f"again:{gid}")
+    assert again.kind == "tweet" and again.tweet is not None
+    assert generator.requests[1].prompt == generator.requests[0].prompt
+    assert (await requests(log))[1].parent_id == reply.tweet.request_id
+    for junk in ("", "up", "up:", "up:abc", "explode:1", f"up:{gid + 99}", "again:12345", ":", "up:-1", "x" * 500):
+        answer = await core.press(rater, junk)
+        assert answer.kind == "info", junk
+
+
+async def test_review_actions_plug_in(core: BotCore) -> None:
+    assert (await core.press(ORIGIN, "approve:1")).kind == "info"
+    seen: list[tuple[str, int]] = []
+
+    async def approve(origin: Origin, generation_id: int) -> Reply:
+        seen.append((origin.user_id, generation_id))
+        return Reply("info", "aprobado")
+
+    core.register_action("approve", approve)
+    assert (await core.press(ORIGIN, "approve:5")).text == "aprobado"
+    assert seen == [("u1", 5)]
+
+
+async def test_tuit_options_like_discord(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    reply = await core.tuit_options(ORIGIN, lado="izquierda", sentimiento="positivo", tema="salud", partido=None)
+    assert reply.kind == "tweet"
+    assert generator.requests[0].prompt.fields.entidades == ("salud",)
+    bad = await core.tuit_options(ORIGIN, partido="XYZ")
+    assert bad.kind == "error" and "XYZ" in bad.text
+    rows = await requests(log)
+    assert rows[0].raw_command.startswith("/tuit lado=") and rows[1].status == "invalid"
+
+
+async def test_mark_sent(core: BotCore, log: GenerationLog) -> None:
+    reply = await say(core, "/tuit")
+    assert reply.tweet is not None
+    assert await core.mark_sent(reply.tweet.generation_id, "chat:99")
+    logged = await log.generation(reply.tweet.generation_id)
+    assert logged is not None and logged.message_ref == "chat:99"
+    assert not await core.mark_sent(10_000, "x")
+
+
+async def test_candidates_are_all_stored_one_shown(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
+    three = settings.model_copy(update={"bot": settings.bot.model_copy(update={"candidates": 3})})
+    core = BotCore(three, generator, log, MemoryRateLimiter())
+    reply = await say(core, "/tuit")
+    assert reply.tweet is not None and generator.requests[0].n == 3
+    async with log.sessions() as session:
+        shown = (await session.scalars(select(Generation.shown).order_by(Generation.id))).all()
+    assert shown == [True, False, False]
+
+
+async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
+    sides = dict(settings.politics.sides)
+    sides["derecha"] = SideSpec(aliases=list(sides["derecha"].aliases), model="casual-derecha")
+    models = {**settings.generation.models, "casual-derecha": ModelSpec(path="x", kind="casual")}
+    custom = settings.model_copy(update={
+        "politics": PoliticsSettings(sides=sides, coalitions=settings.politics.coalitions, parties=settings.politics.parties),
+        "generation": GenerationSettings(models=models, default_model="demo"),
+    })
+    core = BotCore(custom, generator, log, MemoryRateLimiter())
+    reply = await say(core, "/tuit derecha")
+    assert reply.kind == "tweet" and "casual-derecha" in reply.text
+    assert generator.requests[0].model == "casual-derecha" and generator.requests[0].prompt.kind == "casual"
+    await say(core, "/tuit derecha UDI")  # a party asks for the controlled model
+    assert generator.requests[1].model is None and generator.requests[1].prompt.fields.partido == "UDI"
+
+
+async def test_a_broken_database_gives_a_polite_error(core: BotCore, log: GenerationLog) -> None:
+    await log.aclose()
+    Path(log.engine.url.database or "").unlink()
+    reply = await say(core, "/tuit")
+    assert reply.kind == "error" and reply.text
+
+
+async def test_concurrent_requests_are_all_answered_and_logged(core: BotCore, log: GenerationLog) -> None:
+    origins = [Origin("console", f"user{i}", f"chat{i % 4}") for i in range(24)]
+    replies = await asyncio.gather(*(say(core, "/tuit izquierda", o) for o in origins))
+    assert all(r.kind == "tweet" and r.text.endswith(FICTION_LABEL) for r in replies)
+    assert len({r.tweet.generation_id for r in replies if r.tweet}) == 24
+    assert [r.status for r in await requests(log)] == ["ok"] * 24
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=120), data=st.text(max_size=30))
+async def test_no_input_crashes_a_handler(core: BotCore, text: str, data: str) -> None:
+    for reply in (await say(core, text), await say(core, "/tuit " + text), await core.press(ORIGIN, data),
+                  await core.tuit_options(ORIGIN, tema=text, lado=data or None)):
+        assert isinstance(reply, Reply) and reply.text
+        assert reply.kind != "tweet" or reply.text.endswith(FICTION_LABEL)

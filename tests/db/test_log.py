@@ -1,0 +1,188 @@
+"""The generation log on SQLite and PostgreSQL: writes are committed, reads see them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from db.log import GenerationLog, NewGeneration
+from db.migrate import upgrade
+from db.models import Rating, Request, User
+
+
+@pytest.fixture
+async def log(database_url: str) -> AsyncIterator[GenerationLog]:
+    await upgrade(database_url)
+    opened = await GenerationLog.open(database_url)
+    yield opened
+    await opened.aclose()
+
+
+async def begin(log: GenerationLog, user: str = "u1", chat: str = "c1", command: str = "/tuit") -> int:
+    return await log.begin("console", user, "Ana", chat, "private", "", command, {"message_id": "9"})
+
+
+async def test_begin_is_pending_and_visible_to_another_connection(log: GenerationLog, database_url: str) -> None:
+    request_id = await begin(log)
+    other = await GenerationLog.open(database_url)
+    try:
+        pending = await other.pending()
+    finally:
+        await other.aclose()
+    assert [p.id for p in pending] == [request_id]
+    assert pending[0].status == "pending"
+    assert pending[0].reply_to == {"message_id": "9"}
+    assert (pending[0].user_external_id, pending[0].user_name, pending[0].chat_external_id) == ("u1", "Ana", "c1")
+
+
+async def test_finish_stores_controls_and_generations(log: GenerationLog) -> None:
+    request_id = await begin(log, command="/tuit derecha")
+    ids = await log.finish(
+        request_id, "ok", controls={"side": "derecha", "entities": ["pensiones"]}, side="derecha",
+        coalition="Chile Vamos", party="UDI", sentiment="POSITIVE", model="demo", prompt=" [TWEET] ",
+        params={"top_p": 0.9}, seed=2**40, latency_ms=12.5,
+        generations=[NewGeneration("uno", tokens=3, seed=2**40), NewGeneration("dos", shown=False)],
+    )
+    assert len(ids) == 2
+    shown = await log.generation(ids[0])
+    assert shown is not None
+    assert (shown.text, shown.request_id, shown.seed, shown.model, shown.party) == ("uno", request_id, 2**40, "demo", "UDI")
+    assert shown.controls["entities"] == ["pensiones"]
+    assert shown.created_at.tzinfo is not None
+    request = await log.request(request_id)
+    assert request is not None and request.status == "ok" and request.generation_ids == tuple(ids)
+    assert await log.pending() == []
+
+
+async def test_last_request_is_per_user_and_chat_and_only_answered(log: GenerationLog) -> None:
+    first = await begin(log)
+    await log.finish(first, "ok")
+    failed = await begin(log)
+    await log.finish(failed, "busy")
+    await log.finish(await begin(log, user="u2"), "ok")
+    await log.finish(await begin(log, chat="c2"), "ok")
+    await begin(log)  # still pending
+    last = await log.last_request("console", "u1", "c1")
+    assert last is not None and last.id == first
+    assert await log.last_request("console", "nobody", "c1") is None
+
+
+async def test_mark_sent_and_unknown_generation(log: GenerationLog) -> None:
+    request_id = await begin(log)
+    [gid] = await log.finish(request_id, "ok", generations=[NewGeneration("hola")])
+    assert await log.mark_sent(gid, "msg-77")
+    generation = await log.generation(gid)
+    assert generation is not None and generation.message_ref == "msg-77"
+    assert not await log.mark_sent(gid + 100, "x")
+    assert await log.generation(gid + 100) is None
+
+
+async def test_rating_is_one_per_user_and_can_change(log: GenerationLog) -> None:
+    [gid] = await log.finish(await begin(log), "ok", generations=[NewGeneration("hola")])
+    assert await log.rate("console", "rater", gid, 1)
+    assert await log.rate("console", "rater", gid, -1)
+    assert await log.rate("console", "other", gid, 5)
+    assert not await log.rate("console", "rater", gid + 1, 1)
+    async with log.sessions() as session:
+        values = sorted((await session.scalars(select(Rating.value))).all())
+    assert values == [-1, 1]
+
+
+async def test_expire_older_than_and_pending_age(log: GenerationLog) -> None:
+    old = await begin(log)
+    assert [r.id for r in await log.pending(max_age_s=3600)] == [old]
+    assert await log.expire_older_than(3600) == 0
+    assert await log.expire_older_than(-1) == 1
+    request = await log.request(old)
+    assert request is not None and request.status == "expired"
+    fresh = await begin(log)
+    assert await log.expire(fresh)
+    assert not await log.expire(fresh)  # only pending requests expire
+
+
+async def test_banned_users(log: GenerationLog) -> None:
+    await begin(log, user="bad")
+    assert not await log.is_banned("console", "bad")
+    async with log.sessions() as session, session.begin():
+        user = await session.scalar(select(User).where(User.external_id == "bad"))
+        assert user is not None
+        user.banned = True
+    assert await log.is_banned("console", "bad")
+    assert not await log.is_banned("console", "unknown")
+
+
+async def test_concurrent_writes_from_new_users_all_land(log: GenerationLog) -> None:
+    """Many first-time users and chats at once: upserts race, nothing is lost or duplicated."""
+
+    async def one(i: int) -> list[int]:
+        request_id = await begin(log, user=f"user{i % 5}", chat=f"chat{i % 3}")
+        return await log.finish(request_id, "ok", generations=[NewGeneration(f"t{i}")])
+
+    results = await asyncio.gather(*(one(i) for i in range(30)))
+    assert len({gid for ids in results for gid in ids}) == 30
+    async with log.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Request)) == 30
+        assert await session.scalar(select(func.count()).select_from(User)) == 5
+
+
+async def test_text_the_database_would_refuse_is_stored_safely(log: GenerationLog) -> None:
+    request_id = await log.begin("telegram", "u", "Ana\x00" + "n" * 300, "c", "group", "t\x00", "/tuit \x00", {})
+    await log.finish(request_id, "invalid", error="bad \x00", generations=[NewGeneration("x\x00")])
+    request = await log.request(request_id)
+    assert request is not None and "\x00" not in request.raw_command and len(request.user_name) == 256
+
+
+WRITER = """
+import asyncio, sys
+from db.log import GenerationLog, NewGeneration
+
+async def main(url, name, count, hang):
+    log = await GenerationLog.open(url)
+    for i in range(count):
+        request_id = await log.begin("console", name, name, "chat", "private", "", f"/tuit {i}", {})
+        if hang:
+            print(request_id, flush=True)
+            await asyncio.sleep(120)  # killed here, between begin and finish
+        await log.finish(request_id, "ok", generations=[NewGeneration(f"{name} {i}")])
+    await log.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "hang"))
+"""
+
+
+def _writer(url: str, name: str, count: int, hang: bool = False) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.Popen([sys.executable, "-c", WRITER, url, name, str(count), "hang" if hang else "run"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+async def test_sqlite_processes_write_concurrently_and_survive_a_kill(sqlite_url: str) -> None:
+    """Two processes writing one SQLite file queue on the lock (no "database is locked"), and a
+    process killed between begin and finish leaves its request pending, the file intact."""
+    await upgrade(sqlite_url)
+    writers = [_writer(sqlite_url, f"p{i}", 25) for i in range(2)]
+    victim = _writer(sqlite_url, "victim", 1, hang=True)
+    line = await asyncio.to_thread(victim.stdout.readline)  # type: ignore[union-attr]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+    log = await GenerationLog.open(sqlite_url)
+    try:
+        pending = await log.pending()
+        async with log.sessions() as session:
+            ok = await session.scalar(select(func.count()).select_from(Request).where(Request.status == "ok"))
+            check = (await session.execute(text("PRAGMA integrity_check"))).scalar()
+    finally:
+        await log.aclose()
+    assert [p.id for p in pending] == [int(line)] and pending[0].user_external_id == "victim"
+    assert ok == 50 and check == "ok"

@@ -1,0 +1,221 @@
+"""Discord end to end: the real discord.py and the real app against a fake gateway and REST API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from bot.app import build_app
+from bot.config import load_settings
+from bot.discord.frontend import DiscordFrontend
+from bot.types import FICTION_LABEL
+from tests.conftest import write_config
+from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, TOKEN, Call, FakeDiscord
+
+Start = Callable[..., AbstractAsyncContextManager[DiscordFrontend]]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as server:
+        yield server
+
+
+@pytest.fixture
+def start_bot(tmp_path: Path, tiny_model_dir: Path, fake: FakeDiscord) -> Start:
+    @asynccontextmanager
+    async def start(extra: str = "", guild: bool = True, **options: object) -> AsyncIterator[DiscordFrontend]:
+        table = f'[discord]\ntoken = "{TOKEN}"\napi_base = "{fake.api_base}"\nguild_id = {GUILD_ID if guild else 0}\n'
+        app = await build_app(load_settings(write_config(tmp_path, tiny_model_dir, extra + "\n" + table)))
+        frontend = DiscordFrontend(app, app.settings.discord, **options)  # type: ignore[arg-type]
+        try:
+            await frontend.start()
+            await fake.identified.wait()
+            yield frontend
+        finally:
+            await frontend.stop()
+            await app.aclose()
+
+    return start
+
+
+def followups(fake: FakeDiscord, token: str) -> list[Call]:
+    return [c for c in fake.for_token(token) if c.method == "POST" and c.path.startswith("/webhooks/")]
+
+
+def callback(fake: FakeDiscord, token: str) -> Call | None:
+    return next((c for c in fake.for_token(token) if c.path.endswith("/callback")), None)
+
+
+async def answered(fake: FakeDiscord, interaction: dict) -> Call:
+    token = interaction["token"]
+    return (await fake.wait_for(lambda: followups(fake, token), timeout=60))[-1]
+
+
+async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot() as frontend:
+        names = {c["name"] for c in fake.commands}
+        assert {"tuit", "otra", "ayuda", "opciones"} <= names
+        sync = next(c for c in fake.calls if c.method == "PUT")
+        assert f"/guilds/{GUILD_ID}/commands" in sync.path
+        tuit = next(c for c in fake.commands if c["name"] == "tuit")
+        options = {o["name"]: o for o in tuit["options"]}
+        assert set(options) == {"lado", "coalicion", "partido", "sentimiento", "tema", "hashtags", "frases", "texto"}
+        assert [c["value"] for c in options["lado"]["choices"]] == ["derecha", "centro", "izquierda"]
+        assert options["partido"]["autocomplete"] and options["coalicion"]["autocomplete"]
+
+        interaction = await fake.slash("tuit", {"lado": "izquierda", "sentimiento": "positivo", "tema": "salud"})
+        answer = await answered(fake, interaction)
+        assert callback(fake, interaction["token"]).body["type"] == 5  # deferred at once
+        assert FICTION_LABEL in answer.body["content"]
+        ids = [b["custom_id"] for row in answer.body["components"] for b in row["components"]]
+        assert [i.split(":")[0] for i in ids] == ["up", "down", "again"]
+        generation = await frontend.app.log.generation(int(ids[0].split(":")[1]))
+        assert generation is not None and generation.side == "izquierda" and generation.message_ref
+
+        free = await fake.slash("tuit", {"texto": "derecha negativo pensiones"}, guild=False)
+        assert FICTION_LABEL in (await answered(fake, free)).body["content"]
+        again = await fake.slash("otra", guild=False)
+        assert FICTION_LABEL in (await answered(fake, again)).body["content"]
+        for name in ("ayuda", "opciones"):
+            reply = await answered(fake, await fake.slash(name))
+            assert reply.body["content"] and not reply.body.get("flags", 0) & EPHEMERAL
+    assert fake.violations == []
+
+
+async def test_buttons_rate_regenerate_and_refuse_junk(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot():
+        answer = await answered(fake, await fake.slash("tuit"))
+        up, _, again = (b["custom_id"] for row in answer.body["components"] for b in row["components"])
+        pressed = await fake.click(up, answer.message)
+        response = await fake.wait_for(lambda: callback(fake, pressed["token"]))
+        assert response.body["type"] == 4 and "👍" in response.body["data"]["content"]
+        assert response.body["data"]["flags"] & EPHEMERAL
+
+        regenerated = await fake.click(again, answer.message)
+        second = await answered(fake, regenerated)
+        assert FICTION_LABEL in second.body["content"] and second.body["content"] != ""
+
+        for junk in ("", "again:", "x" * 100, "up:999999"):
+            press = await fake.click(junk, answer.message)
+            reply = await fake.wait_for(lambda press=press: callback(fake, press["token"]))
+            assert reply.body["data"]["flags"] & EPHEMERAL
+    assert fake.violations == []
+
+
+async def test_errors_are_ephemeral_and_odd_options_are_answered(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot():
+        cases = [
+            {"partido": "NOEXISTE"},
+            {"coalicion": "x" * 3000},
+            {"lado": "arriba"},
+            {"texto": "lado=derecha lado=izquierda"},
+            {"tema": "\u0000\u202e" * 50, "frases": '"' * 20},
+        ]
+        for options in cases:
+            interaction = await fake.slash("tuit", options)
+            reply = await answered(fake, interaction)
+            assert reply.body["content"]
+            if FICTION_LABEL not in reply.body["content"]:
+                assert reply.body.get("flags", 0) & EPHEMERAL
+                assert any(c.method == "DELETE" for c in fake.for_token(interaction["token"]))
+        unknown = await fake.slash("comando", {"texto": "noexiste"})
+        assert (await answered(fake, unknown)).body.get("flags", 0) & EPHEMERAL
+    assert fake.violations == []
+
+
+async def test_autocomplete_offers_coalitions_and_parties(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot():
+        asked = await fake.autocomplete("tuit", "partido", "pdc")
+        result = await fake.wait_for(lambda: callback(fake, asked["token"]))
+        assert result.body["type"] == 8
+        assert [c["value"] for c in result.body["data"]["choices"]] == ["PDC"]
+        asked = await fake.autocomplete("tuit", "coalicion", "")
+        result = await fake.wait_for(lambda: callback(fake, asked["token"]))
+        assert "Chile Vamos" in [c["value"] for c in result.body["data"]["choices"]]
+    assert fake.violations == []
+
+
+async def test_card_mode_attaches_a_png(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot(render="card"):
+        answer = await answered(fake, await fake.slash("tuit", {"lado": "derecha"}))
+        assert answer.files == 1 and answer.body["content"] == FICTION_LABEL
+    assert fake.violations == []
+
+
+async def test_global_sync_and_rate_limits(fake: FakeDiscord, start_bot: Start) -> None:
+    limits = "[rate_limits]\nper_user_per_minute = 1\nper_chat_per_minute = 0\n"
+    async with start_bot(limits, guild=False):
+        assert any(c.method == "PUT" and c.path.endswith("/commands") and "/guilds/" not in c.path for c in fake.calls)
+        first = await answered(fake, await fake.slash("tuit", user_id=55))
+        second = await answered(fake, await fake.slash("tuit", user_id=55))
+        assert FICTION_LABEL in first.body["content"]
+        assert FICTION_LABEL not in second.body["content"] and second.body["flags"] & EPHEMERAL
+    assert fake.violations == []
+
+
+async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, start_bot: Start) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.fakes.discord_api import APP_ID
+
+    async def pending(app, token: str, age: timedelta) -> int:
+        return await app.log.write("begin", {
+            "at": (datetime.now(UTC) - age).isoformat(), "platform": "discord", "user_external_id": "7",
+            "user_name": "Ana", "chat_external_id": "4", "chat_kind": "guild", "chat_title": "",
+            "raw_command": "/tuit derecha", "parent_id": None,
+            "reply_to": {"message_id": "1", "application_id": str(APP_ID), "interaction_token": token},
+        })
+
+    async with start_bot() as frontend:
+        await frontend.stop()  # the first run "crashes" before these are answered
+        app = frontend.app
+        young = await pending(app, "tok-young", timedelta(minutes=3))
+        old = await pending(app, "tok-old", timedelta(minutes=20))
+        resumed = DiscordFrontend(app, app.settings.discord)
+        await resumed.start()
+        try:
+            sent = await fake.wait_for(lambda: followups(fake, "tok-young"))
+            assert FICTION_LABEL in sent[0].body["content"]
+            await fake.wait_for(lambda: resumed._resuming.done())
+        finally:
+            await resumed.stop()
+        assert (await app.log.request(young)).status == "ok"
+        assert (await app.log.request(old)).status == "expired"
+        assert not followups(fake, "tok-old")
+        generation = await app.log.generation((await app.log.request(young)).generation_ids[0])
+        assert generation.message_ref
+    assert fake.violations == []
+
+
+async def test_odd_interactions_leave_the_bot_answering(
+    fake: FakeDiscord, start_bot: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    async with start_bot():
+        tuit_id = next(c["id"] for c in fake.commands if c["name"] == "tuit")
+        old = fake._message({"content": "un tuit viejo"})
+        odd = [
+            fake.interaction(2, {"id": tuit_id, "name": "tuit", "type": 1}),  # no options at all
+            fake.interaction(2, {"id": tuit_id, "name": "tuit", "type": 1, "options": [{"name": "nada", "type": 3, "value": "x"}]}),
+            fake.interaction(2, {"id": tuit_id, "name": "tuit", "type": 1, "options": [{"name": "lado", "type": 3, "value": ""}]}),
+            fake.interaction(2, {"id": "1", "name": "noexiste", "type": 1}),
+            fake.interaction(3, {"custom_id": "🔁" * 40, "component_type": 2}, message=old),
+            fake.interaction(3, {"custom_id": "up:1", "component_type": 3, "values": ["a"]}, message=old),
+            fake.interaction(5, {"custom_id": "modal", "components": []}),  # a modal we never opened
+            fake.interaction(4, {"id": tuit_id, "name": "tuit", "type": 1, "options": [{"name": "partido", "type": 3, "value": "x" * 500, "focused": True}]}),
+        ]
+        for payload in odd:
+            await fake.dispatch("INTERACTION_CREATE", payload)
+        still = await answered(fake, await fake.slash("ayuda"))
+        assert still.body["content"]
+        for payload in odd[:3]:
+            assert (await answered(fake, payload)).body["content"]
+    ours = [r for r in caplog.records if r.name.startswith("bot.") and r.levelno >= logging.ERROR]
+    assert ours == [], [r.getMessage() for r in ours]
+    assert fake.violations == []

@@ -1,0 +1,268 @@
+"""A fake Telegram Bot API server on 127.0.0.1, for driving the real python-telegram-bot offline.
+
+The bot is pointed at it with ``base_url = "http://127.0.0.1:<port>/bot"``. Tests push updates
+(commands, button presses, inline queries, anything else as raw JSON) and read back every call
+the bot made. Each call is checked against Telegram's limits (``telegram_limits``): a bad one is
+answered ``400`` as Telegram would and recorded in ``violations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes.telegram_limits import check_call
+
+BOT_ID = 123
+BOT_USERNAME = "PoliticoTestBot"
+TOKEN = f"{BOT_ID}:TEST"
+
+#: Parameters sent as raw strings (python-telegram-bot JSON-encodes only non-string values).
+STRING_FIELDS = {
+    "text", "caption", "callback_query_id", "inline_query_id", "action", "url", "secret_token",
+    "parse_mode", "inline_message_id", "next_offset", "switch_pm_text", "switch_pm_parameter",
+}
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    #: The message the fake created for it (send*/edit*), else None.
+    message: dict[str, Any] | None = None
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeBotAPI:
+    """State and HTTP handlers of the fake server; start it with ``async with``."""
+
+    def __init__(self, *, username: str = BOT_USERNAME) -> None:
+        self.username = username
+        self.calls: list[Call] = []
+        self.violations: list[tuple[str, str]] = []
+        self.updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+        #: method → callable(params) returning an error description to fail that call with.
+        self.failures: dict[str, Callable[[dict[str, Any]], str | None]] = {}
+
+    # -- server ------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def __aenter__(self) -> FakeBotAPI:
+        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != TOKEN:
+            return _error(401, "Unauthorized")
+        method = request.match_info["method"]
+        params = await _params(request)
+        if method == "getUpdates":
+            return _ok(await self._get_updates(params))
+        problems = check_call(method, params)
+        if not problems and method in self.failures:
+            failure = self.failures[method](params)
+            problems = [failure] if failure else []
+        if problems:
+            self.violations.extend((method, problem) for problem in problems)
+            return _error(400, f"Bad Request: {problems[0]}")
+        handler = getattr(self, f"_{method}", None)
+        result = handler(params) if handler else True
+        message = result if isinstance(result, dict) and "message_id" in result else None
+        async with self._changed:
+            self.calls.append(Call(method, params, message))
+            self._changed.notify_all()
+        return _ok(result)
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        limit = int(params.get("limit") or 100)
+        timeout = min(float(params.get("timeout") or 0), 1.0)
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            # Confirming (an offset past them) forgets updates, as Telegram does.
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            while not self.updates and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
+                except TimeoutError:
+                    break
+            return self.updates[:limit]
+
+    # -- Bot API methods ---------------------------------------------------------------------
+    def _getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.bot_user()
+
+    def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._message(params, text=params["text"])
+
+    def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        photo = params.get("photo")
+        size = len(photo) if isinstance(photo, bytes) else 0
+        extra = {"photo": [{"file_id": f"photo{size}", "file_unique_id": "u", "width": 1, "height": 1}]}
+        if params.get("caption"):
+            extra["caption"] = params["caption"]
+        return self._message(params, **extra)
+
+    def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any] | bool:
+        if params.get("inline_message_id"):
+            return True
+        return self._message(params, text=params["text"], message_id=int(params["message_id"]))
+
+    def _getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+
+    def _message(self, params: dict[str, Any], message_id: int | None = None, **extra: Any) -> dict[str, Any]:
+        chat_id = params["chat_id"]
+        message = {
+            "message_id": message_id or next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if int(chat_id) > 0 else "supergroup"},
+            "from": self.bot_user(),
+            **extra,
+        }
+        if "reply_markup" in params:
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+    def bot_user(self) -> dict[str, Any]:
+        return {
+            "id": BOT_ID, "is_bot": True, "first_name": "Político", "username": self.username,
+            "can_join_groups": True, "can_read_all_group_messages": False,
+            "supports_inline_queries": True,
+        }
+
+    # -- what tests push ---------------------------------------------------------------------
+    async def push(self, update: dict[str, Any]) -> int:
+        """Queue a raw update (its ``update_id`` is assigned here) and return the id."""
+        update = {**update, "update_id": next(self._update_ids)}
+        async with self._changed:
+            self.updates.append(update)
+            self._changed.notify_all()
+        return update["update_id"]
+
+    def new_message_id(self) -> int:
+        return next(self._message_ids)
+
+    async def send_text(
+        self, text: str, *, user_id: int = 1, chat_id: int | None = None,
+        chat_type: str = "private", **extra: Any,
+    ) -> int:
+        """A user writes ``text``; a leading ``/command`` gets its bot_command entity."""
+        message_id = self.new_message_id()
+        chat_id = user_id if chat_id is None else chat_id
+        message: dict[str, Any] = {
+            "message_id": message_id, "date": int(time.time()), "text": text,
+            "chat": {"id": chat_id, "type": chat_type, **({"title": "Grupo"} if chat_type != "private" else {})},
+            "from": user(user_id), **extra,
+        }
+        if text.startswith("/"):
+            length = len(text.split()[0]) if text.split() else 1
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        await self.push({"message": message})
+        return message_id
+
+    async def press(self, data: str, message: dict[str, Any], *, user_id: int = 1) -> int:
+        """A user presses a button carrying ``data`` under ``message`` (one the bot sent)."""
+        return await self.push({"callback_query": {
+            "id": f"cb{self.new_message_id()}", "from": user(user_id), "chat_instance": "ci",
+            "message": message, "data": data,
+        }})
+
+    async def inline(self, query: str, *, user_id: int = 1) -> int:
+        return await self.push({"inline_query": {
+            "id": f"iq{self.new_message_id()}", "from": user(user_id), "query": query, "offset": "",
+            "chat_type": "sender",
+        }})
+
+    # -- what tests read ---------------------------------------------------------------------
+    def of(self, method: str, chat_id: int | None = None) -> list[Call]:
+        return [c for c in self.calls if c.method == method and (chat_id is None or c.params.get("chat_id") == chat_id)]
+
+    def replies_to(self, message_id: int) -> list[Call]:
+        """Messages the bot sent as a reply to ``message_id``."""
+        return [c for c in self.calls if _reply_target(c.params) == message_id]
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+        """Wait until ``predicate()`` is truthy; return its value.
+
+        It is re-checked after every call and every 50 ms (it may read state outside the fake).
+        """
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while not (value := predicate()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls][-20:]}")
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
+                except TimeoutError:
+                    continue
+            return value
+
+
+def user(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"Usuaria {user_id}", "language_code": "es"}
+
+
+def _reply_target(params: dict[str, Any]) -> int | None:
+    reply = params.get("reply_parameters")
+    if isinstance(reply, dict):
+        return int(reply["message_id"])
+    if params.get("reply_to_message_id"):
+        return int(params["reply_to_message_id"])
+    return None
+
+
+async def _params(request: web.Request) -> dict[str, Any]:
+    raw: dict[str, Any] = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            raw.update(await request.json())
+            return raw
+        form = await request.post()
+        for key, value in form.items():
+            raw[key] = value.file.read() if isinstance(value, web.FileField) else value
+    return {key: _decode(key, value) for key, value in raw.items()}
+
+
+def _decode(key: str, value: Any) -> Any:
+    if key in STRING_FIELDS or not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _ok(result: Any) -> web.Response:
+    return web.json_response({"ok": True, "result": result})
+
+
+def _error(status: int, description: str) -> web.Response:
+    return web.json_response({"ok": False, "error_code": status, "description": description}, status=status)

@@ -1,0 +1,29 @@
+"""``politico bench --quick``: every phase runs and the report holds what docs/benchmarks.md cites."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generation import bench
+
+
+def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert json.loads(capsys.readouterr().out) == report
+    phases = report["phases"]
+    assert set(phases) == {
+        "thesis_beams_sequential", "sampling_sequential", "bare_generate_x4", "engine_c1", "engine_c4",
+    }
+    assert phases["engine_c4"]["requests"] == 4 and phases["engine_c4"]["batches"] >= 1
+    assert all(p["tweets_per_s"] > 0 for p in phases.values())
+    assert phases["engine_c1"]["loop_lag_ms"]["max"] >= 0
+    assert set(report["ratios"]["targets_met"]) == {
+        "throughput_x4.5_sequential", "throughput_90pct_bare_batched", "latency_within_10pct",
+        "loop_lag_under_50ms",
+    }
+    assert report["model"]["layers"] == 2 and report["machine"]["cpus"]

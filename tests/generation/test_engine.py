@@ -1,0 +1,271 @@
+"""The async engine: batching, busy, timeouts, cancellation, drain, no lost requests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from generation import engine as engine_module
+from generation.backends.local import encode
+from generation.engine import Engine
+from generation.prompts import ControlFields
+from generation.registry import LoadedModel
+from generation.types import (
+    Completion,
+    EngineBusy,
+    EngineClosed,
+    GenerationTimeout,
+    PromptSpec,
+    SamplingParams,
+    UnknownModel,
+)
+
+FAST = SamplingParams(max_new_tokens=6)
+
+
+@pytest.fixture
+def prompt(lm: LoadedModel) -> tuple[list[int], list[int]]:
+    ids, types = encode(lm, PromptSpec("controlled", ControlFields(partido="UDI")))
+    assert types is not None
+    return ids, types
+
+
+class Gate:
+    """Holds every batch on the model thread until opened (decoding then runs as usual)."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.entered = threading.Event()
+
+    def release(self) -> None:
+        self.open.set()
+
+
+@pytest.fixture
+def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    g = Gate()
+    real = engine_module.decode_batch
+
+    def gated(*args: object, **kwargs: object):
+        g.entered.set()
+        assert g.open.wait(10), "gate never opened"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "decode_batch", gated)
+    yield g
+    g.release()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Yield to the loop until ``condition`` holds (bounded, so a bug fails instead of hanging)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
+
+
+async def test_same_seed_same_completions_and_n_candidates(engine_factory, prompt) -> None:
+    engine: Engine = engine_factory()
+    ids, types = prompt
+    first = await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=12), seed=5, n=3)
+    again = await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=12), seed=5, n=3)
+    assert len(first) == 3 and all(isinstance(c, Completion) for c in first)
+    assert first == again
+    assert len({c.text for c in first}) > 1
+    assert all(c.tokens <= 12 for c in first)
+
+
+async def test_concurrent_requests_share_batches_and_match_their_solo_results(engine_factory, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(batch_window_ms=50)
+    params = [SamplingParams(max_new_tokens=8, temperature=t) for t in (0.0, 0.7, 1.3)] * 4
+    together = await asyncio.gather(*(
+        engine.generate("demo", ids, types, p, seed=i) for i, p in enumerate(params)
+    ))
+    stats = engine.stats()
+    assert stats["batches"] < len(params)
+    assert max(stats["batch_sizes"]) > 1
+    solo = engine_factory(batch_window_ms=0)
+    for i, p in enumerate(params[:3]):
+        assert await solo.generate("demo", ids, types, p, seed=i) == together[i]
+
+
+async def test_controlled_casual_and_beam_requests_at_once(engine_factory, registry, prompt) -> None:
+    ids, types = prompt
+    casual_ids, _ = encode(registry.get("casual"), PromptSpec("casual", seed_text="Hoy"))
+    engine: Engine = engine_factory(batch_window_ms=30)
+    results = await asyncio.gather(
+        engine.generate("demo", ids, types, FAST, seed=1),
+        engine.generate("demo", ids, None, FAST, seed=2),
+        engine.generate("demo", ids, types, SamplingParams(max_new_tokens=6, num_beams=3), seed=3),
+        engine.generate("casual", casual_ids, None, FAST, seed=4, n=2),
+    )
+    assert [len(r) for r in results] == [1, 1, 1, 2]
+
+
+async def test_full_queue_answers_busy_at_once(engine_factory, gate: Gate, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(queue_size=2, max_batch=1, batch_window_ms=0)
+    running = asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=0))
+    await until(gate.entered.is_set)  # the worker holds it: the queue is empty again
+    queued = [asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=i)) for i in (1, 2)]
+    await until(lambda: engine.stats()["queue_depth"] == 2)
+    with pytest.raises(EngineBusy):
+        await engine.generate("demo", ids, types, FAST, seed=3)
+    assert engine.stats()["busy"] == 1
+    gate.release()
+    assert all(len(r) == 1 for r in await asyncio.gather(running, *queued))
+
+
+async def test_timeout_then_the_engine_keeps_working(engine_factory, gate: Gate, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(request_timeout_s=0.2)
+    with pytest.raises(GenerationTimeout):
+        await engine.generate("demo", ids, types, FAST, seed=0)
+    assert engine.stats()["timeouts"] == 1
+    gate.release()
+    assert len(await engine.generate("demo", ids, types, FAST, seed=1)) == 1
+
+
+async def test_a_cancelled_request_is_never_decoded(engine_factory, gate: Gate, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(max_batch=1, batch_window_ms=0)
+    first = asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=0))
+    await until(gate.entered.is_set)
+    doomed = asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=1))
+    await until(lambda: engine.stats()["queue_depth"] == 1)
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    gate.release()
+    await first
+    await until(lambda: engine.stats()["queue_depth"] == 0)
+    last = await engine.generate("demo", ids, types, FAST, seed=2)
+    assert len(last) == 1
+    stats = engine.stats()
+    assert stats["cancelled"] == 1
+    assert stats["batches"] == 2  # the first and the last: the cancelled one never ran
+
+
+async def test_drain_on_close_answers_everything_queued(engine_factory, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(max_batch=2)
+    tasks = [asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=i)) for i in range(6)]
+    await asyncio.sleep(0)
+    await engine.aclose(drain=True)
+    assert all(len(r) == 1 for r in await asyncio.gather(*tasks))
+    with pytest.raises(EngineClosed):
+        await engine.generate("demo", ids, types, FAST, seed=9)
+
+
+async def test_close_without_drain_refuses_queued_work(engine_factory, gate: Gate, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(max_batch=1, batch_window_ms=0)
+    tasks = [asyncio.create_task(engine.generate("demo", ids, types, FAST, seed=i)) for i in range(3)]
+    await until(gate.entered.is_set)
+    closing = asyncio.create_task(engine.aclose(drain=False))
+    await asyncio.sleep(0.05)
+    gate.release()
+    await closing
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, EngineClosed) for r in results)
+
+
+async def test_fifty_concurrent_requests_are_all_answered_or_busy(engine_factory, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory(queue_size=20, max_batch=8)
+    results = await asyncio.gather(
+        *(engine.generate("demo", ids, types, FAST, seed=i, n=1 + i % 2) for i in range(50)),
+        return_exceptions=True,
+    )
+    answered = [r for r in results if isinstance(r, list)]
+    busy = [r for r in results if isinstance(r, EngineBusy)]
+    assert len(answered) + len(busy) == 50
+    assert len(answered) >= 20 and busy
+    assert all(len(r) == 1 + i % 2 for i, r in enumerate(results) if isinstance(r, list))
+    stats = engine.stats()
+    assert stats["completed"] == len(answered) and stats["busy"] == len(busy)
+    assert stats["queue_depth"] == 0 and stats["in_flight"] == 0
+
+
+async def test_the_event_loop_stays_responsive_while_a_batch_runs(
+    engine_factory, prompt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids, types = prompt
+    real = engine_module.decode_batch
+
+    def slow(*args: object, **kwargs: object):
+        time.sleep(0.6)  # stands for a long forward pass: it must not block the loop
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "decode_batch", slow)
+    engine: Engine = engine_factory(max_batch=4, batch_window_ms=0)
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - before - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.gather(*(engine.generate("demo", ids, types, FAST, seed=i) for i in range(8)))
+    tick.cancel()
+    assert len(lags) > 20
+    assert max(lags) < 0.3
+
+
+async def test_bad_requests_are_refused(engine_factory, lm: LoadedModel, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory()
+    with pytest.raises(UnknownModel):
+        await engine.generate("nope", ids, types, FAST, seed=0)
+    with pytest.raises(ValueError, match="n must"):
+        await engine.generate("demo", ids, types, FAST, seed=0, n=0)
+    with pytest.raises(ValueError, match="no tokens"):
+        await engine.generate("demo", [], None, FAST, seed=0)
+    with pytest.raises(ValueError, match="differ in length"):
+        await engine.generate("demo", ids, types[:-1], FAST, seed=0)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        await engine.generate("demo", [*ids, 10**6], None, FAST, seed=0)
+    with pytest.raises(ValueError, match="no room"):
+        await engine.generate("demo", ids * 50, None, FAST, seed=0)
+    # A prompt that leaves little room gets fewer new tokens instead of an error.
+    limit = lm.max_positions
+    assert limit is not None
+    long = (ids * 50)[: limit - 3]
+    out = await engine.generate("demo", long, None, SamplingParams(max_new_tokens=50, ignore_eos=True), seed=0)
+    assert out[0].tokens == 3 and out[0].finish_reason == "length"
+
+
+async def test_stats_report_the_work_done(engine_factory, prompt) -> None:
+    ids, types = prompt
+    engine: Engine = engine_factory()
+    await engine.start(preload=["demo"])
+    await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=5, ignore_eos=True), seed=0, n=2)
+    stats = engine.stats()
+    assert stats["tokens_generated"] == 10
+    assert stats["batch_sizes"] == {2: 1} and stats["last_batch_size"] == 2
+    assert stats["requests"] == stats["completed"] == 1
+    assert "demo" in stats["models_loaded"] and stats["closed"] is False
+
+
+async def test_a_model_that_cannot_load_fails_its_requests_not_the_engine(tmp_path, prompt) -> None:
+    from generation.registry import ModelLoadError, ModelRegistry
+    from generation.settings import EngineSettings, ModelSpec
+
+    ids, types = prompt
+    registry = ModelRegistry({"ghost": ModelSpec(path=str(tmp_path / "ghost"), kind="controlled")})
+    engine = Engine(registry, EngineSettings(batch_window_ms=0))
+    try:
+        for _ in range(2):
+            with pytest.raises(ModelLoadError, match="ghost"):
+                await engine.generate("ghost", ids, types, FAST, seed=0)
+        assert engine.stats()["errors"] == 2
+    finally:
+        await engine.aclose()

@@ -1,0 +1,122 @@
+"""The batched decoding loop: per-row parameters and seeds, bans, stops, early finishes."""
+
+from __future__ import annotations
+
+from generation.backends.local import encode
+from generation.prompts import ControlFields
+from generation.registry import LoadedModel
+from generation.sampling import Row, TokenTable, beam_generate, candidate_seed, decode_batch
+from generation.types import PromptSpec, SamplingParams
+
+
+def row(lm: LoadedModel, seed: int, party: str = "UDI", **params: object) -> Row:
+    ids, types = encode(lm, PromptSpec("controlled", ControlFields(partido=party)))
+    return Row(ids, types, SamplingParams(**{"max_new_tokens": 16, **params}), seed)
+
+
+def test_same_seed_same_text_alone_or_inside_a_mixed_batch(lm: LoadedModel, table: TokenTable) -> None:
+    target = row(lm, 42)
+    alone = decode_batch(lm, table, [target])[0]
+    mixed = decode_batch(lm, table, [
+        row(lm, 1, "Partido Comunista de Chile", temperature=1.5, top_k=5),
+        target,
+        row(lm, 2, "RD", temperature=0.0, max_new_tokens=3),
+        row(lm, 3, repetition_penalty=1.5, no_repeat_ngram_size=2, max_new_tokens=30),
+    ])
+    assert mixed[1].token_ids == alone.token_ids
+    assert mixed[1].text == alone.text
+    assert decode_batch(lm, table, [row(lm, 42)])[0].token_ids == alone.token_ids
+    assert decode_batch(lm, table, [row(lm, 43)])[0].token_ids != alone.token_ids
+
+
+def test_rows_keep_their_own_parameters(lm: LoadedModel, table: TokenTable) -> None:
+    greedy_alone = decode_batch(lm, table, [row(lm, 7, temperature=0.0, max_new_tokens=5, ignore_eos=True)])[0]
+    out = decode_batch(lm, table, [
+        row(lm, 7, temperature=0.0, max_new_tokens=5, ignore_eos=True),
+        row(lm, 8, max_new_tokens=12, ignore_eos=True),
+        row(lm, 9, max_new_tokens=2, ignore_eos=True),
+    ])
+    assert out[0].token_ids == greedy_alone.token_ids
+    assert [len(r.token_ids) for r in out] == [5, 12, 2]
+    assert all(r.finish_reason == "length" for r in out)
+
+
+def test_greedy_ignores_the_seed(lm: LoadedModel, table: TokenTable) -> None:
+    texts = {decode_batch(lm, table, [row(lm, s, temperature=0.0)])[0].text for s in range(3)}
+    assert len(texts) == 1
+
+
+def test_candidates_get_distinct_reproducible_seeds() -> None:
+    seeds = [candidate_seed(5, i) for i in range(4)]
+    assert len(set(seeds)) == 4
+    assert seeds == [candidate_seed(5, i) for i in range(4)]
+
+
+def test_banned_strings_never_appear_even_across_tokens(lm: LoadedModel, table: TokenTable) -> None:
+    banned = ("a", "es", "ó")
+    rows = [row(lm, s, temperature=2.0, top_p=1.0, max_new_tokens=40, banned=banned) for s in range(24)]
+    free = decode_batch(lm, table, [row(lm, s, temperature=2.0, top_p=1.0, max_new_tokens=40) for s in range(24)])
+    assert any(b in r.text for r in free for b in banned)  # the model would write them
+    for result in decode_batch(lm, table, rows):
+        raw = b"".join(table.piece(t) for t in result.token_ids)
+        assert not any(b.encode() in raw for b in banned), result.text
+
+
+def test_a_multibyte_character_is_banned_byte_by_byte(lm: LoadedModel, table: TokenTable) -> None:
+    data = "ó".encode()
+    first = table.completing(data, 1)
+    assert first and all(table.piece(i).startswith(data[1:]) for i in first)
+    assert all(data in table.piece(i) for i in table.containing(data))
+
+
+def test_stop_strings_end_the_row_and_are_cut_from_the_text(lm: LoadedModel, table: TokenTable) -> None:
+    free = decode_batch(lm, table, [row(lm, 0, top_p=1.0, max_new_tokens=30, ignore_eos=True)])[0]
+    middle = len(free.text) // 2
+    stop = free.text[middle:middle + 2]
+    assert len(stop.strip()) == 2
+    out = decode_batch(lm, table, [row(lm, 0, top_p=1.0, max_new_tokens=30, ignore_eos=True, stop=(stop,))])[0]
+    assert out.finish_reason == "stop"
+    assert out.text == free.text[: free.text.find(stop)]
+    assert len(out.token_ids) < len(free.token_ids)
+
+
+def test_eos_ends_a_row_unless_ignored_or_too_early(lm: LoadedModel, table: TokenTable) -> None:
+    eos = table.eos_id
+    rows = [row(lm, s, temperature=3.0, top_p=1.0, max_new_tokens=60) for s in range(16)]
+    stopped = [r for r in decode_batch(lm, table, rows) if r.finish_reason == "stop"]
+    assert stopped and all(eos not in r.token_ids for r in stopped)
+    held = decode_batch(lm, table, [row(lm, s, temperature=3.0, top_p=1.0, max_new_tokens=60, min_new_tokens=60) for s in range(16)])
+    assert all(len(r.token_ids) == 60 and eos not in r.token_ids for r in held)
+
+
+def test_no_repeat_ngram_size_holds(lm: LoadedModel, table: TokenTable) -> None:
+    for result in decode_batch(lm, table, [row(lm, s, temperature=0.0, no_repeat_ngram_size=2, max_new_tokens=40, ignore_eos=True, party=p) for s, p in enumerate(["UDI", "RN", "PS"])]):
+        grams = list(zip(result.token_ids, result.token_ids[1:], strict=False))
+        assert len(grams) == len(set(grams))
+
+
+def test_a_cancelled_row_stops_early_without_holding_up_the_others(lm: LoadedModel, table: TokenTable) -> None:
+    calls = iter(range(1000))
+    doomed = row(lm, 1, max_new_tokens=50, ignore_eos=True)
+    doomed.cancelled = lambda: next(calls) >= 3
+    out = decode_batch(lm, table, [doomed, row(lm, 2, max_new_tokens=20, ignore_eos=True)])
+    assert out[0].finish_reason == "cancelled" and len(out[0].token_ids) == 3
+    assert len(out[1].token_ids) == 20
+
+
+def test_casual_rows_decode_without_token_types(registry, table: TokenTable) -> None:
+    casual = registry.get("casual")
+    ids, types = encode(casual, PromptSpec("casual", seed_text="Hoy"))
+    out = decode_batch(casual, table, [Row(ids, types, SamplingParams(max_new_tokens=8, ignore_eos=True), 1)])
+    assert len(out[0].token_ids) == 8
+
+
+def test_beam_search_is_seeded_and_honours_bans(lm: LoadedModel, table: TokenTable) -> None:
+    def beams(seed: int):
+        return beam_generate(lm, table, row(lm, seed, num_beams=4, max_new_tokens=20, min_new_tokens=20,
+                                             no_repeat_ngram_size=2, banned=("a",)))
+
+    first = beams(11)
+    assert first.token_ids == beams(11).token_ids
+    assert len(first.token_ids) == 20
+    assert not any(b"a" in table.piece(t) for t in first.token_ids)

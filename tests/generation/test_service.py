@@ -1,0 +1,145 @@
+"""TweetGenerator: defaults and overrides, seeds, post-processing, retries and the blocklist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from generation.backends import build_backend
+from generation.backends.local import LocalBackend
+from generation.prompts import ControlFields
+from generation.service import TweetGenerator, TweetRequest, resolve_params, retry_seed
+from generation.settings import GenerationSettings
+from generation.types import BlockedOutput, Completion, PromptSpec, SamplingParams, UnknownModel
+from tests.generation.conftest import generation_settings
+
+PROMPT = PromptSpec("controlled", ControlFields(partido="UDI"))
+
+
+@dataclass
+class FakeBackend:
+    """Answers from a script, one list of texts per call, and records what it was asked."""
+
+    script: list[list[str]]
+    calls: list[tuple[str, PromptSpec, SamplingParams, int, int]] = field(default_factory=list)
+    closed: bool = False
+
+    async def complete(self, model, prompt, params, seed, n=1) -> list[Completion]:
+        self.calls.append((model, prompt, params, seed, n))
+        texts = self.script.pop(0)
+        assert len(texts) == n, "the generator asked for a different number of candidates"
+        return [Completion(t, tokens=len(t.split())) for t in texts]
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def settings(**post: object) -> GenerationSettings:
+    return GenerationSettings.model_validate({
+        "models": {
+            "demo": {"path": "x/demo", "kind": "controlled", "decoding": {"temperature": 0.8, "banned": ["&"]}},
+            "derecha": {"path": "x/der", "kind": "casual", "seed_text": "Hoy"},
+        },
+        "postprocess": {"min_chars": 12, "max_tries": 3, "blocklist": ["tonto"], **post},
+    })
+
+
+GOOD = "Vamos a defender la educación pública en todo Chile"
+
+
+async def test_default_model_defaults_and_a_recorded_seed() -> None:
+    backend = FakeBackend([[GOOD + "<|endoftext|>basura"]])
+    result = await TweetGenerator(settings(), backend).generate(TweetRequest(None, PROMPT, seed=77))
+    assert result.texts == [GOOD]
+    assert result.model == "demo" and result.seed == 77 and result.tries == 1
+    assert result.params.temperature == 0.8 and result.params.banned == ("&",)
+    assert result.prompt_text == " [PARTIDO] UDI [SENTIMIENTO] NEUTRAL [TWEET] "
+    assert result.tokens == [len((GOOD + "<|endoftext|>basura").split())]
+    assert backend.calls[0][0] == "demo" and backend.calls[0][3] == 77
+    assert result.latency_ms >= 0 and result.rejected == []
+
+
+async def test_a_seed_is_drawn_when_none_is_given() -> None:
+    seeds = set()
+    for _ in range(3):
+        backend = FakeBackend([[GOOD]])
+        seeds.add((await TweetGenerator(settings(), backend).generate(TweetRequest(None, PROMPT))).seed)
+        assert backend.calls[0][3] in seeds
+    assert len(seeds) > 1
+
+
+async def test_rejected_candidates_are_regenerated_with_derived_seeds() -> None:
+    backend = FakeBackend([["", "Qué gobierno más tonto de verdad", GOOD], ["jajajajajajajajaja", "corto"], [GOOD + " hoy", "!!"]])
+    result = await TweetGenerator(settings(), backend).generate(TweetRequest("demo", PROMPT, seed=5, n=3))
+    assert result.texts == [GOOD, GOOD + " hoy"]
+    assert [c[4] for c in backend.calls] == [3, 2, 2]
+    assert [c[3] for c in backend.calls] == [retry_seed(5, 0), retry_seed(5, 1), retry_seed(5, 2)]
+    assert len({c[3] for c in backend.calls}) == 3
+    assert result.tries == 3
+    assert [r for _, r in result.rejected] == ["empty", "blocklist", "degenerate", "too_short", "too_short"]
+
+
+async def test_nothing_acceptable_raises_blocked_output() -> None:
+    backend = FakeBackend([["tonto tonto"], [""], ["Eres un tonto, eso pasa"]])
+    with pytest.raises(BlockedOutput, match="3 tries"):
+        await TweetGenerator(settings(), backend).generate(TweetRequest(None, PROMPT, seed=1))
+    assert len(backend.calls) == 3
+
+
+async def test_casual_models_start_from_their_seed_text() -> None:
+    backend = FakeBackend([[" vamos con todo por las familias de Chile"]])
+    result = await TweetGenerator(settings(), backend).generate(
+        TweetRequest("derecha", PromptSpec("controlled", ControlFields(partido="UDI")), seed=3)
+    )
+    sent = backend.calls[0][1]
+    assert sent.kind == "casual" and sent.seed_text == "Hoy"
+    assert result.texts == ["Hoy vamos con todo por las familias de Chile"]
+
+
+async def test_overrides_are_applied_and_checked() -> None:
+    spec = settings().models["demo"]
+    params = resolve_params(spec, {"temperature": 0.0, "num_beams": 10, "stop": ["\n"], "ignore_eos": True, "top_k": None})
+    assert (params.temperature, params.num_beams, params.stop, params.ignore_eos) == (0.0, 10, ("\n",), True)
+    assert params.top_p == 0.9  # untouched default
+    with pytest.raises(ValueError, match="temperature"):
+        resolve_params(spec, {"temperature": 99})
+    with pytest.raises(ValueError, match="unknown decoding options"):
+        resolve_params(spec, {"temprature": 1.0})
+    gen = TweetGenerator(settings(), FakeBackend([]))
+    with pytest.raises(UnknownModel):
+        await gen.generate(TweetRequest("nadie", PROMPT))
+    with pytest.raises(ValueError, match="n must"):
+        await gen.generate(TweetRequest(None, PROMPT, n=0))
+
+
+async def test_aclose_closes_the_backend() -> None:
+    backend = FakeBackend([])
+    await TweetGenerator(settings(), backend).aclose()
+    assert backend.closed
+
+
+async def test_over_the_local_backend_the_same_seed_gives_the_same_tweets(tiny_model_dir: Path) -> None:
+    config = generation_settings(tiny_model_dir, postprocess={"min_chars": 1, "max_tries": 5})
+    backend = build_backend(config)
+    assert isinstance(backend, LocalBackend)
+    await backend.start()
+    assert backend.registry.is_loaded("demo")
+    generator = TweetGenerator(config, backend)
+    try:
+        request = TweetRequest(None, PROMPT, seed=123, n=2, overrides={"max_new_tokens": 12, "top_p": 1.0})
+        first = await generator.generate(request)
+        second = await generator.generate(request)
+        assert first.texts == second.texts and len(first.texts) == 2
+        casual = await generator.generate(TweetRequest("casual", PromptSpec("casual"), seed=1, overrides={"top_p": 1.0}))
+        assert casual.texts[0].startswith("Hoy")
+    finally:
+        await generator.aclose()
+    assert backend.engine.stats()["closed"]
+
+
+def test_remote_backend_is_built_lazily(tiny_model_dir: Path) -> None:
+    pytest.importorskip("generation.backends.remote")
+    config = generation_settings(tiny_model_dir, backend="remote", remote={"endpoints": ["http://127.0.0.1:9/v1"]})
+    assert type(build_backend(config)).__name__ == "RemoteBackend"

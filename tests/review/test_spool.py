@@ -1,0 +1,210 @@
+"""The spool: with the database down the bot's writes are kept on disk, then replayed in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot import texts
+from bot.config import Settings
+from bot.core import BotCore
+from bot.ratelimit import MemoryRateLimiter
+from bot.types import Incoming, Origin
+from db.engine import create_engine
+from db.log import GenerationLog, NewGeneration
+from db.models import Generation, Rating, Request
+from db.spool import SpoolFile
+from generation.service import TweetResult
+from generation.types import SamplingParams
+from tests.review.outage import Outage
+
+
+@pytest.fixture
+async def outage(database_url: str, tmp_path: Path) -> AsyncIterator[Outage]:
+    switch = Outage(database_url, tmp_path)
+    await switch.start_down()
+    yield switch
+    if switch.port:
+        await switch.down()
+
+
+def _log(outage: Outage, tmp_path: Path, retry_s: float = 60.0) -> GenerationLog:
+    log = GenerationLog(create_engine(outage.url), str(tmp_path / "spool.jsonl"))
+    assert log.spool is not None
+    log.spool.retry_s = retry_s
+    return log
+
+
+async def _count(log: GenerationLog, model: type) -> int:
+    async with log.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def _bot_traffic(log: GenerationLog) -> tuple[int, list[int]]:
+    """What the core writes for one answered /tuit, a delivery and a 👍."""
+    request_id = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit derecha")
+    ids = await log.finish(
+        request_id, "ok", model="demo", side="derecha", params={"top_p": 0.9}, seed=7,
+        generations=[NewGeneration("hola mundo", tokens=3, seed=7), NewGeneration("otro", shown=False)],
+    )
+    assert await log.mark_sent(ids[0], "msg-1")
+    assert await log.rate("telegram", "u2", ids[0], 1, "Beto")
+    return request_id, ids
+
+
+async def _wait_replayed(log: GenerationLog) -> None:
+    assert log.spool is not None
+    for _ in range(200):
+        if not log.spool.spooling:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the spool was not replayed")
+
+
+async def test_down_then_up_loses_nothing(outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = _log(outage, tmp_path, retry_s=0.1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="db.spool"):
+            request_id, ids = await _bot_traffic(log)
+        assert request_id < 0 and all(i < 0 for i in ids)  # provisional: the db never uses these
+        assert "inalcanzable" in caplog.text
+        assert len(SpoolFile(tmp_path / "spool.jsonl").entries()) == 4
+
+        await outage.up()
+        await _wait_replayed(log)  # the background task, with no further writes
+
+        request = await log.request(request_id)
+        assert request is not None and request.id > 0 and request.status == "ok"
+        assert len(request.generation_ids) == 2
+        shown = await log.generation(ids[0])
+        assert shown is not None and shown.message_ref == "msg-1" and shown.text == "hola mundo"
+        assert (shown.request_id, shown.seed, shown.model) == (request.id, 7, "demo")
+        assert await _count(log, Rating) == 1
+        assert not SpoolFile(tmp_path / "spool.jsonl")
+        # A button sent during the outage still works afterwards.
+        assert await log.rate("telegram", "u3", ids[0], -1)
+        assert await _count(log, Rating) == 2
+    finally:
+        await log.aclose()
+
+
+async def test_replay_after_a_crash_applies_each_record_once(outage: Outage, tmp_path: Path) -> None:
+    log = _log(outage, tmp_path)
+    spool = tmp_path / "spool.jsonl"
+    try:
+        await _bot_traffic(log)
+    finally:
+        await log.aclose()
+    shutil.copy(spool, tmp_path / "copy.jsonl")
+    await outage.up()
+
+    first = _log(outage, tmp_path)  # a restarted bot finds the spool and replays it
+    try:
+        assert first.spool is not None and first.spool.spooling
+        assert await first.spool.replay()
+    finally:
+        await first.aclose()
+    # As if the process died after applying but before emptying the file: replay again.
+    shutil.copy(tmp_path / "copy.jsonl", spool)
+    again = _log(outage, tmp_path)
+    try:
+        assert again.spool is not None
+        assert await again.spool.replay()
+        assert (await _count(again, Request), await _count(again, Generation), await _count(again, Rating)) == (1, 2, 1)
+    finally:
+        await again.aclose()
+
+
+async def test_a_refused_record_is_set_aside_not_blocking(outage: Outage, tmp_path: Path) -> None:
+    log = _log(outage, tmp_path)
+    try:
+        await log.finish(123_456, "ok", generations=[NewGeneration("sin solicitud")])  # never begun
+        request_id, _ = await _bot_traffic(log)
+        await outage.up()
+        assert log.spool is not None and await log.spool.replay()
+        request = await log.request(request_id)
+        assert request is not None and request.status == "ok"
+        rejected = SpoolFile(tmp_path / "spool.jsonl.rejected").entries()
+        assert [(r["kind"], r["record"]["request_id"]) for r in rejected] == [("finish", 123_456)]
+        assert "LookupError" in rejected[0]["error"]
+    finally:
+        await log.aclose()
+
+
+async def test_outage_in_the_middle(postgres_url: str, tmp_path: Path) -> None:
+    """PostgreSQL goes away with connections in the pool, then comes back."""
+    outage = Outage(postgres_url, tmp_path)
+    await outage.up()
+    log = _log(outage, tmp_path, retry_s=0.05)
+    try:
+        before = await log.begin("discord", "u1", "Ana", "c1", "guild", "sala", "/tuit")
+        assert before > 0
+        await outage.down()
+        during, ids = await _bot_traffic(log)
+        assert during < 0
+        await outage.up()
+        await _wait_replayed(log)
+        await log.finish(before, "busy")
+        assert (await log.request(before)).status == "busy"
+        assert (await log.generation(ids[0])).message_ref == "msg-1"
+        assert await _count(log, Request) == 2
+    finally:
+        await log.aclose()
+        await outage.down()
+
+
+class FixedGenerator:
+    async def generate(self, req: Any) -> TweetResult:
+        return TweetResult(texts=["Un tuit mientras la base duerme"], model="demo", prompt_text="p",
+                           params=SamplingParams(), seed=req.seed, latency_ms=1.0, tokens=[6],
+                           tries=1, rejected=[])
+
+
+async def test_the_bot_keeps_answering_while_the_database_is_down(outage: Outage, tmp_path: Path) -> None:
+    log = _log(outage, tmp_path)
+    core = BotCore(Settings(), FixedGenerator(), log, MemoryRateLimiter())
+    origin = Origin("telegram", "100", "100", "Ana")
+    try:
+        reply = await core.handle(Incoming(origin, "/tuit"))
+        assert reply.kind == "tweet" and "Un tuit mientras la base duerme" in reply.text
+        up = next(b for b in reply.buttons if b.action == "up")
+        assert up.generation_id < 0
+        assert (await core.press(origin, up.data)).text == texts.RATED_UP
+        await outage.up()
+        assert log.spool is not None and await log.spool.replay()
+        stored = await log.generation(up.generation_id)
+        assert stored is not None and stored.text == "Un tuit mientras la base duerme"
+        assert await _count(log, Rating) == 1
+    finally:
+        await log.aclose()
+
+
+async def test_two_processes_sharing_one_spool(outage: Outage, tmp_path: Path) -> None:
+    """Bot processes started from one config share the spool path: ids never clash, and either
+    one's replay serves both."""
+    first, second = _log(outage, tmp_path), _log(outage, tmp_path, retry_s=0.05)
+    try:
+        a_request, a_ids = await _bot_traffic(first)
+        b_request = await second.begin("discord", "u9", "Zoe", "c9", "dm", "", "/tuit izquierda")
+        [b_generation] = await second.finish(b_request, "ok", generations=[NewGeneration("de Zoe")])
+        provisional = {a_request, *a_ids, b_request, b_generation}
+        assert len(provisional) == 5 and max(provisional) < 0
+
+        await outage.up()
+        assert first.spool is not None and await first.spool.replay()
+        # The second process learns the real ids from the shared map.
+        await _wait_replayed(second)
+        assert await second.rate("discord", "u9", b_generation, 1)
+        stored = await second.generation(b_generation)
+        assert stored is not None and stored.text == "de Zoe" and stored.platform == "discord"
+        assert (await _count(first, Request), await _count(first, Rating)) == (2, 2)
+    finally:
+        await first.aclose()
+        await second.aclose()

@@ -1,0 +1,105 @@
+"""Real ``politico serve`` processes on 127.0.0.1, started the way an operator starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, write_config
+
+API_KEY = "clave-de-prueba"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Program:
+    """``python -m bot.cli ARGS`` in a subprocess, with its output kept for failure messages."""
+
+    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", *args],
+                cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(f"{self.log_path.name} exited with {self.process.returncode}:\n{self.log()}")
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+class ServeProcess(Program):
+    """``politico serve`` on a free port of 127.0.0.1."""
+
+    def __init__(self, config: Path, *, api_key: str = "", env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(
+            ["serve", "--config", str(config), "--port", str(self.port)],
+            config.parent / f"serve-{self.port}.log",
+            {"POLITICO_SERVE_API_KEY": api_key, **(env or {})},
+        )
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"serve did not become healthy in {timeout} s:\n{self.log()}")
+
+
+def start_servers(
+    folder: Path, model_dir: Path, count: int, *, api_key: str = "", env: dict[str, str] | None = None
+) -> list[ServeProcess]:
+    """Start ``count`` servers in parallel (model loading overlaps) and wait for all of them.
+
+    ``env`` overrides config keys the usual way (``POLITICO_GENERATION__ENGINE__...``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    config = write_config(folder, model_dir)
+    servers = [ServeProcess(config, api_key=api_key, env=env) for _ in range(count)]
+    try:
+        for server in servers:
+            server.wait_healthy()
+    except BaseException:
+        for server in servers:
+            server.terminate(signal.SIGKILL)
+        raise
+    return servers
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[ServeProcess]:
+    """One server with a bearer token, shared by a module's tests (starting one takes seconds)."""
+    folder = tmp_path_factory.mktemp("serve")
+    # A wider batch window than the suite's default so concurrent requests visibly share batches.
+    env = {"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "50"}
+    (server,) = start_servers(folder, tiny_model_dir, 1, api_key=API_KEY, env=env)
+    yield server
+    server.terminate()

@@ -1,0 +1,189 @@
+"""The remote backend's failover rules, against scripted endpoints (``httpx.MockTransport``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from generation.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
+from generation.prompts import ControlFields, prompt_text
+from generation.settings import GenerationSettings
+from generation.types import (
+    EngineBusy,
+    GenerationError,
+    GenerationTimeout,
+    PromptSpec,
+    SamplingParams,
+    UnknownModel,
+)
+
+A, B = "http://a.test:8000/v1", "http://b.test:8000/v1"
+PROMPT = PromptSpec("controlled", ControlFields(partido="RN"))
+PARAMS = SamplingParams(max_new_tokens=7, stop=("\n",), banned=("…",))
+
+
+def settings(**remote: object) -> GenerationSettings:
+    return GenerationSettings.model_validate({
+        "backend": "remote",
+        "models": {"demo": {"path": "/nowhere", "kind": "controlled"}},
+        "remote": {"endpoints": [A, B], "failure_threshold": 2, "cooldown_s": 60, **remote},
+    })
+
+
+def ok(n: int = 1) -> httpx.Response:
+    choices = [{"index": i, "text": f" tuit {i}", "finish_reason": "stop"} for i in range(n)]
+    return httpx.Response(200, json={"choices": choices, "usage": {"completion_tokens": 3 * n}})
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Endpoints:
+    """Scripted answers per host, and a record of which host got each request."""
+
+    def __init__(self, **handlers: Handler) -> None:
+        self.handlers = handlers
+        self.calls: list[str] = []
+        self.bodies: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host.split(".")[0]
+        self.calls.append(host)
+        self.bodies.append(json.loads(request.content))
+        return self.handlers[host](request)
+
+
+def backend(endpoints: Endpoints, **remote: object) -> RemoteBackend:
+    return RemoteBackend(settings(**remote), transport=httpx.MockTransport(endpoints))
+
+
+def refuse(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
+
+
+def test_base_urls_end_in_v1() -> None:
+    assert normalise_base_url("http://h:8000") == "http://h:8000/v1"
+    assert normalise_base_url("http://h:8000/v1/") == "http://h:8000/v1"
+
+
+async def test_request_body_carries_prompt_text_and_sampling() -> None:
+    endpoints = Endpoints(a=lambda r: ok(2), b=lambda r: ok(2))
+    remote = backend(endpoints, served_names={"demo": "politico-demo"})
+    out = await remote.complete("demo", PROMPT, PARAMS, seed=1234, n=2)
+    assert [c.text for c in out] == [" tuit 0", " tuit 1"]
+    assert [c.tokens for c in out] == [3, 3]
+    body = endpoints.bodies[0]
+    assert body["model"] == "politico-demo"
+    assert body["prompt"] == prompt_text(ControlFields(partido="RN"))
+    assert (body["seed"], body["n"], body["max_tokens"], body["stop"]) == (1234, 2, 7, ["\n"])
+    assert body["bad_words"] == ["…"]
+    assert "no_repeat_ngram_size" not in body
+    await remote.aclose()
+
+
+async def test_requests_take_turns_over_endpoints() -> None:
+    endpoints = Endpoints(a=lambda r: ok(), b=lambda r: ok())
+    remote = backend(endpoints)
+    for _ in range(4):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert endpoints.calls == ["a", "b", "a", "b"]
+
+
+@pytest.mark.parametrize("failure", [refuse, lambda r: httpx.Response(502, text="bad gateway")])
+async def test_failure_moves_on_and_opens_the_circuit(failure: Handler) -> None:
+    endpoints = Endpoints(a=failure, b=lambda r: ok())
+    remote = backend(endpoints)
+    for _ in range(4):
+        assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    # a failed twice (the threshold) and was then skipped: b took every request.
+    assert endpoints.calls.count("a") == 2
+    assert endpoints.calls.count("b") == 4
+    assert remote.endpoints[0].breaker.state == "open"
+
+
+async def test_all_endpoints_busy_or_down_is_busy_at_once() -> None:
+    busy = Endpoints(a=lambda r: httpx.Response(429, json={"error": {"message": "busy"}}), b=refuse)
+    with pytest.raises(EngineBusy):
+        await backend(busy).complete("demo", PROMPT, PARAMS, seed=1)
+    down = Endpoints(a=refuse, b=refuse)
+    remote = backend(down)
+    for _ in range(2):
+        with pytest.raises(EngineBusy):
+            await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    calls = len(down.calls)
+    with pytest.raises(EngineBusy):  # both circuits open: refused without a network call
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert len(down.calls) == calls
+
+
+async def test_timeouts_become_generation_timeout() -> None:
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    with pytest.raises(GenerationTimeout):
+        await backend(Endpoints(a=slow, b=slow)).complete("demo", PROMPT, PARAMS, seed=1)
+
+
+async def test_client_errors_are_not_retried() -> None:
+    missing = Endpoints(a=lambda r: httpx.Response(404, json={"error": {"message": "no such model"}}), b=lambda r: ok())
+    with pytest.raises(UnknownModel):
+        await backend(missing).complete("demo", PROMPT, PARAMS, seed=1)
+    assert missing.calls == ["a"]
+    bad_key = Endpoints(a=lambda r: httpx.Response(401, json={"error": {"message": "Incorrect API key"}}), b=lambda r: ok())
+    with pytest.raises(GenerationError, match="Incorrect API key"):
+        await backend(bad_key).complete("demo", PROMPT, PARAMS, seed=1)
+    with pytest.raises(UnknownModel):
+        await backend(missing).complete("otro", PROMPT, PARAMS, seed=1)
+
+
+async def test_bearer_token_is_sent() -> None:
+    seen: list[str | None] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return ok()
+
+    await backend(Endpoints(a=record, b=record), api_key="s3creto").complete("demo", PROMPT, PARAMS, seed=1)
+    assert seen == ["Bearer s3creto"]
+
+
+def test_circuit_breaker_half_opens_for_one_probe() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=lambda: now[0])
+    breaker.failure()
+    assert breaker.allow()
+    breaker.failure()
+    assert breaker.state == "open" and not breaker.allow()
+    now[0] = 10.0
+    assert breaker.state == "half-open"
+    assert breaker.allow() and not breaker.allow()  # one probe at a time
+    breaker.failure()  # the probe failed: open for another cooldown
+    assert breaker.state == "open"
+    now[0] = 20.0
+    assert breaker.allow()
+    breaker.success()
+    assert breaker.state == "closed" and breaker.allow() and breaker.allow()
+
+
+async def test_start_reports_endpoints_without_failing(caplog: pytest.LogCaptureFixture) -> None:
+    def models(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"object": "list", "data": [{"id": "otro"}]})
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        return models(request) if request.url.host.startswith("a") else refuse(request)
+
+    remote = RemoteBackend(settings(), transport=httpx.MockTransport(transport))
+    with caplog.at_level("WARNING", logger="generation.backends.remote"):
+        await remote.start()
+    assert "does not serve demo" in caplog.text
+    assert "b.test:8000/v1 is not answering yet" in caplog.text
+
+
+async def test_a_body_that_is_not_json_counts_as_a_failure() -> None:
+    endpoints = Endpoints(a=lambda r: httpx.Response(200, text="<html>proxy error</html>"), b=lambda r: ok())
+    remote = backend(endpoints)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert endpoints.calls == ["a", "b"]

@@ -1,0 +1,178 @@
+"""``politico serve`` driven over HTTP the way an OpenAI-style client drives it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from generation.prompts import ControlFields, prompt_text
+from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
+
+PROMPT = prompt_text(ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"))
+
+
+@pytest.fixture
+def client(serve: ServeProcess) -> httpx.Client:
+    with httpx.Client(base_url=serve.url, headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30) as c:
+        yield c
+
+
+def complete(client: httpx.Client, **body: object) -> dict:
+    response = client.post("/v1/completions", json={"model": "demo", "prompt": PROMPT, **body})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def error_of(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["message"]
+    return error
+
+
+def test_completion_has_openai_shape(client: httpx.Client) -> None:
+    body = complete(client, max_tokens=8, seed=1)
+    assert body["object"] == "text_completion"
+    assert body["model"] == "demo"
+    assert body["id"].startswith("cmpl-")
+    (choice,) = body["choices"]
+    assert choice["index"] == 0
+    assert isinstance(choice["text"], str)
+    assert choice["finish_reason"] in {"stop", "length"}
+    usage = body["usage"]
+    assert 1 <= usage["completion_tokens"] <= 8
+    assert usage["prompt_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_n_choices_and_seed_reproducibility(client: httpx.Client) -> None:
+    first = complete(client, n=3, seed=42, max_tokens=12, temperature=1.0)
+    again = complete(client, n=3, seed=42, max_tokens=12, temperature=1.0)
+    other = complete(client, n=3, seed=43, max_tokens=12, temperature=1.0)
+    texts = [c["text"] for c in first["choices"]]
+    assert [c["index"] for c in first["choices"]] == [0, 1, 2]
+    assert texts == [c["text"] for c in again["choices"]]
+    assert texts != [c["text"] for c in other["choices"]]
+    assert len(set(texts)) > 1, "the n candidates of one request should differ"
+
+
+def test_ignore_eos_generates_exactly_max_tokens(client: httpx.Client) -> None:
+    body = complete(client, n=2, seed=3, max_tokens=9, ignore_eos=True)
+    assert body["usage"]["completion_tokens"] == 18
+    assert {c["finish_reason"] for c in body["choices"]} == {"length"}
+
+
+def test_stop_string_cuts_the_completion(client: httpx.Client) -> None:
+    seeded = {"seed": 5, "max_tokens": 20, "temperature": 1.0, "ignore_eos": True}
+    full = complete(client, **seeded)["choices"][0]["text"]
+    visible = [i for i in range(2, len(full) - 1) if full[i].isprintable() and not full[i].isspace()]
+    assert visible, f"no usable stop string in {full!r}"
+    stop = full[visible[0]]
+    cut = complete(client, stop=[stop, "never-appears"], **seeded)["choices"][0]
+    assert cut["text"] == full[: full.index(stop)]
+    assert cut["finish_reason"] == "stop"
+
+
+def test_token_id_and_batched_prompts(client: httpx.Client) -> None:
+    text_body = complete(client, seed=9, max_tokens=6, temperature=0)
+    ids = [5, 17, 30, 41]
+    body = complete(client, prompt=[ids, ids], seed=9, max_tokens=6, temperature=0)
+    assert [c["index"] for c in body["choices"]] == [0, 1]
+    assert body["choices"][0]["text"] == body["choices"][1]["text"]
+    assert body["usage"]["prompt_tokens"] == 8
+    mixed = complete(client, prompt=[PROMPT, "hola"], n=2, seed=9, max_tokens=6, temperature=0)
+    assert len(mixed["choices"]) == 4
+    assert mixed["choices"][0]["text"] == text_body["choices"][0]["text"]
+
+
+async def test_concurrent_requests_share_batches(serve: ServeProcess) -> None:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with httpx.AsyncClient(base_url=serve.url, headers=headers, timeout=30) as client:
+        async def one(seed: int) -> str:
+            r = await client.post("/v1/completions", json={"model": "demo", "prompt": PROMPT, "seed": seed, "max_tokens": 8})
+            assert r.status_code == 200, r.text
+            return r.json()["choices"][0]["text"]
+
+        def batches() -> float:
+            text = httpx.get(f"{serve.url}/metrics").text
+            return float(re.search(r"^politico_engine_batches_total (\S+)$", text, re.M).group(1))
+
+        before = batches()
+        together = await asyncio.gather(*(one(seed) for seed in range(12)))
+        used = batches() - before
+        alone = [await one(seed) for seed in range(3)]
+    assert used < 12, "12 concurrent requests should have been decoded in fewer batches"
+    assert together[:3] == alone, "a seeded request must not depend on its batch neighbours"
+
+
+def test_errors_are_openai_shaped(client: httpx.Client, serve: ServeProcess) -> None:
+    url = "/v1/completions"
+    assert error_of(client.post(url, json={"model": "nadie", "prompt": "x"}), 404)["code"] == "model_not_found"
+    assert error_of(client.post(url, content=b"{not json", headers={"content-type": "application/json"}), 400)
+    assert error_of(client.post(url, json={"model": "demo"}), 400)["param"] == "prompt"
+    assert error_of(client.post(url, json={"model": "demo", "prompt": ""}), 400)["param"] == "prompt"
+    assert error_of(client.post(url, json={"model": "demo", "prompt": "x", "temperature": -1}), 400)["param"] == "temperature"
+    assert error_of(client.post(url, json={"model": "demo", "prompt": "x", "max_tokens": 5000}), 400)["param"] == "max_tokens"
+    assert error_of(client.post(url, json={"model": "demo", "prompt": "x", "stream": True}), 400)["param"] == "stream"
+    assert error_of(client.post(url, json={"model": "demo", "prompt": [10**7]}), 400)["param"] == "prompt"
+    assert error_of(client.get(url), 405)
+    assert error_of(client.get("/v1/nada"), 404)
+    unauthenticated = httpx.post(f"{serve.url}{url}", json={"model": "demo", "prompt": "x"})
+    assert error_of(unauthenticated, 401)["code"] == "invalid_api_key"
+    wrong = httpx.get(f"{serve.url}/v1/models", headers={"Authorization": "Bearer otra"})
+    assert error_of(wrong, 401)["code"] == "invalid_api_key"
+
+
+def test_models_health_and_metrics(client: httpx.Client, serve: ServeProcess) -> None:
+    models = client.get("/v1/models").json()
+    assert models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == ["demo"]
+    assert models["data"][0]["max_model_len"] == 128
+    health = httpx.get(f"{serve.url}/health")  # no token needed, for load balancers
+    assert health.status_code == 200
+    assert health.json()["models"] == ["demo"]
+    complete(client, max_tokens=4)
+    client.post("/v1/completions", json={"model": "nadie", "prompt": "x"})
+    metrics = httpx.get(f"{serve.url}/metrics").text
+    for name in (
+        'politico_requests_total{model="demo",status="200"}',
+        'politico_errors_total{type="model_not_found"}',
+        "politico_request_latency_seconds_bucket",
+        "politico_generated_tokens_total",
+        "politico_tokens_per_second",
+        "politico_engine_queue_depth",
+        "politico_engine_batch_sizes_bucket",
+    ):
+        assert name in metrics, name
+
+
+def test_sigterm_finishes_in_flight_requests(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Requests already taken are answered after SIGTERM; then the process exits cleanly."""
+    # A one-second batch window keeps the requests inside the server when the signal lands.
+    (server,) = start_servers(
+        tmp_path, tiny_model_dir, 1, env={"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "1000"}
+    )
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            body = {"model": "demo", "prompt": PROMPT, "max_tokens": 8}
+            pending = [asyncio.create_task(client.post("/v1/completions", json=body)) for _ in range(4)]
+            while True:  # wait until the server holds them
+                metrics = (await client.get("/metrics")).text
+                if re.search(r"^politico_requests_in_flight 4\.0$", metrics, re.M):
+                    break
+                await asyncio.sleep(0.02)
+            server.process.send_signal(signal.SIGTERM)
+            return await asyncio.gather(*pending)
+
+    responses = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200] * 4
+    # uvicorn re-raises the signal once shut down, so the exit status is "killed by SIGTERM".
+    assert server.terminate() in (0, -signal.SIGTERM)
+    assert "engine drained and stopped" in server.log()

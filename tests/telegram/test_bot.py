@@ -1,0 +1,166 @@
+"""Telegram end to end: the real python-telegram-bot and the real app against a fake Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+from PIL import Image
+
+from bot.telegram.frontend import FAILURE, MENU, QUEUE_NOTICE
+from bot.types import FICTION_LABEL
+from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI
+from tests.telegram.conftest import Start
+from tests.telegram.helpers import answer_to, buttons_of, final_answer, text_of
+
+
+async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot() as frontend:
+        assert [c["command"] for c in api.of("setMyCommands")[0].params["commands"]] == [m[0] for m in MENU]
+        start = await api.send_text("/start")
+        help_ = await api.send_text("/ayuda")
+        options = await api.send_text("/opciones")
+        tweet = await api.send_text("/tuit derecha positivo pensiones")
+        assert "/tuit" in text_of(await answer_to(api, start))
+        assert "/otra" in text_of(await answer_to(api, help_))
+        assert "Chile Vamos" in text_of(await answer_to(api, options))
+        answer = await answer_to(api, tweet)
+        assert FICTION_LABEL in text_of(answer)
+        data = buttons_of(answer)
+        assert [d.split(":")[0] for d in data] == ["up", "down", "again"]
+        assert api.of("sendChatAction")[0].params["action"] == "typing"
+        generation = await frontend.app.log.generation(int(data[0].split(":")[1]))
+        assert generation is not None and generation.message_ref == f"1:{answer.message['message_id']}"
+        assert generation.party and generation.side == "derecha"
+
+        again = await api.send_text("/otra")
+        assert FICTION_LABEL in text_of(await answer_to(api, again))
+    assert api.violations == []
+
+
+async def test_groups_answer_commands_for_this_bot_only(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot():
+        group = -100123
+        mine = await api.send_text(f"/tuit@{BOT_USERNAME} izquierda", user_id=5, chat_id=group, chat_type="supergroup")
+        other = await api.send_text("/tuit@OtraBot izquierda", user_id=5, chat_id=group, chat_type="supergroup")
+        bare = await api.send_text("/ayuda", user_id=6, chat_id=group, chat_type="group")
+        assert FICTION_LABEL in text_of(await answer_to(api, mine))
+        assert text_of(await answer_to(api, bare))
+        await api.wait_for(lambda: len(api.of("sendChatAction")) >= 2)
+        assert final_answer(api, other) is None
+        assert all(c.params.get("chat_id") == group for c in api.calls if c.method == "sendMessage")
+    assert api.violations == []
+
+
+async def test_buttons_rate_and_regenerate(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot() as frontend:
+        answer = await answer_to(api, await api.send_text("/tuit centro"))
+        up, _, again = buttons_of(answer)
+        await api.press(up, answer.message)
+        await api.wait_for(lambda: api.of("answerCallbackQuery"))
+        assert "👍" in api.of("answerCallbackQuery")[0].params["text"]
+
+        await api.press(again, answer.message)
+        second = await answer_to(api, answer.message["message_id"])
+        assert FICTION_LABEL in text_of(second) and buttons_of(second) != buttons_of(answer)
+
+        for junk in ("", "up:", "x" * 64, "again:99999", "up:-1", "🔁:1", "approve:abc"):
+            await api.press(junk, answer.message)
+        await api.wait_for(lambda: len(api.of("answerCallbackQuery")) >= 9)
+        generation = await frontend.app.log.generation(int(up.split(":")[1]))
+        assert generation is not None
+    assert api.violations == []
+
+
+async def test_inline_mode_offers_a_generated_tweet(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot():
+        for typed in ("d", "der", "derecha positivo pensiones"):  # one query per keystroke
+            await api.inline(typed, user_id=1)
+        await api.inline("x" * 400, user_id=2)
+        await api.wait_for(lambda: len(api.of("answerInlineQuery")) == 2)
+        await asyncio.sleep(1)  # the superseded keystrokes stay unanswered
+        assert len(api.of("answerInlineQuery")) == 2
+        results = [c.params["results"] for c in api.of("answerInlineQuery")]
+        tweets = [r for rs in results for r in rs if r["id"].startswith("g")]
+        assert tweets, results
+        assert FICTION_LABEL in tweets[0]["input_message_content"]["message_text"]
+        assert buttons_of_markup(tweets[0])
+    assert api.violations == []
+
+
+def buttons_of_markup(result: dict) -> list[str]:
+    return [b["callback_data"] for row in result.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+
+
+async def test_rate_limits_answer_kindly(api: FakeBotAPI, start_bot: Start) -> None:
+    limits = "[rate_limits]\nper_user_per_minute = 2\nper_chat_per_minute = 0\n"
+    async with start_bot(limits):
+        ids = [await api.send_text(f"/tuit tema {i}", user_id=9) for i in range(3)]
+        answers = [text_of(await answer_to(api, i)) for i in ids]
+        assert sum(FICTION_LABEL in a for a in answers) == 2
+        refused = next(a for a in answers if FICTION_LABEL not in a)
+        assert refused and "/tuit" not in refused[:1]
+    assert api.violations == []
+
+
+async def test_bad_input_is_answered_within_limits(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot():
+        cases = [
+            "/tuit " + "pensiones " * 1000,
+            "/tuit partido=NOEXISTE",
+            "/tuit lado=derecha lado=izquierda",
+            '/tuit "comillas sin cerrar',
+            "/tuit \u202e\u0000\ufffd 🤖" * 30,
+            "/tuiit derecha",
+            "/" + "a" * 200,
+        ]
+        ids = [await api.send_text(text) for text in cases]
+        answers = [await answer_to(api, i) for i in ids]
+        assert all(text_of(a) for a in answers)
+    assert api.violations == []
+
+
+async def test_a_slow_request_gets_a_queue_notice_that_the_tweet_replaces(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot(queue_notice_after_s=0.0):
+        message = await api.send_text("/tuit izquierda negativo")
+        answer = await answer_to(api, message)
+        notice = next(c for c in api.replies_to(message) if c.method == "sendMessage")
+        assert text_of(notice) == QUEUE_NOTICE
+        assert answer.method == "editMessageText" and FICTION_LABEL in text_of(answer)
+        assert answer.params["message_id"] == notice.message["message_id"]
+    assert api.violations == []
+
+
+async def test_card_rendering_sends_a_png_with_the_label(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot('[bot]\nrender = "card"\n', render="card"):
+        answer = await answer_to(api, await api.send_text("/tuit derecha"))
+        assert answer.method == "sendPhoto"
+        assert text_of(answer) == FICTION_LABEL
+        image = Image.open(io.BytesIO(answer.params["photo"]))
+        assert image.format == "PNG" and image.width == 1000
+        assert len(buttons_of(answer)) == 3
+    assert api.violations == []
+
+
+async def test_an_unexpected_failure_is_logged_and_answered(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot() as frontend:
+        async def broken(incoming: object) -> None:
+            raise RuntimeError("boom")
+
+        frontend.core.handle = broken  # type: ignore[method-assign]
+        message = await api.send_text("/tuit")
+        assert text_of(await answer_to(api, message)) == FAILURE
+
+
+async def test_fifty_users_at_once_are_all_answered(api: FakeBotAPI, start_bot: Start) -> None:
+    async with start_bot():
+        ids = await asyncio.gather(*(
+            api.send_text(text, user_id=1000 + user)
+            for user in range(50)
+            for text in ("/tuit", "/otra", "/ayuda", "/tuit izquierda positivo")
+        ))
+        answers = [await answer_to(api, i, timeout=120) for i in ids]
+        assert len(answers) == 200 and all(text_of(a) for a in answers)
+        tweets = [a for a in answers if FICTION_LABEL in text_of(a)]
+        assert len(tweets) >= 100  # the rest: "busy" or "no previous request" (/otra raced /tuit)
+    assert api.violations == []

@@ -1,0 +1,171 @@
+"""Every ``politico-train`` command end to end on synthetic tweets and a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import AUTHORS, synthetic_rows, write_csv
+from training.cli import main
+
+TINY = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--n-positions", "128"]
+LOOP = ["--batch-size", "4", "--threads", "1", "--logging-steps", "1"]
+
+
+def run(*args: str | Path) -> None:
+    assert main(["--quiet", *map(str, args)]) == 0
+
+
+def fails(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
+    assert main(["--quiet", *map(str, args)]) == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """prepare → tokenizer → pretrain → contextual, once for the module."""
+    root = tmp_path_factory.mktemp("pipeline")
+    tweets = write_csv(root / "tweets.csv", synthetic_rows())
+    authors = write_csv(root / "autores.csv", [
+        {"screen_name": a, "partido": p, "coalicion": c, "lado": s} for a, p, c, s in AUTHORS
+    ])
+    data, tok, base, ctx = root / "data", root / "tok", root / "base", root / "ctx"
+    run("prepare", "--tweets", tweets, "--authors", authors, "--out", data, "--validation", "0.25",
+        "--sentiment", "lexicon", "--entities", "heuristic")
+    run("tokenizer", "--corpus", data / "corpus.txt", "--out", tok, "--vocab-size", "500", "--min-frequency", "1")
+    run("pretrain", "--tokenizer", tok, "--corpus", data / "corpus.txt", "--out", base, *TINY, *LOOP,
+        "--max-steps", "2", "--lr", "1e-3")
+    run("contextual", "--base", base, "--train", data / "train.jsonl", "--validation", data / "validation.jsonl",
+        "--out", ctx, *LOOP, "--max-steps", "2", "--save-steps", "1", "--field-dropout", "0.3")
+    return {"root": root, "data": data, "tok": tok, "base": base, "ctx": ctx, "tweets": tweets, "authors": authors}
+
+
+def test_prepare_writes_split_subsets_and_counts(pipeline: dict[str, Path]) -> None:
+    data = pipeline["data"]
+    stats = json.loads((data / "stats.json").read_text())
+    assert stats["cleaning"]["retweets"] == 1
+    assert stats["cleaning"]["duplicates"] == 1
+    assert stats["cleaning"]["short"] == 1
+    train = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
+    validation = [json.loads(x) for x in (data / "validation.jsonl").read_text().splitlines()]
+    assert train and validation
+    assert not {r["tweet"] for r in train} & {r["tweet"] for r in validation}
+    assert stats["rows"]["all"] == len(train) + len(validation)
+    derecha = [json.loads(x) for x in (data / "derecha" / "train.jsonl").read_text().splitlines()]
+    assert derecha and {r["lado"] for r in derecha} == {"derecha"}
+    assert {r["partido"] for r in derecha} == {"UDI", "RN"}
+    row = next(r for r in train if "@JuanPerez" in r["tweet"])
+    assert "@JuanPerez" in row["entidades"]
+    assert row["hashtags"] == ["Educación"]
+    assert row["sentimiento"] in {"POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"}
+    assert not any("t.co" in r["tweet"] or "…" in r["tweet"] for r in train + validation)
+    assert stats["labels"]["lado"] == {
+        side: sum(r["lado"] == side for r in train + validation) for side in stats["labels"]["lado"]
+    }
+
+
+def test_prepare_split_is_deterministic(pipeline: dict[str, Path]) -> None:
+    again = pipeline["root"] / "again"
+    run("prepare", "--tweets", pipeline["tweets"], "--authors", pipeline["authors"], "--out", again,
+        "--validation", "0.25", "--sentiment", "lexicon", "--entities", "heuristic")
+    for name in ("train.jsonl", "validation.jsonl"):
+        assert (again / name).read_text() == (pipeline["data"] / name).read_text()
+
+
+def test_bad_input_is_one_clear_line(pipeline: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    root = pipeline["root"]
+    no_text = write_csv(root / "no_text.csv", [{"screen_name": "ana_derecha", "contenido": "hola"}])
+    assert "no text column" in fails(capsys, "prepare", "--tweets", no_text, "--out", root / "x")
+    bad_side = write_csv(root / "bad_side.csv", [
+        {"screen_name": "ana_derecha", "partido": "UDI", "coalicion": "CV", "lado": "arriba"}
+    ])
+    err = fails(capsys, "prepare", "--tweets", pipeline["tweets"], "--authors", bad_side, "--out", root / "x")
+    assert "unknown side 'arriba'" in err
+    few = write_csv(root / "few.csv", [{"screen_name": "ana_derecha", "partido": "UDI", "coalicion": "CV", "lado": "derecha"}])
+    err = fails(capsys, "prepare", "--tweets", pipeline["tweets"], "--authors", few, "--out", root / "x")
+    assert "missing from the authors table" in err
+    empty = write_csv(root / "empty.csv", [{"screen_name": "a", "text": "RT @b: nada"}])
+    assert "no tweet left" in fails(capsys, "prepare", "--tweets", empty, "--out", root / "x")
+    (root / "blank.txt").write_text("\n\n", encoding="utf-8")
+    assert "corpus is empty" in fails(capsys, "tokenizer", "--corpus", root / "blank.txt", "--out", root / "t")
+    bad_label = root / "bad.jsonl"
+    bad_label.write_text(json.dumps({"tweet": "hola a todos los vecinos", "sentimiento": "FELIZ"}) + "\n")
+    err = fails(capsys, "contextual", "--base", pipeline["base"], "--train", bad_label, "--out", root / "c")
+    assert "unknown sentiment 'FELIZ'" in err
+
+
+def test_tokenizer_registers_control_tokens(pipeline: dict[str, Path]) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(pipeline["tok"]))
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == ("[TWEET]", "<|endoftext|>", "<|endoftext|>")
+    ids = tokenizer.encode(" [PARTIDO] UDI [TWEET] hola", add_special_tokens=False)
+    assert tokenizer.convert_tokens_to_ids("[PARTIDO]") in ids
+    assert tokenizer.convert_tokens_to_ids("[TWEET]") in ids
+    assert len(tokenizer) == 500
+
+
+def test_pretrain_and_contextual_save_models_and_checkpoints(pipeline: dict[str, Path]) -> None:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(str(pipeline["base"]))
+    assert (config.n_layer, config.n_embd, config.n_positions, config.vocab_size) == (1, 32, 128, 500)
+    run_record = json.loads((pipeline["ctx"] / "run.json").read_text())
+    assert run_record["max_steps"] == 2 and "eval_perplexity" in run_record["metrics"]
+    assert (pipeline["ctx"] / "checkpoint-2").is_dir()
+
+
+def test_resume_continues_from_the_last_checkpoint(pipeline: dict[str, Path]) -> None:
+    run("contextual", "--base", pipeline["base"], "--train", pipeline["data"] / "train.jsonl",
+        "--out", pipeline["ctx"], *LOOP, "--max-steps", "3", "--save-steps", "1", "--resume")
+    state = json.loads((pipeline["ctx"] / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert len(state["log_history"]) >= 3  # steps 1-2 came from the first run's checkpoint
+
+
+def test_resume_without_checkpoint_is_an_error(pipeline: dict[str, Path], capsys) -> None:
+    err = fails(capsys, "contextual", "--base", pipeline["base"], "--train", pipeline["data"] / "train.jsonl",
+                "--out", pipeline["root"] / "fresh", "--max-steps", "1", "--resume")
+    assert "no checkpoint" in err
+
+
+def test_finetune_on_one_side(pipeline: dict[str, Path]) -> None:
+    out = pipeline["root"] / "derecha"
+    run("finetune", "--base", pipeline["base"], "--tweets", pipeline["data"] / "derecha" / "train.jsonl",
+        "--out", out, *LOOP, "--max-steps", "2", "--block-size", "32")
+    assert (out / "model.safetensors").is_file()
+
+
+def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
+    out = pipeline["root"] / "eval"
+    run("evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
+        "--validation", pipeline["data"] / "validation.jsonl", "--out", out, "--samples", "6",
+        "--max-new-tokens", "8", "--sentiment", "lexicon", "--threads", "1")
+    metrics = json.loads((out / "metrics.json").read_text())
+    for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2"):
+        assert 0.0 <= metrics[name] <= 1.0
+    assert metrics["perplexity"] > 1.0
+    assert metrics["prompts"] == 6
+    report = (out / "report.md").read_text()
+    assert "side_adherence" in report and "![metrics.png](metrics.png)" in report
+    assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 6
+
+
+def test_config_file_supplies_flags(pipeline: dict[str, Path], capsys) -> None:
+    root = pipeline["root"]
+    config = root / "run.toml"
+    config.write_text(
+        f'seed = 7\n[tokenizer]\ncorpus = ["{pipeline["data"] / "corpus.txt"}"]\nout = "{root / "tok2"}"\n'
+        'vocab-size = 400\nmin_frequency = 1\n', encoding="utf-8"
+    )
+    run("--config", config, "tokenizer")
+    assert json.loads((root / "tok2" / "tokenizer_config.json").read_text())["bos_token"] == "[TWEET]"
+    run("--config", config, "tokenizer", "--vocab-size", "450", "--out", root / "tok3")
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(str(root / "tok3"))) == 450
+    config.write_text("[tokenizer]\nvocabulary = 3\n", encoding="utf-8")
+    assert "unknown key 'vocabulary'" in fails(capsys, "--config", config, "tokenizer")

@@ -1,0 +1,133 @@
+"""``export``: a trained model as a self-contained Hugging Face folder the bot can point at.
+
+The folder holds safetensors weights, the tokenizer, a generation config with the decoding the
+model was evaluated with, and a model card (README.md) that says what data and commands made it
+and what it measured, so a copy of the folder answers "where does this come from" on its own.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from generation.prompts import ControlFields, prompt_text
+from training.errors import InputError
+from training.evaluate import TARGETS
+from training.generate import Decoding
+from training.lm import load_model, load_tokenizer
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _read_json(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: {exc}") from exc
+
+
+def _metrics_table(metrics: dict[str, Any]) -> list[str]:
+    rows = ["| metric | value | target |", "| --- | --- | --- |"]
+    for name in ("perplexity", "side_adherence", "sentiment_adherence", "topic_inclusion",
+                 "memorization", "distinct_2", "classifier_accuracy"):
+        if isinstance(metrics.get(name), int | float):
+            target = TARGETS.get(name)
+            rows.append(f"| {name} | {metrics[name]:.3f} | {f'{target[0]} {target[1]}' if target else ''} |")
+    return rows
+
+
+def model_card(
+    name: str, kind: str, model, tokenizer, run: dict[str, Any], data: dict[str, Any],
+    metrics: dict[str, Any], commands: str, size_bytes: int,
+) -> str:
+    """The README.md of an exported folder (Hugging Face model-card layout)."""
+    config = model.config
+    params = sum(p.numel() for p in model.parameters())
+    example = prompt_text(ControlFields("Chile Vamos", "IND-RN", "POSITIVE", ("Valparaíso",)))
+    lines = [
+        "---", "language: es", "license: mit", "library_name: transformers",
+        "tags: [gpt2, text-generation, spanish, politics, fiction]", "---", "",
+        f"# {name}", "",
+        "GPT-2 that writes **fictional** tweets in the style of Chilean politicians "
+        "(\"Este político no existe\"). Every text it produces is invented and must be shown as "
+        "such: it is not a statement of any real person.", "",
+        "## Model", "",
+        f"- kind: {kind}; GPT-2, {config.n_layer} layers, {config.n_embd} wide, {config.n_head} heads, "
+        f"{config.n_positions} positions, vocabulary {len(tokenizer)}; {params / 1e6:.2f} M parameters, "
+        f"{size_bytes / 1e6:.1f} MB on disk",
+        "- tokenizer: byte-level BPE; `[TWEET]` is BOS, `<|endoftext|>` EOS and pad; "
+        "`[COALICION] [PARTIDO] [SENTIMIENTO] [ENTIDADES] [HASHTAGS] [FRASES]` are special tokens",
+    ]
+    if kind == "controlled":
+        lines += [
+            "", "## Prompt format", "",
+            "Segments ` [NAME] value` (each tokenized on its own, token type = the marker's id), "
+            "then ` [TWEET] `; build them with `generation.prompts.encode_prompt`. Example:", "",
+            f"```\n{example}\n```",
+        ]
+    if data:
+        rows = data.get("rows", {})
+        labels = data.get("labels", {})
+        lines += ["", "## Data", ""]
+        if rows:
+            lines.append(f"- {rows.get('train', '?')} training and {rows.get('validation', '?')} held-out tweets "
+                         f"after cleaning ({json.dumps(data.get('cleaning', {}))})")
+        for field in ("partido", "lado", "sentimiento"):
+            if field in labels:
+                lines.append(f"- {field}: " + ", ".join(f"{k} {v}" for k, v in labels[field].items()))
+        if "annotators" in data:
+            lines.append(f"- annotators: {json.dumps(data['annotators'])}")
+    if run:
+        lines += ["", "## Training run", "", f"- steps: {run.get('max_steps')}; options: "
+                  + ", ".join(f"{k}={v}" for k, v in run.get("options", {}).items()
+                              if k in ("epochs", "max_steps", "batch_size", "lr", "seed", "precision"))]
+        train_metrics = run.get("metrics", {})
+        for key in ("train_runtime", "train_loss", "eval_loss", "eval_perplexity"):
+            if key in train_metrics:
+                lines.append(f"- {key}: {train_metrics[key]:.3f}")
+    if commands:
+        lines += ["", "## How it was made", "", "```bash", commands.strip(), "```"]
+    if metrics:
+        lines += ["", "## Evaluation (held-out prompts)", "", *_metrics_table(metrics)]
+    lines += [
+        "", "## Limitations", "",
+        "Small and trained on little data: it imitates surface style, mixes facts, and may "
+        "produce offensive or false statements. Use it only for clearly labelled fiction.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def export(
+    model_path: str, out: Path, *, kind: str = "controlled", name: str = "", dtype: str = "float32",
+    data_stats: Path | None = None, evaluation: Path | None = None, commands: Path | None = None,
+) -> dict[str, Any]:
+    """Write the folder; returns its files and size."""
+    if kind not in ("controlled", "casual"):
+        raise InputError(f"unknown model kind {kind!r} (controlled, casual)")
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r} (use {', '.join(DTYPES)})")
+    tokenizer = load_tokenizer(model_path)
+    model = load_model(model_path, tokenizer).to(DTYPES[dtype])
+    decoding = Decoding()
+    generation = model.generation_config
+    generation.update(
+        do_sample=True, max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
+        top_p=decoding.top_p, no_repeat_ngram_size=decoding.no_repeat_ngram_size,
+        repetition_penalty=decoding.repetition_penalty,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    run = _read_json(Path(model_path) / "run.json") if (Path(model_path) / "run.json").is_file() else {}
+    command_text = Path(commands).read_text(encoding="utf-8") if commands else ""
+    weights = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    card = model_card(name or out.name, kind, model, tokenizer, run, _read_json(data_stats),
+                      _read_json(evaluation), command_text, weights)
+    (out / "README.md").write_text(card, encoding="utf-8")
+    files = sorted(f.name for f in out.iterdir() if f.is_file())
+    return {"out": str(out), "files": files, "bytes": sum((out / f).stat().st_size for f in files)}

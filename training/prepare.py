@@ -1,0 +1,162 @@
+"""``prepare``: raw tweets + an authors table → cleaned, annotated JSONL with a fixed split.
+
+Output folder layout (what the other commands read):
+
+- ``all.jsonl``, ``train.jsonl``, ``validation.jsonl``: one annotated tweet a line, with the
+  fields of :class:`generation.prompts.ControlFields` plus ``tweet``, ``autor``, ``lado``.
+- ``derecha/`` and ``izquierda/``: the same split, only that side's tweets (the casual models).
+- ``corpus.txt``: the training split's tweets, one a line (tokenizer and pretraining input).
+- ``stats.json``: counts per label and what cleaning dropped.
+
+Without an authors table only ``corpus.txt`` (all kept tweets) and ``stats.json`` are written:
+that is how tweets without labels (e.g. the public's) join the tokenizer and base-model corpus.
+The split is decided by a hash of the tweet's text, so it does not depend on row order or seed
+and a tweet never moves between splits when more data is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from generation.prompts import SENTIMENTS
+from training.annotate import Annotator, make_entities
+from training.clean import CleanStats, clean_tweets, duplicate_key
+from training.errors import InputError
+from training.sentiment import make_sentiment
+from training.tables import pick_column, read_rows, write_jsonl
+
+TEXT_COLUMNS = ("text", "full_text", "tweet", "texto")
+AUTHOR_COLUMNS = ("screen_name", "author", "autor", "user", "username")
+PARTY_COLUMNS = ("partido", "party")
+COALITION_COLUMNS = ("coalicion", "coalition")
+SIDE_COLUMNS = ("lado", "side")
+SIDES = ("derecha", "centro", "izquierda")
+#: Subsets written for the casual side models.
+SIDE_SUBSETS = ("derecha", "izquierda")
+
+
+@dataclass
+class PrepareOptions:
+    tweets: list[Path]
+    out: Path
+    authors: Path | None = None
+    text_column: str | None = None
+    author_column: str | None = None
+    validation: float = 0.1
+    min_words: int = 4
+    sentiment: str = "auto"
+    entities: str = "auto"
+    max_entities: int = 3
+    max_phrases: int = 2
+    skip_unknown_authors: bool = False
+    progress: bool = True
+
+
+def in_validation(text: str, share: float) -> bool:
+    """Whether a tweet belongs to the validation split (a stable hash of its text)."""
+    digest = hashlib.sha1(duplicate_key(text).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 < share
+
+
+def load_authors(path: Path) -> dict[str, dict[str, str]]:
+    """Author key → ``{partido, coalicion, lado}``; every side must be a known one."""
+    key = pick_column(path, None, AUTHOR_COLUMNS, "author")
+    party = pick_column(path, None, PARTY_COLUMNS, "party")
+    coalition = pick_column(path, None, COALITION_COLUMNS, "coalition")
+    side = pick_column(path, None, SIDE_COLUMNS, "side")
+    authors = {}
+    for row in read_rows(path):
+        label = str(row[side]).strip().lower()
+        if label not in SIDES:
+            raise InputError(f"{path}: author {row[key]!r} has unknown side {row[side]!r} (use {', '.join(SIDES)})")
+        authors[str(row[key]).strip().lower()] = {
+            "partido": str(row[party]).strip(),
+            "coalicion": str(row[coalition]).strip(),
+            "lado": label,
+        }
+    if not authors:
+        raise InputError(f"{path}: no authors")
+    return authors
+
+
+def read_tweets(options: PrepareOptions, need_author: bool) -> list[tuple[str, str]]:
+    """``(author, raw text)`` of every row of every tweets file."""
+    rows: list[tuple[str, str]] = []
+    for path in options.tweets:
+        text = pick_column(path, options.text_column, TEXT_COLUMNS, "text")
+        author = pick_column(path, options.author_column, AUTHOR_COLUMNS, "author") if need_author else None
+        for row in read_rows(path):
+            rows.append((str(row[author]).strip() if author else "", str(row[text] or "")))
+    return rows
+
+
+def label_counts(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    return {
+        field: dict(Counter(r[field] for r in rows).most_common())
+        for field in ("autor", "partido", "coalicion", "lado", "sentimiento")
+    }
+
+
+def prepare(options: PrepareOptions) -> dict[str, Any]:
+    """Run the whole step; returns the statistics also written to ``stats.json``."""
+    authors = load_authors(options.authors) if options.authors else None
+    raw = read_tweets(options, need_author=authors is not None)
+    stats = CleanStats()
+    kept = list(clean_tweets((text for _, text in raw), options.min_words, stats))
+    if not kept:
+        raise InputError("no tweet left after cleaning (is the text column right?)")
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"cleaning": asdict(stats)}
+    if authors is None:
+        (out / "corpus.txt").write_text("".join(t + "\n" for _, t in kept), encoding="utf-8")
+        summary["corpus"] = len(kept)
+        (out / "stats.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+        return summary
+
+    unknown = Counter(raw[i][0] for i, _ in kept if raw[i][0].lower() not in authors)
+    if unknown and not options.skip_unknown_authors:
+        names = ", ".join(f"{a!r} ({n})" for a, n in unknown.most_common(5))
+        raise InputError(f"tweets by authors missing from the authors table: {names} "
+                         "(add them or pass --skip-unknown-authors)")
+    kept = [(i, t) for i, t in kept if raw[i][0].lower() in authors]
+    annotator = Annotator(
+        make_sentiment(options.sentiment),
+        make_entities(options.entities, options.max_entities),
+    )
+    annotator.phrases.extractor.top = options.max_phrases
+    notes = annotator.annotate([t for _, t in kept], progress=options.progress)
+    rows = []
+    for (index, text), note in zip(kept, notes, strict=True):
+        if note.sentimiento not in SENTIMENTS:
+            raise InputError(f"sentiment annotator returned unknown label {note.sentimiento!r}")
+        author = raw[index][0]
+        rows.append({
+            "autor": author, **authors[author.lower()],
+            "sentimiento": note.sentimiento, "entidades": note.entidades,
+            "hashtags": note.hashtags, "frases": note.frases, "tweet": text,
+        })
+    train = [r for r in rows if not in_validation(r["tweet"], options.validation)]
+    validation = [r for r in rows if in_validation(r["tweet"], options.validation)]
+    write_jsonl(out / "all.jsonl", rows)
+    write_jsonl(out / "train.jsonl", train)
+    write_jsonl(out / "validation.jsonl", validation)
+    for side in SIDE_SUBSETS:
+        write_jsonl(out / side / "train.jsonl", (r for r in train if r["lado"] == side))
+        write_jsonl(out / side / "validation.jsonl", (r for r in validation if r["lado"] == side))
+    (out / "corpus.txt").write_text("".join(r["tweet"] + "\n" for r in train), encoding="utf-8")
+    summary.update({
+        "annotators": annotator.describe(),
+        "rows": {"all": len(rows), "train": len(train), "validation": len(validation),
+                 **{side: sum(r["lado"] == side for r in rows) for side in SIDE_SUBSETS}},
+        "labels": label_counts(rows),
+        "with_entities": sum(bool(r["entidades"]) for r in rows),
+        "with_hashtags": sum(bool(r["hashtags"]) for r in rows),
+    })
+    (out / "stats.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    return summary
