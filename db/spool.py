@@ -15,11 +15,12 @@ one and rewrites later records before applying them; the mapping is kept in a si
 A record the database refuses for another reason (not a lost connection) is set aside in
 ``<spool>.rejected`` with the error, so one bad record can't block the rest.
 
-Several bot processes may share one spool path (one config, many processes): appends, id
-allocation (``<spool>.next``) and replays happen under an exclusive ``flock`` on
-``<spool>.lock``, a partial replay rewrites the file without what it applied (so no process
-keeps a stale position in it), and a process that meets an id it can't resolve rereads the
-shared id map.
+Writes never wait for a replay: while one runs they keep appending, and the replay removes
+only the entries it applied (then goes on with what arrived meanwhile). Several bot processes
+may share one spool path (one config, many processes): appends and id allocation
+(``<spool>.next``) take a short exclusive ``flock`` on ``<spool>.lock``, one process at a time
+replays (``<spool>.replay`` lock; the others leave it to that one), and a process that meets
+an id it can't resolve rereads the shared id map.
 """
 
 from __future__ import annotations
@@ -110,13 +111,23 @@ class SpoolFile:
 
 
 @contextlib.asynccontextmanager
-async def _file_lock(path: Path) -> AsyncIterator[None]:
-    """An exclusive lock shared with other processes (waited for in a thread, not the loop)."""
+async def _file_lock(path: Path, wait: bool = True) -> AsyncIterator[bool]:
+    """An exclusive lock shared with other processes (waited for in a thread, not the loop).
+
+    With ``wait=False`` it yields False at once when another process holds it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
-        await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        if wait:
+            await asyncio.to_thread(fcntl.flock, handle.fileno(), fcntl.LOCK_EX)
+        else:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
         try:
-            yield
+            yield True
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
@@ -136,10 +147,12 @@ class Spool:
         self._rejected = SpoolFile(f"{path}.rejected")
         self._counter = Path(f"{path}.next")
         self._file_lock = Path(f"{path}.lock")
+        self._replay_lock = Path(f"{path}.replay")
         self._sessions = sessions
         self._apply = apply
         self.retry_s = retry_s
         self._lock = asyncio.Lock()
+        self._replaying = asyncio.Lock()
         self._ids: dict[int, int] = {}
         self._load_ids()
         self.spooling = bool(self.file)
@@ -180,8 +193,8 @@ class Spool:
 
     async def replay(self) -> bool:
         """Try to apply everything spooled; True when nothing is left waiting."""
-        async with self._lock:
-            await self._replay_locked()
+        async with self._replaying:
+            await self._replay_all()
             return not self.spooling
 
     async def aclose(self) -> None:
@@ -227,25 +240,47 @@ class Spool:
     def _load_ids(self) -> None:
         self._ids.update({e["provisional"]: e["real"] for e in self._ids_file.entries()})
 
-    async def _replay_locked(self) -> None:
-        async with _file_lock(self._file_lock):
-            entries = self.file.entries()
-            for done, entry in enumerate(entries):
-                record = self.resolve_record(entry["record"])
-                try:
-                    result = await self._apply_once(entry["kind"], record)
-                except Exception as exc:
-                    if is_connection_error(exc):
-                        self.file.rewrite(entries[done:])
-                        return
-                    log.error("registro %s rechazado por la base de datos: %s", entry["kind"], exc)
-                    self._rejected.append({**entry, "error": _describe(exc)})
-                else:
-                    self._remember(entry.get("provisional"), result)
-            self.file.rewrite([])
-        if entries:
-            log.warning("base de datos disponible: %d registro(s) guardados aplicados", len(entries))
-        self.spooling = False
+    async def _replay_all(self) -> None:
+        """Apply spooled entries in order until none are left or the database goes away."""
+        async with _file_lock(self._replay_lock, wait=False) as mine:
+            if not mine:
+                return  # another process is replaying the shared file
+            applied = 0
+            while True:
+                async with _file_lock(self._file_lock):
+                    entries = self.file.entries()
+                if not entries:
+                    break
+                done = await self._apply_entries(entries)
+                applied += done
+                async with self._lock, _file_lock(self._file_lock):
+                    left = self.file.entries()[done:]
+                    self.file.rewrite(left)
+                    if done < len(entries):
+                        return  # the database went away again; the rest waits
+                    if not left:
+                        self.spooling = False
+                        break
+            if applied:
+                log.warning("base de datos disponible: %d registro(s) guardados aplicados", applied)
+        self._load_ids()
+        if not self.file:
+            self.spooling = False
+
+    async def _apply_entries(self, entries: list[dict[str, Any]]) -> int:
+        """Apply ``entries`` in order; returns how many are done (applied or set aside)."""
+        for done, entry in enumerate(entries):
+            record = self.resolve_record(entry["record"])
+            try:
+                result = await self._apply_once(entry["kind"], record)
+            except Exception as exc:
+                if is_connection_error(exc):
+                    return done
+                log.error("registro %s rechazado por la base de datos: %s", entry["kind"], exc)
+                self._rejected.append({**entry, "error": _describe(exc)})
+            else:
+                self._remember(entry.get("provisional"), result)
+        return len(entries)
 
     async def _apply_once(self, kind: str, record: dict[str, Any]) -> Any:
         """Apply a spooled record unless an earlier (interrupted) replay already did."""

@@ -141,6 +141,8 @@ class LagProbe:
         return {
             "max": round(ordered[-1] * 1000, 2),
             "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+            "ticks": len(self.lags),
+            "over_50ms": sum(lag > 0.05 for lag in self.lags),
         }
 
 

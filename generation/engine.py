@@ -1,7 +1,7 @@
 """The async engine: concurrent requests become micro-batches, decoded on one thread per model.
 
-A forward pass over 32 rows costs little more than over one on a CPU or GPU, so requests that
-arrive close together are decoded together: each model's worker takes the first waiting request,
+A forward pass over 32 rows costs far less than 32 passes over one (the weights are read once
+per step, whatever the batch), so requests that arrive close together are decoded together: each model's worker takes the first waiting request,
 waits at most ``batch_window_ms`` for more (up to ``max_batch`` rows), and hands the batch to its
 own thread. The event loop only moves requests around, so it stays responsive while a batch runs.
 The queue is bounded: when it is full a request is refused at once (``EngineBusy``) instead of
@@ -219,6 +219,8 @@ class _Worker:
 
 def _fit(lm: LoadedModel, table: TokenTable, job: _Job) -> SamplingParams:
     """Check a job against the model, shortening ``max_new_tokens`` to the positions left."""
+    if job.params.max_new_tokens < 1:
+        raise ValueError("max_new_tokens must be at least 1")
     bad = [t for t in job.prompt_ids if not 0 <= t < table.vocab_size]
     if bad:
         raise ValueError(f"token ids outside the vocabulary of {lm.name!r}: {bad[:5]}")

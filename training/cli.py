@@ -210,7 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _config_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """Apply ``--config``'s table for the chosen command as that sub-parser's defaults."""
-    known, _ = parser.parse_known_args(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", type=Path)
+    known, rest = pre.parse_known_args(argv)
     if not known.config:
         return
     try:
@@ -218,14 +220,17 @@ def _config_defaults(parser: argparse.ArgumentParser, argv: Sequence[str]) -> No
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InputError(f"{known.config}: {exc}") from exc
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = sub.choices[known.command]
-    section = table.get(known.command, {})
+    name = next((a for a in rest if a in sub.choices), None)
+    if name is None:
+        return
+    command = sub.choices[name]
+    section = table.get(name, {})
     dests = {a.dest: a for a in command._actions}
     defaults: dict[str, Any] = {}
     for key, value in section.items():
         dest = key.replace("-", "_")
         if dest not in dests:
-            raise InputError(f"{known.config}: [{known.command}] has unknown key {key!r}")
+            raise InputError(f"{known.config}: [{name}] has unknown key {key!r}")
         action = dests[dest]
         if action.type is Path:
             value = [Path(v) for v in value] if isinstance(value, list) else Path(value)

@@ -130,7 +130,8 @@ def new_model(tokenizer, shape: ModelShape):
     config = GPT2Config(
         vocab_size=len(tokenizer), n_positions=shape.n_positions, n_embd=shape.n_embd,
         n_layer=shape.n_layer, n_head=shape.n_head, resid_pdrop=shape.dropout,
-        embd_pdrop=shape.dropout, attn_pdrop=shape.dropout,
+        embd_pdrop=shape.dropout, attn_pdrop=shape.dropout, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     model = GPT2LMHeadModel(config)
     sync_special_ids(model, tokenizer)

@@ -17,6 +17,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -66,6 +67,7 @@ class DiscordFrontend:
         self._add_commands()
         self._runner: asyncio.Task[None] | None = None
         self._resuming: asyncio.Task[None] | None = None
+        self._started_at = datetime.now(UTC)
 
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -83,6 +85,7 @@ class DiscordFrontend:
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
+        self._started_at = datetime.now(UTC)
         self._runner = asyncio.create_task(self._stay_connected(), name="discord-gateway")
         self._resuming = asyncio.create_task(self.resume_pending(), name="discord-resume")
         log.info("discord: %s connecting", self.client.user)
@@ -118,7 +121,10 @@ class DiscordFrontend:
         log_ = self.app.log
         try:
             await log_.expire_older_than(self.resume_max_age_s, platform=PLATFORM)
-            pending = await log_.pending(self.resume_max_age_s, platform=PLATFORM)
+            pending = [
+                r for r in await log_.pending(self.resume_max_age_s, platform=PLATFORM)
+                if r.created_at < self._started_at  # later ones are in flight in this run
+            ]
         except Exception:
             log.exception("discord: could not read pending requests")
             return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
@@ -102,6 +103,7 @@ class TelegramFrontend:
         self.resume_max_age_s = resume_max_age_s
         self._resuming: asyncio.Task[None] | None = None
         self._latest_inline: dict[str, str] = {}
+        self._started_at = datetime.now(UTC)
         builder = (
             Application.builder()
             .token(settings.token)
@@ -129,6 +131,8 @@ class TelegramFrontend:
         await application.initialize()
         await application.bot.set_my_commands([BotCommand(name, text) for name, text in MENU])
         await application.start()
+        # Requests logged from now on are this run's own, in flight here: not for resuming.
+        self._started_at = datetime.now(UTC)
         updater = application.updater
         assert updater is not None
         if self.settings.webhook_url:
@@ -169,7 +173,10 @@ class TelegramFrontend:
         log_ = self.app.log
         try:
             expired = await log_.expire_older_than(self.resume_max_age_s, platform=PLATFORM)
-            pending = await log_.pending(self.resume_max_age_s, platform=PLATFORM)
+            pending = [
+                r for r in await log_.pending(self.resume_max_age_s, platform=PLATFORM)
+                if r.created_at < self._started_at
+            ]
         except Exception:
             log.exception("telegram: could not read pending requests")
             return
@@ -218,10 +225,10 @@ class TelegramFrontend:
             await _quietly(query.answer())
             answered = True
         message = query.message
-        if message is not None:
-            reply, notice = await self._while_working(message.chat.id, message.message_id, work)
-        else:
+        if done or message is None:
             reply, notice = await work, None
+        else:
+            reply, notice = await self._while_working(message.chat.id, message.message_id, work)
         if reply.kind != "tweet":
             text = fit(reply.text, CALLBACK_ANSWER)
             if not answered:
@@ -250,7 +257,7 @@ class TelegramFrontend:
         await asyncio.sleep(INLINE_SETTLE_S)
         if self._latest_inline.get(origin.user_id) != query.id:
             return
-        del self._latest_inline[origin.user_id]
+        self._latest_inline.pop(origin.user_id, None)
         reply = await self.core.handle(Incoming(origin, f"{INLINE_PROMPT} {query.query}".strip()))
         if reply.kind == "tweet" and reply.tweet is not None:
             tweet = reply.tweet

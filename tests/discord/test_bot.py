@@ -219,3 +219,14 @@ async def test_odd_interactions_leave_the_bot_answering(
     ours = [r for r in caplog.records if r.name.startswith("bot.") and r.levelno >= logging.ERROR]
     assert ours == [], [r.getMessage() for r in ours]
     assert fake.violations == []
+
+
+async def test_free_text_and_options_combine(fake: FakeDiscord, start_bot: Start) -> None:
+    async with start_bot() as frontend:
+        interaction = await fake.slash("tuit", {"texto": "pensiones dignas", "coalicion": "Frente Amplio"})
+        answer = await answered(fake, interaction)
+        first_id = answer.body["components"][0]["components"][0]["custom_id"]
+        generation = await frontend.app.log.generation(int(first_id.split(":")[1]))
+        assert generation.coalition == "Frente Amplio" and generation.side == "izquierda"
+        assert "pensiones" in str(generation.controls)
+    assert fake.violations == []

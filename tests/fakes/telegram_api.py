@@ -55,6 +55,9 @@ class FakeBotAPI:
         self.port = 0
         #: method → callable(params) returning an error description to fail that call with.
         self.failures: dict[str, Callable[[dict[str, Any]], str | None]] = {}
+        #: method → how many of its next calls get "429 Too Many Requests, retry after 1".
+        self.flood: dict[str, int] = {}
+        self.flooded: list[str] = []
 
     # -- server ------------------------------------------------------------------------------
     @property
@@ -84,6 +87,14 @@ class FakeBotAPI:
         params = await _params(request)
         if method == "getUpdates":
             return _ok(await self._get_updates(params))
+        if self.flood.get(method, 0) > 0:
+            # Telegram's flood control: 429 with the seconds to wait.
+            self.flood[method] -= 1
+            self.flooded.append(method)
+            return web.json_response({
+                "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }, status=429)
         problems = check_call(method, params)
         if not problems and method in self.failures:
             failure = self.failures[method](params)

@@ -233,6 +233,8 @@ async def test_bad_requests_are_refused(engine_factory, lm: LoadedModel, prompt)
         await engine.generate("demo", ids, types[:-1], FAST, seed=0)
     with pytest.raises(ValueError, match="outside the vocabulary"):
         await engine.generate("demo", [*ids, 10**6], None, FAST, seed=0)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=0), seed=0)
     with pytest.raises(ValueError, match="no room"):
         await engine.generate("demo", ids * 50, None, FAST, seed=0)
     # A prompt that leaves little room gets fewer new tokens instead of an error.

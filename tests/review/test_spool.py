@@ -198,9 +198,9 @@ async def test_two_processes_sharing_one_spool(outage: Outage, tmp_path: Path) -
         assert len(provisional) == 5 and max(provisional) < 0
 
         await outage.up()
-        assert first.spool is not None and await first.spool.replay()
-        # The second process learns the real ids from the shared map.
+        # Whichever replays first (the second's background task may win) serves both.
         await _wait_replayed(second)
+        assert first.spool is not None and await first.spool.replay()
         assert await second.rate("discord", "u9", b_generation, 1)
         stored = await second.generation(b_generation)
         assert stored is not None and stored.text == "de Zoe" and stored.platform == "discord"
@@ -208,3 +208,32 @@ async def test_two_processes_sharing_one_spool(outage: Outage, tmp_path: Path) -
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, tmp_path: Path) -> None:
+    log = _log(outage, tmp_path)
+    assert log.spool is not None
+    try:
+        first, _ = await _bot_traffic(log)
+        await outage.up()
+        gate, reached = asyncio.Event(), asyncio.Event()
+        apply = log.spool._apply
+
+        async def slow_apply(kind: str, record: dict[str, Any], session: Any) -> Any:
+            reached.set()
+            await gate.wait()
+            return await apply(kind, record, session)
+
+        log.spool._apply = slow_apply
+        replay = asyncio.create_task(log.spool.replay())
+        await reached.wait()  # the replay is holding its first record
+        late = await asyncio.wait_for(log.begin("telegram", "u5", "Eva", "c5", "private", "", "/tuit"), 2)
+        assert late < 0  # spooled behind the replay, answered at once
+        gate.set()
+        assert await replay
+        assert not log.spool.spooling
+        assert (await log.request(first)).status == "ok"
+        assert (await log.request(late)).raw_command == "/tuit"
+        assert await _count(log, Request) == 2
+    finally:
+        await log.aclose()

@@ -164,3 +164,15 @@ async def test_fifty_users_at_once_are_all_answered(api: FakeBotAPI, start_bot: 
         tweets = [a for a in answers if FICTION_LABEL in text_of(a)]
         assert len(tweets) >= 100  # the rest: "busy" or "no previous request" (/otra raced /tuit)
     assert api.violations == []
+
+
+async def test_telegram_flood_control_is_waited_out(api: FakeBotAPI, start_bot: Start) -> None:
+    """PTB's rate limiter (as configured in production) retries after Telegram's 429."""
+    from telegram.ext import AIORateLimiter
+
+    async with start_bot(rate_limiter=AIORateLimiter(max_retries=3)):
+        api.flood["sendMessage"] = 1
+        message = await api.send_text("/ayuda")
+        assert text_of(await answer_to(api, message))
+        assert api.flooded == ["sendMessage"]
+    assert api.violations == []

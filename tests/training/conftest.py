@@ -14,6 +14,8 @@ AUTHORS = [
     ("carla_izq", "RD", "Frente Amplio", "izquierda"),
     ("dario_centro", "PDC", "Convergencia Democrática", "centro"),
 ]
+SIGNATURES = {"ana_derecha": "¡Adelante!", "beto_derecha": "Seguimos.", "carla_izq": "¡Fuerza!",
+              "dario_centro": "Un abrazo."}
 PLACES = ["Valparaíso", "Concepción", "Temuco", "Antofagasta", "Rancagua", "Osorno"]
 TOPICS = [
     ("Gracias a los vecinos de {p} por su apoyo, seguimos trabajando por la seguridad", "#Seguridad"),
@@ -27,7 +29,8 @@ def synthetic_rows() -> list[dict[str, str]]:
     """Tweets with the API's quirks: retweets, truncated endings, links, duplicates, near-empty."""
     rows = []
     for (author, *_), place, (template, tag) in itertools.product(AUTHORS, PLACES[:3], TOPICS):
-        rows.append({"screen_name": author, "text": f"{template.format(p=place)} {tag}".strip()})
+        text = f"{template.format(p=place)} {SIGNATURES[author]} {tag}".strip()
+        rows.append({"screen_name": author, "text": text})
     rows += [
         {"screen_name": "ana_derecha", "text": "RT @otro: esto es de otra persona y no cuenta para nada"},
         {"screen_name": "carla_izq", "text": "Vamos con todo por una salud digna en todo Chile, más recursos para los hospit… https://t.co/AbC123"},

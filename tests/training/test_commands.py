@@ -169,3 +169,57 @@ def test_config_file_supplies_flags(pipeline: dict[str, Path], capsys) -> None:
     assert len(AutoTokenizer.from_pretrained(str(root / "tok3"))) == 450
     config.write_text("[tokenizer]\nvocabulary = 3\n", encoding="utf-8")
     assert "unknown key 'vocabulary'" in fails(capsys, "--config", config, "tokenizer")
+
+
+@pytest.fixture(scope="module")
+def exported(pipeline: dict[str, Path]) -> Path:
+    out = pipeline["root"] / "export"
+    commands = pipeline["root"] / "recipe.sh"
+    commands.write_text("politico-train contextual --base base --train train.jsonl --out ctx\n")
+    run("export", "--model", pipeline["ctx"], "--out", out, "--name", "Prueba",
+        "--data-stats", pipeline["data"] / "stats.json", "--commands", commands)
+    return out
+
+
+def test_export_writes_a_hugging_face_folder_with_a_card(exported: Path) -> None:
+    names = {p.name for p in exported.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json", "README.md"} <= names
+    assert not any(n.startswith("checkpoint") for n in names)
+    card = (exported / "README.md").read_text()
+    assert "# Prueba" in card and "politico-train contextual" in card and "## Data" in card
+    generation = json.loads((exported / "generation_config.json").read_text())
+    assert generation["do_sample"] is True and generation["top_p"] == 0.9
+
+
+def test_exported_model_generates_from_an_encoded_prompt(exported: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from generation.prompts import ControlFields, encode_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(str(exported))
+    model = AutoModelForCausalLM.from_pretrained(str(exported))
+    prompt = encode_prompt(tokenizer, ControlFields("Chile Vamos", "UDI", "POSITIVE", ("Temuco",)))
+    ids = torch.tensor([prompt.input_ids])
+    out = model.generate(input_ids=ids, token_type_ids=torch.tensor([prompt.token_type_ids]),
+                         attention_mask=torch.ones_like(ids), do_sample=True, max_new_tokens=5)
+    assert out.shape[1] > ids.shape[1]
+
+
+async def test_exported_model_runs_in_the_bots_engine(exported: Path) -> None:
+    from generation.backends.local import LocalBackend
+    from generation.prompts import ControlFields
+    from generation.settings import GenerationSettings
+    from generation.types import PromptSpec, SamplingParams
+
+    settings = GenerationSettings.model_validate(
+        {"default_model": "demo", "models": {"demo": {"path": str(exported), "kind": "controlled"}}}
+    )
+    backend = LocalBackend(settings)
+    await backend.start()
+    try:
+        prompt = PromptSpec("controlled", ControlFields("Chile Vamos", "UDI", "POSITIVE", ("Temuco",)))
+        completions = await backend.complete("demo", prompt, SamplingParams(max_new_tokens=6, ignore_eos=True), seed=1)
+    finally:
+        await backend.aclose()
+    assert len(completions) == 1 and completions[0].tokens == 6
