@@ -191,7 +191,7 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
         # A path written as one, or whose parent folder exists beside the config ("models/demo"
         # before it is trained), is a local folder; anything else is a hub id ("owner/name").
         if isinstance(path, str) and (
-            path.startswith(("./", "../", "/", "~")) or (base / path).parent.is_dir() and "/" in path
+            path.startswith(("./", "../", "/", "~")) or ((base / path).parent.is_dir() and "/" in path)
         ):
             spec["path"] = str((base / Path(path).expanduser()).resolve())
     database = raw.get("database", {})

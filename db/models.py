@@ -8,6 +8,7 @@ so a logged tweet can be reproduced (model + prompt + parameters + seed).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -30,7 +31,9 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: DateTime(timezone=True), dict: JSON, list: JSON}
+    type_annotation_map: ClassVar[dict[type, Any]] = {
+        datetime: DateTime(timezone=True), dict: JSON, list: JSON
+    }
 
 
 class User(Base):

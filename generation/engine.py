@@ -251,9 +251,12 @@ class Engine:
 
     async def start(self, preload: tuple[str, ...] | list[str] = ()) -> None:
         """Load (and warm up) ``preload`` models now rather than on their first request."""
+        # Loading runs on a throwaway thread, never on the decoding thread: a thread that ran
+        # the loader decoded ~50x slower afterwards on a busy 2-core CPU (OpenMP workers left
+        # spin-waiting; measured in docs/benchmarks.md), while a fresh thread is unaffected.
         for name in preload:
-            worker = self._worker(name)
-            await asyncio.get_running_loop().run_in_executor(worker.executor, self.registry.get, name)
+            self._worker(name)
+            await asyncio.to_thread(self.registry.get, name)
 
     def _worker(self, model: str) -> _Worker:
         self.registry.spec(model)  # raises UnknownModel
