@@ -307,17 +307,18 @@ class BotCore:
             result = await self.generator.generate(request)
         except Exception as exc:
             return await self._failed(request_id, exc, summary, seed, started)
+        best = best_candidate(result.texts, [*resolved.entities, *resolved.hashtags])
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
             params=asdict(result.params), seed=result.seed,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
                 NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
-                              shown=index == 0)
+                              shown=index == best)
                 for index, (text, tokens) in enumerate(zip(result.texts, result.tokens, strict=False))
             ],
         )
-        text, generation_id = result.texts[0], ids[0]
+        text, generation_id = result.texts[best], ids[best]
         tweet = Tweet(
             generation_id=generation_id, request_id=request_id, text=text, side=resolved.side,
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
@@ -364,3 +365,15 @@ class BotCore:
 
     async def _rate_down(self, origin: Origin, generation_id: int) -> Reply:
         return await self._rate(origin, generation_id, -1)
+
+
+def best_candidate(candidates: list[str], wanted: list[str]) -> int:
+    """Index of the candidate that mentions the most of what the user asked to be mentioned.
+
+    A small model often drifts off the requested topic; sampling a few candidates
+    (``bot.candidates``) and showing one that names the topic keeps the tweet on it. Ties go to
+    the earliest candidate, so with nothing requested the first one is shown.
+    """
+    terms = [f" {normalize(w)} " for w in wanted if normalize(w)]
+    scores = [sum(term in f" {normalize(text)} " for term in terms) for text in candidates]
+    return max(range(len(candidates)), key=lambda i: (scores[i], -i))

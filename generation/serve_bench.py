@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import torch
 
 from generation.backends.local import LocalBackend
 from generation.bench import FIELDS, FULL, QUICK, Bench, Plan, build_model, machine, summary
@@ -56,11 +57,11 @@ class Counts:
 COUNTS = {"full": Counts(sequential=6, per_client=2, bot_pairs=8), "quick": Counts(2, 1, 2)}
 
 
-def write_config(folder: Path, model: Path, plan: Plan, clients: int) -> Path:
+def write_config(folder: Path, model: Path, plan: Plan, clients: int, threads: int) -> Path:
     """A config with the bench model; post-processing accepts anything, so every request
-    decodes exactly once and local and remote do the same work. One torch thread per process:
-    the server and the bench's own engine share the cores, and spinning thread pools fighting
-    over them would measure the contention rather than the server. A 25 ms batch window (8 by
+    decodes exactly once and local and remote do the same work. ``threads`` torch threads per
+    process (0: torch's default, all cores); on a machine busy with other work, 1 keeps the
+    server's and the bench's thread pools from fighting over the cores. A 25 ms batch window (8 by
     default) lets 32 clients whose requests arrive spread out by a busy machine share one batch."""
     path = folder / "config.toml"
     path.write_text(
@@ -72,7 +73,7 @@ url = "sqlite+aiosqlite:///{folder / 'unused.db'}"
 default_model = "bench"
 
 [generation.engine]
-threads = 1
+threads = {threads}
 max_batch = {clients}
 batch_window_ms = 25
 queue_size = {8 * clients}
@@ -204,13 +205,13 @@ async def bot_phase(settings: GenerationSettings, local: LocalBackend, url: str,
     return out
 
 
-async def run(plan: Plan, folder: Path) -> dict[str, Any]:
+async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
     from bot.config import load_settings
 
     started = time.perf_counter()
     clients = max(plan.concurrency)
     model = build_model(folder / "model", plan)
-    config = write_config(folder, model, plan, clients)
+    config = write_config(folder, model, plan, clients, threads)
     settings = load_settings(config).generation
     env = machine()
     counts = COUNTS["full" if plan is FULL else "quick"]
@@ -220,7 +221,7 @@ async def run(plan: Plan, folder: Path) -> dict[str, Any]:
         phases[name] = result
         print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
 
-    local = LocalBackend(settings)  # one torch thread in this process too (engine.threads)
+    local = LocalBackend(settings)  # the same torch threads in this process (engine.threads)
     # Loaded on a helper thread, as the server does (see ``generation.server``'s lifespan).
     await asyncio.to_thread(local.registry.get, "bench")
     # The thesis's way, one request at a time: plain sampling with ``generate``, in-process.
@@ -266,7 +267,7 @@ async def run(plan: Plan, folder: Path) -> dict[str, Any]:
         "machine": env,
         "model": {"layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
         "new_tokens_per_tweet": plan.tokens,
-        "torch_threads_per_process": 1,
+        "torch_threads_per_process": threads or torch.get_num_threads(),
         "phases": phases,
         "ratios": ratios,
         "wall_s": round(time.perf_counter() - started, 1),
@@ -277,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generation.serve_bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads per process (0: all cores; 1 on a busy machine)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="politico-serve-bench-") as tmp:
-        report = asyncio.run(run(plan, Path(tmp)))
+        report = asyncio.run(run(plan, Path(tmp), args.threads))
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.out:

@@ -47,6 +47,9 @@ class EvaluateOptions:
     prompt: str = "user"
     side: str = ""
     samples: int = 300
+    #: Tweets sampled per prompt; the first that names the prompt's topic is kept, as the bot
+    #: does with ``bot.candidates`` (1 = plain sampling).
+    candidates: int = 1
     sentiment: str = "auto"
     copy_words: int = 8
     max_new_tokens: int = 60
@@ -134,7 +137,7 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         "| metric | value | target |", "| --- | --- | --- |",
     ]
     shown = ["perplexity", "side_adherence", "sentiment_adherence", "topic_inclusion",
-             "memorization", "distinct_2", "empty"]
+             "topic_inclusion_first_candidate", "memorization", "distinct_2", "empty"]
     for name in shown:
         value = metrics.get(name)
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -146,7 +149,10 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
             verdict = f"{target[0]} {target[1]} {'✅' if ok else '❌'}"
         lines.append(f"| {name} | {value:.3f} | {verdict} |")
     if metrics.get("topic_prompts") is not None:
-        lines += ["", f"Topic inclusion is over the {metrics['topic_prompts']} prompts that carried a topic."]
+        lines += ["", f"Topic inclusion is over the {metrics['topic_prompts']} prompts that carried a topic; "
+                  f"{metrics['candidates']} tweet(s) sampled per prompt, the first naming the topic kept "
+                  "(as the bot does with `bot.candidates`); `topic_inclusion_first_candidate` is plain "
+                  "sampling, one tweet per prompt."]
     lines += ["", *[f"![{p}]({p})" for p in plots], "", "## Samples", "",
               "| prompt | generated |", "| --- | --- |"]
     for row in rows[:12]:
@@ -154,6 +160,13 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         text = row["generated"].replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {prompt} | {text} |")
     return "\n".join(lines) + "\n"
+
+
+def _on_topic(group: list[str], prompt: ControlFields | None) -> str:
+    """The first candidate that names the prompt's topic, else the first one."""
+    if prompt is not None and prompt.entidades:
+        return next((t for t in group if contains_topic(t, prompt.entidades[0])), group[0])
+    return group[0]
 
 
 def evaluate(options: EvaluateOptions) -> dict[str, Any]:
@@ -185,7 +198,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
                                                         shuffle_buffer=1))
         prompts = [None] * len(chosen)
         wanted_sides = [options.side] * len(chosen)
-    texts = sample(model, tokenizer, prompts, Decoding(max_new_tokens=options.max_new_tokens), options.seed, options.progress)
+    n = max(1, options.candidates)
+    drawn = sample(model, tokenizer, [p for p in prompts for _ in range(n)],
+                   Decoding(max_new_tokens=options.max_new_tokens), options.seed, options.progress)
+    groups = [drawn[i * n:(i + 1) * n] for i in range(len(prompts))]
+    texts = [_on_topic(group, prompt) for group, prompt in zip(groups, prompts, strict=True)]
 
     classifier = SideClassifier(options.seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
     sides = classifier.predict(texts)
@@ -215,6 +232,10 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         metrics["sentiment_adherence"] = agreement(sentiments, [p.sentimiento for p in prompts if p])
         metrics["topic_prompts"] = len(topic_hits)
         metrics["topic_inclusion"] = sum(topic_hits) / len(topic_hits) if topic_hits else float("nan")
+        metrics["candidates"] = n
+        single = [contains_topic(g[0], p.entidades[0]) for g, p in zip(groups, prompts, strict=True)
+                  if p is not None and p.entidades]
+        metrics["topic_inclusion_first_candidate"] = sum(single) / len(single) if single else float("nan")
     confusion: dict[str, dict[str, int]] = {}
     for wanted, got in zip(wanted_sides, sides, strict=True):
         confusion.setdefault(wanted, {}).setdefault(got, 0)

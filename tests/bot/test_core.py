@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.config import PoliticsSettings, Settings, SideSpec
-from bot.core import BotCore
+from bot.core import BotCore, best_candidate
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 from db.log import GenerationLog
@@ -287,6 +287,31 @@ async def test_candidates_are_all_stored_one_shown(settings: Settings, log: Gene
     async with log.sessions() as session:
         shown = (await session.scalars(select(Generation.shown).order_by(Generation.id))).all()
     assert shown == [True, False, False]
+
+
+async def test_the_candidate_that_names_the_topic_is_shown(settings: Settings, log: GenerationLog) -> None:
+    class OnTopicSecond(FakeGenerator):
+        async def generate(self, req: TweetRequest) -> TweetResult:
+            result = await super().generate(req)
+            texts = ["Nada que ver con el tema.", "Las Pensiones dignas son urgentes.", "Otra cosa."]
+            return TweetResult(**{**result.__dict__, "texts": texts})
+
+    three = settings.model_copy(update={"bot": settings.bot.model_copy(update={"candidates": 3})})
+    core = BotCore(three, OnTopicSecond(), log, MemoryRateLimiter())
+    reply = await say(core, "/tuit derecha pensiones")
+    assert reply.tweet is not None and reply.tweet.text == "Las Pensiones dignas son urgentes."
+    async with log.sessions() as session:
+        shown = (await session.scalars(select(Generation.shown).order_by(Generation.id))).all()
+    assert shown == [False, True, False]
+
+
+def test_best_candidate_prefers_more_requested_words_then_the_first() -> None:
+    texts = ["hola", "educación y salud", "la educacion"]
+    assert best_candidate(texts, ["educación", "salud"]) == 1
+    assert best_candidate(texts, ["EDUCACION"]) == 1
+    assert best_candidate(texts, []) == 0
+    assert best_candidate(texts, ["vivienda"]) == 0
+    assert best_candidate(["pensionesx"], ["pensiones"]) == 0  # whole words only, and one text
 
 
 async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:

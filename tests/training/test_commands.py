@@ -142,8 +142,11 @@ def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
     out = pipeline["root"] / "eval"
     run("evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
         "--validation", pipeline["data"] / "validation.jsonl", "--out", out, "--samples", "6",
-        "--max-new-tokens", "8", "--sentiment", "lexicon", "--threads", "1")
+        "--max-new-tokens", "8", "--sentiment", "lexicon", "--threads", "1", "--candidates", "3")
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["candidates"] == 3
+    if metrics["topic_prompts"]:  # keeping an on-topic candidate can only help
+        assert metrics["topic_inclusion"] >= metrics["topic_inclusion_first_candidate"]
     for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2"):
         assert 0.0 <= metrics[name] <= 1.0
     assert metrics["perplexity"] > 1.0

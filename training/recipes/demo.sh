@@ -32,6 +32,6 @@ $T --seed 46 contextual --base "$RUNS/contextual4" --train "$RUNS/data/train.jso
 TRAIN=$!; until [ -f "$RUNS/contextual5/checkpoint-750/model.safetensors" ]; do sleep 5; done; sleep 5; kill $TRAIN
 # 6. Held-out evaluation (prompts from the validation split) and the exported folder.
 $T evaluate --model "$RUNS/contextual5/checkpoint-750" --train "$RUNS/data/train.jsonl" --validation "$RUNS/data/validation.jsonl" \
-  --out docs/demo-eval --samples 300 --sentiment lexicon --threads 2
+  --out docs/demo-eval --samples 300 --sentiment lexicon --threads 2 --candidates 8
 $T export --model "$RUNS/contextual5/checkpoint-750" --out models/demo --kind controlled --name "Demo: candidatos presidenciales 2017" \
   --data-stats "$RUNS/data/stats.json" --evaluation docs/demo-eval/metrics.json --commands training/recipes/demo.sh
