@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -20,6 +19,7 @@ from typing import Protocol
 from bot.app import App, build_app
 from bot.cli import add_config_argument, settings_from
 from bot.config import Settings
+from generation.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -82,32 +82,6 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line (``[logging] json = true``), for log collectors."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def configure_logging(settings: Settings) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter() if settings.logging.json_format
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=settings.logging.level, handlers=[handler], force=True)
-    # Every HTTP call to the Bot API at INFO would drown the bot's own lines.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="politico run",
@@ -122,5 +96,5 @@ def main(argv: list[str]) -> int:
         from bot.console import main as console
 
         return console(argv)
-    configure_logging(settings)
+    configure_logging(settings.logging.level, settings.logging.json_format)
     return asyncio.run(run(settings))

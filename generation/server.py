@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import json
 import logging
 import os
 import re
@@ -40,6 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from generation.backends.local import LocalBackend, encode_casual
+from generation.logs import configure_logging
 from generation.metrics import ServerMetrics
 from generation.prompts import CONTROL_TOKENS, Encoded
 from generation.registry import LoadedModel, ModelLoadError
@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     config = load_settings(args.config)
-    _configure_logging(config.logging.level, config.logging.json_format)
+    configure_logging(config.logging.level, config.logging.json_format)
     generation = served_settings(config.generation, args.model)
     if not generation.models:
         raise SystemExit("politico serve: no hay modelos en [generation.models]")
@@ -468,29 +468,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     ).run()
     return 0
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line (``[logging] json = true``), for log collectors."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def _configure_logging(level: str, json_format: bool) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonLogFormatter() if json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
 if __name__ == "__main__":
