@@ -14,6 +14,7 @@ from bot.discord.frontend import DiscordFrontend
 from bot.types import FICTION_LABEL
 from tests.conftest import write_config
 from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, TOKEN, Call, FakeDiscord
+from tests.support.waiting import eventually
 
 Start = Callable[..., AbstractAsyncContextManager[DiscordFrontend]]
 
@@ -73,7 +74,8 @@ async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscor
         assert FICTION_LABEL in answer.body["content"]
         ids = [b["custom_id"] for row in answer.body["components"] for b in row["components"]]
         assert [i.split(":")[0] for i in ids] == ["up", "down", "again"]
-        generation = await frontend.app.log.generation(int(ids[0].split(":")[1]))
+        generation = await eventually(lambda: frontend.app.log.generation(int(ids[0].split(":")[1])),
+                                      lambda g: g is not None and bool(g.message_ref))
         assert generation is not None and generation.side == "izquierda" and generation.message_ref
 
         free = await fake.slash("tuit", {"texto": "derecha negativo pensiones"}, guild=False)

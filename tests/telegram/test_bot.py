@@ -10,6 +10,7 @@ from PIL import Image
 from bot.telegram.frontend import FAILURE, MENU, QUEUE_NOTICE
 from bot.types import FICTION_LABEL
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI
+from tests.support.waiting import eventually
 from tests.telegram.conftest import Start
 from tests.telegram.helpers import answer_to, buttons_of, final_answer, text_of
 
@@ -29,7 +30,8 @@ async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> 
         data = buttons_of(answer)
         assert [d.split(":")[0] for d in data] == ["up", "down", "again"]
         assert api.of("sendChatAction")[0].params["action"] == "typing"
-        generation = await frontend.app.log.generation(int(data[0].split(":")[1]))
+        generation = await eventually(lambda: frontend.app.log.generation(int(data[0].split(":")[1])),
+                                      lambda g: g is not None and bool(g.message_ref))
         assert generation is not None and generation.message_ref == f"1:{answer.message['message_id']}"
         assert generation.party and generation.side == "derecha"
 
