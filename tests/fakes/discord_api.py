@@ -14,11 +14,12 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from tests.fakes.recording import CallLog
 
 APP_ID = 900000000000000001
 BOT_ID = 900000000000000002
@@ -45,7 +46,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeDiscord:
+class FakeDiscord(CallLog):
     """State and handlers of the fake; start it with ``async with``."""
 
     def __init__(self) -> None:
@@ -231,19 +232,6 @@ class FakeDiscord:
     def for_token(self, token: str) -> list[Call]:
         """Calls answering one interaction (its callback and follow-up webhook)."""
         return [c for c in self.calls if f"/{token}" in c.path]
-
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out; calls: {[(c.method, c.path) for c in self.calls][-10:]}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
-                except TimeoutError:
-                    continue
-            return value
 
 
 def bot_user() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.recording import CallLog
 from tests.fakes.telegram_limits import check_call
 
 BOT_ID = 123
@@ -40,7 +41,7 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
-class FakeBotAPI:
+class FakeBotAPI(CallLog):
     """State and HTTP handlers of the fake server; start it with ``async with``."""
 
     def __init__(self, *, username: str = BOT_USERNAME) -> None:
@@ -218,23 +219,6 @@ class FakeBotAPI:
     def replies_to(self, message_id: int) -> list[Call]:
         """Messages the bot sent as a reply to ``message_id``."""
         return [c for c in self.calls if _reply_target(c.params) == message_id]
-
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-        """Wait until ``predicate()`` is truthy; return its value.
-
-        It is re-checked after every call and every 50 ms (it may read state outside the fake).
-        """
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while not (value := predicate()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls][-20:]}")
-                try:
-                    await asyncio.wait_for(self._changed.wait(), min(left, 0.05))
-                except TimeoutError:
-                    continue
-            return value
 
 
 def user(user_id: int) -> dict[str, Any]:
