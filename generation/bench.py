@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -308,23 +309,31 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="politico bench", description=__doc__.split("\n\n")[0])
+BenchRun = Callable[[Plan, Path, int], Awaitable[dict[str, Any]]]
+
+
+def run_cli(prog: str, description: str, bench: BenchRun, argv: list[str] | None) -> int:
+    """The command line of every benchmark: ``--quick``, ``--out``, ``--threads``; JSON on stdout."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument(
         "--threads", type=int, default=0,
-        help="torch CPU threads (0: torch's default); 1 is steadier on a machine busy with other work",
+        help="torch CPU threads per process (0: torch's default); 1 is steadier on a busy machine",
     )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="politico-bench-") as tmp:
-        report = asyncio.run(run(plan, Path(tmp), args.threads))
+        report = asyncio.run(bench(plan, Path(tmp), args.threads))
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("politico bench", __doc__.split("\n\n")[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ model, a smoke test; ``--out FILE`` also writes the JSON).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -27,7 +26,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,17 @@ import httpx
 import torch
 
 from generation.backends.local import LocalBackend
-from generation.bench import FIELDS, FULL, QUICK, Bench, Plan, build_model, machine, summary
+from generation.bench import (
+    FIELDS,
+    FULL,
+    QUICK,
+    Bench,
+    Plan,
+    build_model,
+    machine,
+    run_cli,
+    summary,
+)
 from generation.prompts import prompt_text
 from generation.settings import GenerationSettings
 from generation.types import BlockedOutput, PromptSpec
@@ -275,20 +283,7 @@ async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generation.serve_bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
-    parser.add_argument("--out", type=Path, help="also write the JSON here")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch threads per process (0: all cores; 1 on a busy machine)")
-    args = parser.parse_args(argv)
-    plan = QUICK if args.quick else FULL
-    with tempfile.TemporaryDirectory(prefix="politico-serve-bench-") as tmp:
-        report = asyncio.run(run(plan, Path(tmp), args.threads))
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    return 0
+    return run_cli("python -m generation.serve_bench", __doc__.split("\n\n")[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import web
+
 
 class CallLog:
     """Mixin for a fake server that appends to ``calls`` and notifies ``_changed`` on each call."""
 
     calls: list[Any]
     _changed: asyncio.Condition
+    _runner: web.AppRunner | None
+    port: int
+
+    async def _serve(self, app: web.Application) -> None:
+        """Serve ``app`` on 127.0.0.1 on a free port (``self.port``)."""
+        self._runner = runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
         """Wait until ``predicate()`` is truthy; return its value.
