@@ -66,6 +66,11 @@ class ControlFields:
             FRASES: " ".join(f.strip() for f in self.frases if f.strip()),
         }
 
+    def topics(self) -> tuple[str, ...]:
+        """What the tweet is asked to name: the entities and the hashtags (written with ``#``)."""
+        tags = ("#" + h.strip().lstrip("#") for h in self.hashtags if h.strip("# "))
+        return (*(e.strip() for e in self.entidades if e.strip()), *tags)
+
     def for_generation(self) -> ControlFields:
         """The fields as the thesis sent them at generation time (sentiment defaulted)."""
         if self.sentimiento:

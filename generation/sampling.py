@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import torch
 
+from generation.guidance import GuideProcessor, Variants, boosts, topic_variants
+from generation.penalties import tweet_penalties
 from generation.registry import LoadedModel
 from generation.types import SamplingParams
 
@@ -125,31 +127,35 @@ class TokenTable:
 
 @dataclass
 class _State:
-    """Bookkeeping of one row while it decodes."""
+    """Bookkeeping of one row while it decodes.
+
+    Repeated n-grams are tracked over the generated tokens only: the prompt is control context,
+    and counting it would forbid the tweet to name the very topic the user asked for.
+    """
 
     row: Row
     generator: torch.Generator
-    history: list[int]
+    #: The row's guide topics as token sequences (generation/guidance.py).
+    topics: tuple[Variants, ...] = ()
     generated: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
     ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
     finish: FinishReason | None = None
 
-    def __post_init__(self) -> None:
-        n = self.row.params.no_repeat_ngram_size
-        if n > 0:
-            for start in range(len(self.history) - n + 1):
-                gram = self.history[start:start + n]
-                self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
-
     def add(self, token: int, piece: bytes) -> None:
-        self.history.append(token)
         self.generated.append(token)
         self.text.extend(piece)
         n = self.row.params.no_repeat_ngram_size
-        if n > 0 and len(self.history) >= n:
-            gram = self.history[-n:]
+        if n > 0 and len(self.generated) >= n:
+            gram = self.generated[-n:]
             self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+
+    def boosts(self) -> dict[int, float]:
+        """Topic guidance's logit bonuses for the next token."""
+        if not self.topics:
+            return {}
+        params = self.row.params
+        return boosts(self.generated, self.topics, params.guide_start_bias, params.guide_bias)
 
     def dynamic_bans(self, table: TokenTable) -> list[int]:
         """Ids refused at this step: early EOS, ids that finish a banned string, repeated n-grams."""
@@ -163,8 +169,8 @@ class _State:
                 if self.text.endswith(data[:done]):
                     out.extend(table.completing(data, done))
         n = params.no_repeat_ngram_size
-        if n > 0 and len(self.history) >= n - 1:
-            out.extend(self.ngrams.get(tuple(self.history[len(self.history) - n + 1:]), ()))
+        if n > 0 and len(self.generated) >= n - 1:
+            out.extend(self.ngrams.get(tuple(self.generated[len(self.generated) - n + 1:]), ()))
         return out
 
 
@@ -234,7 +240,8 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         next_type = types[:, -1:]  # the type of the prompt's last token: [TWEET]
 
     states = [
-        _State(r, torch.Generator().manual_seed(r.seed), list(r.prompt_ids)) for r in rows
+        _State(r, torch.Generator().manual_seed(r.seed), topic_variants(lm.tokenizer, r.params.guide))
+        for r in rows
     ]
     active = list(range(size))  # which row each batch line holds
     params = [r.params for r in rows]
@@ -250,11 +257,8 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
             if banned:
                 static_ban[i, table.containing(banned.encode())] = True
     static_ban = static_ban.to(device)
-    seen = None
-    if penalise:
-        seen = torch.zeros((size, vocab), dtype=torch.bool, device=device)
-        for i, r in enumerate(rows):
-            seen[i, r.prompt_ids] = True
+    # Like the n-grams, the repetition penalty counts the tweet's own tokens, not the prompt's.
+    seen = torch.zeros((size, vocab), dtype=torch.bool, device=device) if penalise else None
 
     out = model(
         input_ids=ids, attention_mask=mask, position_ids=positions, token_type_ids=types,
@@ -268,6 +272,9 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         if penalise:
             rp = penalty[:, None]
             logits = torch.where(seen, torch.where(logits > 0, logits / rp, logits * rp), logits)
+        for line, index in enumerate(active):
+            for token, bias in states[index].boosts().items():
+                logits[line, token] += bias
         ban = static_ban.clone()
         for line, index in enumerate(active):
             extra = states[index].dynamic_bans(table)
@@ -344,10 +351,12 @@ def beam_generate(lm: LoadedModel, table: TokenTable, row: Row) -> RowResult:
     banned = table.banned_ids(p.banned)
     if banned:
         kwargs["bad_words_ids"] = [[i] for i in banned]
-    if p.no_repeat_ngram_size:
-        kwargs["no_repeat_ngram_size"] = p.no_repeat_ngram_size
-    if p.repetition_penalty != 1.0:
-        kwargs["repetition_penalty"] = p.repetition_penalty
+    penalties = tweet_penalties(p.no_repeat_ngram_size, p.repetition_penalty, ids.shape[1])
+    topics = topic_variants(lm.tokenizer, p.guide)
+    if topics:
+        penalties["logits_processor"].append(
+            GuideProcessor([topics] * p.num_beams, ids.shape[1], p.guide_start_bias, p.guide_bias)
+        )
     sample = p.temperature > 0
     if sample:
         kwargs.update(temperature=p.temperature, top_p=p.top_p, top_k=p.top_k)
@@ -357,7 +366,7 @@ def beam_generate(lm: LoadedModel, table: TokenTable, row: Row) -> RowResult:
         out = lm.model.generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=sample, num_beams=p.num_beams,
             max_new_tokens=p.max_new_tokens, min_new_tokens=min_new,
-            pad_token_id=table.pad_id, eos_token_id=table.eos_id, **kwargs,
+            pad_token_id=table.pad_id, eos_token_id=table.eos_id, **penalties, **kwargs,
         )
     generated = out[0, ids.shape[1]:].tolist()
     finish: FinishReason = "length"

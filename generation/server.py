@@ -3,7 +3,7 @@
 Concurrent HTTP requests each await ``Engine.generate``, so they land in the same micro-batches
 as concurrent bot users do in-process. Routes: ``POST /v1/completions`` (text or token-id
 prompts, one or many, OpenAI's sampling fields plus vLLM's ``min_tokens``, ``ignore_eos``,
-``repetition_penalty``, ``top_k``, and our ``no_repeat_ngram_size`` / ``bad_words``),
+``repetition_penalty``, ``top_k``, and our ``no_repeat_ngram_size`` / ``bad_words`` / ``guide*``),
 ``GET /v1/models``, ``GET /health`` and ``GET /metrics`` (Prometheus). ``/v1`` routes take an
 optional bearer token; errors come back as OpenAI's ``{"error": {...}}`` JSON.
 
@@ -100,6 +100,9 @@ class CompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0, le=5)
     no_repeat_ngram_size: int | None = Field(None, ge=0, le=10)
     bad_words: list[str] | None = None
+    guide: list[str] | None = None
+    guide_bias: float | None = Field(None, ge=0, le=20)
+    guide_start_bias: float | None = Field(None, ge=0, le=20)
     add_special_tokens: bool | None = None
     stream: bool | None = None
     echo: bool | None = None
@@ -136,6 +139,9 @@ class CompletionRequest(BaseModel):
             ignore_eos=bool(self.ignore_eos),
             stop=tuple(s for s in stop if s),
             banned=tuple(w for w in self.bad_words or () if w),
+            guide=tuple(t for t in self.guide or () if t),
+            guide_bias=self.guide_bias or 0.0,
+            guide_start_bias=self.guide_start_bias or 0.0,
         )
 
 

@@ -102,6 +102,8 @@ class TweetGenerator:
         spec = self._spec(name)
         params = resolve_params(spec, req.overrides)
         prompt = replace(req.prompt, kind=spec.kind)
+        if spec.kind == "controlled" and not params.guide and (params.guide_bias or params.guide_start_bias):
+            params = replace(params, guide=prompt.fields.topics())
         if spec.kind == "casual" and not prompt.seed_text:
             prompt = replace(prompt, seed_text=spec.seed_text)
         # A casual prompt's seed text is the start of the tweet; the model only continues it.

@@ -27,6 +27,9 @@ class Decoding(Strict):
     no_repeat_ngram_size: int = Field(0, ge=0, le=10)
     num_beams: int = Field(1, ge=1, le=16)
     banned: list[str] = Field(default_factory=list)
+    #: Topic guidance for controlled prompts (generation/guidance.py); 0 turns it off.
+    guide_start_bias: float = Field(0.0, ge=0.0, le=20.0)
+    guide_bias: float = Field(0.0, ge=0.0, le=20.0)
 
     def params(self, **overrides: object) -> SamplingParams:
         values = self.model_dump()

@@ -29,6 +29,10 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     #: Strings the model may never produce (the thesis banned "…" and "&").
     banned: tuple[str, ...] = ()
+    #: Topics the tweet should name, and how hard to push toward them (generation/guidance.py).
+    guide: tuple[str, ...] = ()
+    guide_start_bias: float = 0.0
+    guide_bias: float = 0.0
 
 
 @dataclass(frozen=True)

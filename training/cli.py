@@ -110,7 +110,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     return evaluate(EvaluateOptions(
         model=args.model, train=args.train, validation=args.validation, out=args.out, kind=args.kind,
         prompt=args.prompt, side=args.side, samples=args.samples, candidates=args.candidates,
-        sentiment=args.sentiment,
+        guide=not args.no_guide, sentiment=args.sentiment,
         copy_words=args.copy_words, max_new_tokens=args.max_new_tokens, threads=args.threads, seed=args.seed, progress=not args.quiet,
     ))
 
@@ -192,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--candidates", type=int, default=1,
                    help="tweets per prompt; the first naming the topic is kept (as bot.candidates)")
+    p.add_argument("--no-guide", action="store_true",
+                   help="decode without topic guidance (the model alone; the bot guides)")
     p.add_argument("--sentiment", default="auto", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--copy-words", type=int, default=8, help="memorization: copied run length")
     p.add_argument("--max-new-tokens", type=int, default=60)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,8 @@ class EvaluateOptions:
     #: Tweets sampled per prompt; the first that names the prompt's topic is kept, as the bot
     #: does with ``bot.candidates`` (1 = plain sampling).
     candidates: int = 1
+    #: Decode with topic guidance, as the bot does for the demo model (False: the model alone).
+    guide: bool = True
     sentiment: str = "auto"
     copy_words: int = 8
     max_new_tokens: int = 60
@@ -133,7 +135,8 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         f"- side classifier: TF-IDF + logistic regression on `{options.train.name}`, accuracy on the "
         f"held-out real tweets {metrics['classifier_accuracy']:.3f} (the ceiling for side adherence)",
         f"- sentiment annotator: {metrics['sentiment_annotator']}; memorization: a generated tweet "
-        f"repeating {options.copy_words}+ consecutive words of a training tweet", "",
+        f"repeating {options.copy_words}+ consecutive words of a training tweet",
+        "- decoding: " + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items()), "",
         "| metric | value | target |", "| --- | --- | --- |",
     ]
     shown = ["perplexity", "side_adherence", "sentiment_adherence", "topic_inclusion",
@@ -199,8 +202,11 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         prompts = [None] * len(chosen)
         wanted_sides = [options.side] * len(chosen)
     n = max(1, options.candidates)
-    drawn = sample(model, tokenizer, [p for p in prompts for _ in range(n)],
-                   Decoding(max_new_tokens=options.max_new_tokens), options.seed, options.progress)
+    decoding = Decoding(max_new_tokens=options.max_new_tokens)
+    if not options.guide:
+        decoding = replace(decoding, guide_start_bias=0.0, guide_bias=0.0)
+    drawn = sample(model, tokenizer, [p for p in prompts for _ in range(n)], decoding, options.seed,
+                   options.progress)
     groups = [drawn[i * n:(i + 1) * n] for i in range(len(prompts))]
     texts = [_on_topic(group, prompt) for group, prompt in zip(groups, prompts, strict=True)]
 
@@ -218,6 +224,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "distinct_2": distinct_n(texts, 2),
         "empty": sum(not t for t in texts) / len(texts),
         "sentiment_annotator": annotator.name,
+        "decoding": {k: v for k, v in asdict(decoding).items() if k != "batch_size"},
     }
     rows = []
     topic_hits = []

@@ -94,6 +94,10 @@ def model_card(
         lines += ["", "## How it was made", "", "```bash", commands.strip(), "```"]
     if metrics:
         lines += ["", "## Evaluation (held-out prompts)", "", *_metrics_table(metrics)]
+        if metrics.get("decoding"):
+            lines += ["", f"Decoded with {metrics.get('candidates', 1)} candidate(s) per prompt and "
+                      + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items())
+                      + " (guide_*: topic guidance, as the bot decodes; `generation/guidance.py`)."]
     lines += [
         "", "## Limitations", "",
         "Small and trained on little data: it imitates surface style, mixes facts, and may "
@@ -114,11 +118,11 @@ def export(
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, tokenizer).to(DTYPES[dtype])
     decoding = Decoding()
-    generation = model.generation_config
-    generation.update(
+    # No repetition settings here: plain ``generate`` would count the control prompt too and so
+    # refuse to write the requested topic (see generation/penalties.py).
+    model.generation_config.update(
         do_sample=True, max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
-        top_p=decoding.top_p, no_repeat_ngram_size=decoding.no_repeat_ngram_size,
-        repetition_penalty=decoding.repetition_penalty,
+        top_p=decoding.top_p, no_repeat_ngram_size=0, repetition_penalty=1.0,
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))

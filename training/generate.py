@@ -2,7 +2,8 @@
 
 Prompts are built by :func:`generation.prompts.encode_prompt` (controlled) or are BOS alone
 (casual), left-padded so a batch ends where every prompt ends; token types follow the ids, and
-``generate`` extends them with the last one (``[TWEET]``) for the new tokens.
+``generate`` extends them with the last one (``[TWEET]``) for the new tokens. Repetition
+settings count the tweet's tokens only, as the bot's decoding does (:mod:`generation.penalties`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from generation.guidance import GuideProcessor, topic_variants
+from generation.penalties import tweet_penalties
 from generation.prompts import ControlFields, encode_prompt
 
 
@@ -25,6 +28,10 @@ class Decoding:
     no_repeat_ngram_size: int = 3
     repetition_penalty: float = 1.1
     banned: tuple[str, ...] = ("…", "&")
+    #: Topic guidance (:mod:`generation.guidance`): bonus for a missing topic's first token, and
+    #: for the token that continues a topic the tweet has begun.
+    guide_start_bias: float = 1.0
+    guide_bias: float = 8.0
     batch_size: int = 32
 
 
@@ -61,11 +68,16 @@ def sample(
         room = model.config.n_positions - width
         if room < 1:
             raise ValueError(f"a prompt of {width} tokens leaves no room in {model.config.n_positions} positions")
+        rules = tweet_penalties(decoding.no_repeat_ngram_size, decoding.repetition_penalty, width)
+        if decoding.guide_start_bias or decoding.guide_bias:
+            guides = [topic_variants(tokenizer, p.topics() if p else ()) for p in prompts[start:start + decoding.batch_size]]
+            rules["logits_processor"].append(
+                GuideProcessor(guides, width, decoding.guide_start_bias, decoding.guide_bias)
+            )
         out = model.generate(
             input_ids=ids, attention_mask=mask, do_sample=True,
             max_new_tokens=min(decoding.max_new_tokens, room), temperature=decoding.temperature,
-            top_p=decoding.top_p, no_repeat_ngram_size=decoding.no_repeat_ngram_size,
-            repetition_penalty=decoding.repetition_penalty, bad_words_ids=banned or None,
+            top_p=decoding.top_p, bad_words_ids=banned or None, **rules,
             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, **extra,
         )
         texts += [

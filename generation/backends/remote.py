@@ -131,6 +131,9 @@ def request_body(served_model: str, prompt: str, params: SamplingParams, seed: i
         body["no_repeat_ngram_size"] = params.no_repeat_ngram_size
     if params.banned:
         body["bad_words"] = list(params.banned)
+    if params.guide and (params.guide_bias or params.guide_start_bias):  # politico serve's extension
+        body.update(guide=list(params.guide), guide_bias=params.guide_bias,
+                    guide_start_bias=params.guide_start_bias)
     return body
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import torch
+
 from generation.backends.local import encode
+from generation.penalties import tweet_penalties
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
-from generation.sampling import Row, TokenTable, beam_generate, candidate_seed, decode_batch
+from generation.sampling import Row, TokenTable, _State, beam_generate, candidate_seed, decode_batch
 from generation.types import PromptSpec, SamplingParams
 
 
@@ -120,3 +123,26 @@ def test_beam_search_is_seeded_and_honours_bans(lm: LoadedModel, table: TokenTab
     assert first.token_ids == beams(11).token_ids
     assert len(first.token_ids) == 20
     assert not any(b"a" in table.piece(t) for t in first.token_ids)
+
+
+def test_repetition_rules_do_not_count_the_prompt(table: TokenTable) -> None:
+    """A topic named in the prompt may appear in the tweet: only the tweet's own n-grams repeat."""
+    topic = [11, 12, 13]
+    state = _State(Row([1, *topic, 2], None, SamplingParams(no_repeat_ngram_size=3), 0), torch.Generator())
+    for token in topic[:2]:
+        state.add(token, b"x")
+    assert topic[2] not in state.dynamic_bans(table)
+    for token in [topic[2], *topic[:2]]:
+        state.add(token, b"x")
+    assert topic[2] in state.dynamic_bans(table)
+
+
+def test_generate_penalties_skip_the_prompt() -> None:
+    prompt, tweet = [5, 6, 7], [5, 6]
+    scores = torch.ones((1, 10))
+    rules = tweet_penalties(no_repeat_ngram_size=3, repetition_penalty=2.0, prompt_length=len(prompt))["logits_processor"]
+    out = rules(torch.tensor([prompt + tweet]), scores.clone())
+    assert out[0, 7] == 1.0  # in the prompt only: neither banned nor penalised
+    assert out[0, 5] == 0.5 and out[0, 6] == 0.5  # already in the tweet: penalised
+    again = rules(torch.tensor([[*prompt, 5, 6, 7, 5, 6]]), scores.clone())
+    assert again[0, 7] == float("-inf")  # the tweet's own 3-gram would repeat

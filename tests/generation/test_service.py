@@ -40,6 +40,7 @@ def settings(**post: object) -> GenerationSettings:
     return GenerationSettings.model_validate({
         "models": {
             "demo": {"path": "x/demo", "kind": "controlled", "decoding": {"temperature": 0.8, "banned": ["&"]}},
+            "guided": {"path": "x/demo", "kind": "controlled", "decoding": {"guide_bias": 8.0}},
             "derecha": {"path": "x/der", "kind": "casual", "seed_text": "Hoy"},
         },
         "postprocess": {"min_chars": 12, "max_tries": 3, "blocklist": ["tonto"], **post},
@@ -86,6 +87,15 @@ async def test_nothing_acceptable_raises_blocked_output() -> None:
     with pytest.raises(BlockedOutput, match="3 tries"):
         await TweetGenerator(settings(), backend).generate(TweetRequest(None, PROMPT, seed=1))
     assert len(backend.calls) == 3
+
+
+async def test_guided_models_aim_at_the_prompts_entities_and_hashtags() -> None:
+    prompt = PromptSpec("controlled", ControlFields(entidades=("Piñera",), hashtags=("Pensiones",)))
+    for model, expected in (("guided", ("Piñera", "#Pensiones")), ("demo", ())):
+        backend = FakeBackend([[GOOD]])
+        result = await TweetGenerator(settings(), backend).generate(TweetRequest(model, prompt, seed=1))
+        assert result.params.guide == expected
+        assert backend.calls[0][2].guide == expected
 
 
 async def test_casual_models_start_from_their_seed_text() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -80,7 +81,10 @@ async def test_request_body_carries_prompt_text_and_sampling() -> None:
     assert body["prompt"] == prompt_text(ControlFields(partido="RN"))
     assert (body["seed"], body["n"], body["max_tokens"], body["stop"]) == (1234, 2, 7, ["\n"])
     assert body["bad_words"] == ["…"]
-    assert "no_repeat_ngram_size" not in body
+    assert "no_repeat_ngram_size" not in body and "guide" not in body
+    guided = replace(PARAMS, guide=("Piñera",), guide_bias=8.0)
+    await remote.complete("demo", PROMPT, guided, seed=1, n=2)
+    assert endpoints.bodies[1]["guide"] == ["Piñera"] and endpoints.bodies[1]["guide_bias"] == 8.0
     await remote.aclose()
 
 

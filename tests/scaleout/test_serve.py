@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from generation.prompts import ControlFields, prompt_text
+from generation.server import CompletionRequest
 from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
 
 PROMPT = prompt_text(ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"))
@@ -176,3 +177,9 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path, tiny_model_dir: Pat
     # uvicorn re-raises the signal once shut down, so the exit status is "killed by SIGTERM".
     assert server.terminate() in (0, -signal.SIGTERM)
     assert "engine drained and stopped" in server.log()
+
+
+def test_guide_fields_reach_the_sampling_parameters() -> None:
+    params = CompletionRequest(model="demo", prompt="x", guide=["Piñera", ""], guide_bias=8, guide_start_bias=1).params()
+    assert (params.guide, params.guide_bias, params.guide_start_bias) == (("Piñera",), 8.0, 1.0)
+    assert CompletionRequest(model="demo", prompt="x").params().guide == ()

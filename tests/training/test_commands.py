@@ -155,6 +155,12 @@ def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
     assert "side_adherence" in report and "![metrics.png](metrics.png)" in report
     assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     assert len((out / "samples.jsonl").read_text().splitlines()) == 6
+    assert metrics["decoding"]["guide_bias"] > 0 and "guide_bias" in report
+    alone = pipeline["root"] / "eval-alone"
+    run("evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
+        "--validation", pipeline["data"] / "validation.jsonl", "--out", alone, "--samples", "2",
+        "--max-new-tokens", "4", "--sentiment", "lexicon", "--threads", "1", "--no-guide")
+    assert json.loads((alone / "metrics.json").read_text())["decoding"]["guide_bias"] == 0
 
 
 def test_config_file_supplies_flags(pipeline: dict[str, Path], capsys) -> None:

@@ -1,0 +1,57 @@
+"""Topic guidance: the rule, and both decoders (batched loop and ``generate``) following it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from generation.backends.local import encode
+from generation.guidance import boosts, topic_variants
+from generation.prompts import ControlFields
+from generation.registry import LoadedModel
+from generation.sampling import Row, TokenTable, beam_generate, decode_batch
+from generation.types import PromptSpec, SamplingParams
+
+TOPIC = (5, 6, 7)
+
+
+def test_a_missing_topic_pushes_its_first_token() -> None:
+    assert boosts([1, 2], ((TOPIC,),), start_bias=1.0, follow_bias=8.0) == {5: 1.0}
+
+
+def test_a_begun_topic_pushes_the_token_that_continues_it() -> None:
+    assert boosts([1, 5], ((TOPIC,),), 1.0, 8.0) == {6: 8.0}
+    assert boosts([1, 5, 6], ((TOPIC,),), 1.0, 8.0) == {7: 8.0}
+    assert boosts([5, 6, 9], ((TOPIC,),), 1.0, 8.0) == {5: 1.0}  # went astray: start again
+
+
+def test_a_written_topic_gets_no_more_push() -> None:
+    assert boosts([5, 6, 7, 1], ((TOPIC,),), 1.0, 8.0) == {}
+    assert boosts([5, 6, 7], ((TOPIC,), ((9, 10),)), 1.0, 8.0) == {9: 1.0}
+
+
+def test_any_spelling_counts(lm: LoadedModel) -> None:
+    (variants,) = topic_variants(lm.tokenizer, ["pensiones"])
+    assert len(variants) == 2  # at the start of the tweet, and after a space
+    assert topic_variants(lm.tokenizer, ["", "  "]) == ()
+
+
+def _row(lm: LoadedModel, guide: tuple[str, ...], **params: object) -> Row:
+    ids, types = encode(lm, PromptSpec("controlled", ControlFields(partido="UDI", entidades=guide)))
+    base = SamplingParams(max_new_tokens=40, ignore_eos=True, temperature=0.0, **params)  # type: ignore[arg-type]
+    return Row(ids, types, replace(base, guide=guide), seed=3)
+
+
+def test_guided_decoding_writes_a_topic_the_model_would_not(lm: LoadedModel, table: TokenTable) -> None:
+    topic = "Puente Alto"
+    free = decode_batch(lm, table, [_row(lm, ())])[0]
+    assert topic not in free.text
+    guided = decode_batch(lm, table, [_row(lm, (topic,), guide_start_bias=20.0, guide_bias=20.0)])[0]
+    assert topic in guided.text
+    assert guided.text.count(topic) == 1  # once written, the push stops (no_repeat is off here)
+
+
+def test_beam_search_is_guided_too(lm: LoadedModel, table: TokenTable) -> None:
+    topic = "@CarolinaLeitao"
+    row = _row(lm, (topic,), num_beams=3, guide_start_bias=20.0, guide_bias=20.0)
+    assert topic in beam_generate(lm, table, row).text
+    assert topic not in beam_generate(lm, table, _row(lm, (), num_beams=3)).text
