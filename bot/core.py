@@ -5,6 +5,11 @@ A tweet request goes: admission (ban, rate limits) → ``log.begin`` (the comman
 choose the model and controls → generate → ``log.finish`` (committed before the reply is
 returned, so a reply never shows a tweet the log lacks). Nothing here raises to the caller:
 bad input, a busy engine or an unexpected failure all come back as a polite :class:`Reply`.
+
+Answered once: ``begin`` leases the request to this process for as long as generating it may
+take (:func:`lease_seconds`), so another process resumes it only if this one died; a message
+the platform delivers again is recognised by its ``source`` and ignored. Front-ends call
+:meth:`BotCore.mark_sending` right before handing a tweet to the platform.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from rapidfuzz import process
@@ -35,6 +40,7 @@ from bot.ratelimit import RateLimiter
 from bot.types import Button, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LoggedRequest, NewGeneration
 from generation.service import TweetRequest, TweetResult
+from generation.settings import GenerationSettings
 from generation.types import (
     BlockedOutput,
     EngineBusy,
@@ -51,6 +57,8 @@ RANDOM_SENTIMENTS = ("POSITIVE", "NEGATIVE", "NEUTRAL")
 RATE_WINDOW_S = 60.0
 #: Commands longer than this are logged cut (they are refused anyway, past max_command_chars).
 MAX_LOGGED_CHARS = 4000
+#: A lease covers the generation's time limit plus this, for logging before and after it.
+LEASE_MARGIN_S = 10.0
 
 ActionHandler = Callable[[Origin, int], Awaitable[Reply]]
 CommandHandler = Callable[[Origin, str], Awaitable[Reply]]
@@ -72,6 +80,18 @@ class _Plan:
     casual: bool
 
 
+def lease_seconds(generation: GenerationSettings) -> float:
+    """How long a process may take to answer a request it logged: past this it has surely died.
+
+    The generator tries up to ``postprocess.max_tries`` rounds, each bounded by the engine's
+    (or the remote backend's) time limit; the margin covers the log writes around them.
+    """
+    limit = generation.engine.request_timeout_s
+    if generation.backend == "remote":
+        limit = max(limit, generation.remote.timeout_s)
+    return limit * generation.postprocess.max_tries + LEASE_MARGIN_S
+
+
 class BotCore:
     """Platform-neutral command handling (see the module docstring for the flow)."""
 
@@ -83,6 +103,7 @@ class BotCore:
         self.limiter = limiter
         self.catalog = Catalog.from_settings(settings.politics)
         self.rng = rng or random.Random()
+        self.lease_s = lease_seconds(settings.generation)
         self._actions: dict[str, ActionHandler] = {
             "up": self._rate_up, "down": self._rate_down, "again": self.again,
         }
@@ -152,6 +173,19 @@ class BotCore:
             logger.exception("unexpected error on button %r", data[:64])
             return Reply("error", texts.INTERNAL_ERROR)
 
+    async def mark_sending(self, generation_id: int) -> bool:
+        """Record that a tweet is being handed to the platform now; False: do not send it.
+
+        False means another process already began sending it (it resumed an unsent tweet). If
+        the mark cannot be stored at all, sending goes ahead: answering now is worth the small
+        chance of a second copy after a crash in the next milliseconds.
+        """
+        try:
+            return await self.log.mark_sending(generation_id)
+        except Exception:
+            logger.exception("could not mark generation %s as being sent", generation_id)
+            return True
+
     async def mark_sent(self, generation_id: int, message_ref: str) -> bool:
         """Record which platform message carried a tweet (False if it could not be stored)."""
         try:
@@ -179,6 +213,25 @@ class BotCore:
             logger.exception("unexpected error resuming request %s", request_id)
             return Reply("error", texts.INTERNAL_ERROR)
 
+    async def redeliver(self, request: LoggedRequest) -> Reply | None:
+        """The reply that carried a logged tweet, rebuilt from the log (nothing is generated):
+        for a tweet that was stored but never sent. None when the request has no shown tweet."""
+        for generation_id in request.generation_ids:
+            generation = await self.log.generation(generation_id)
+            if generation is None or not generation.shown:
+                continue
+            controls = generation.controls
+            resolved = replace(ParsedCommand.from_controls(controls), chosen=tuple(controls.get("chosen", ())))
+            spec = self.settings.generation.models.get(generation.model)
+            tweet = Tweet(
+                generation_id=generation.id, request_id=generation.request_id, text=generation.text,
+                side=resolved.side, coalition=resolved.coalition, party=resolved.party,
+                sentiment=resolved.sentiment, topic=resolved.topic, model=generation.model,
+                seed=generation.seed or 0,
+            )
+            return self._tweet_reply(tweet, resolved, casual=spec is not None and spec.kind == "casual")
+        return None
+
     @staticmethod
     def origin_of(request: LoggedRequest) -> Origin:
         """The origin of a logged request (for front-ends answering it after a restart)."""
@@ -188,7 +241,7 @@ class BotCore:
             platform=request.platform, user_id=request.user_external_id,
             chat_id=request.chat_external_id, user_name=request.user_name,
             chat_kind=request.chat_kind or "private", chat_title=request.chat_title,
-            message_id=message_id, reply_ref=reply_to,
+            message_id=message_id, reply_ref=reply_to, source=request.source or "",
         )
 
     # -- commands ------------------------------------------------------------------------------
@@ -226,10 +279,20 @@ class BotCore:
     async def _tuit(self, origin: Origin, raw: str, parsed: ParsedCommand | ParseError,
                     parent_id: int | None = None) -> Reply:
         refusal = await self._admit(origin)
-        request_id = await self.log.begin(
+        begun = await self.log.begin(
             origin.platform, origin.user_id, origin.user_name, origin.chat_id, origin.chat_kind,
             origin.chat_title, raw[:MAX_LOGGED_CHARS], {"message_id": origin.message_id, **origin.reply_ref}, parent_id,
+            source=origin.source or None, lease_s=self.lease_s,
         )
+        if origin.on_logged is not None:
+            origin.on_logged()
+        request_id = begun.id
+        if begun.duplicate:
+            # Delivered again (the platform never heard it was received): the first delivery's
+            # request is answered, or is resumed by the process that restarts; not answered twice.
+            logger.info("%s message %s already logged as request %s: ignored",
+                        origin.platform, origin.source, request_id)
+            return Reply("ignored", "")
         if refusal is not None:
             await self.log.finish(request_id, refusal.kind if refusal.kind == "rate_limited" else "banned",
                                   error=refusal.text)
@@ -318,15 +381,19 @@ class BotCore:
                 for index, (text, tokens) in enumerate(zip(result.texts, result.tokens, strict=False))
             ],
         )
-        text, generation_id = result.texts[best], ids[best]
         tweet = Tweet(
-            generation_id=generation_id, request_id=request_id, text=text, side=resolved.side,
+            generation_id=ids[best], request_id=request_id, text=result.texts[best], side=resolved.side,
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
             topic=resolved.topic, model=result.model, seed=result.seed,
         )
-        line = texts.understood(resolved, result.model, plan.casual)
+        return self._tweet_reply(tweet, resolved, plan.casual)
+
+    @staticmethod
+    def _tweet_reply(tweet: Tweet, resolved: ParsedCommand, casual: bool) -> Reply:
+        line = texts.understood(resolved, tweet.model, casual)
+        generation_id = tweet.generation_id
         return Reply(
-            "tweet", texts.tweet_reply(text, line), tweet,
+            "tweet", texts.tweet_reply(tweet.text, line), tweet,
             (Button("👍", "up", generation_id), Button("👎", "down", generation_id),
              Button("🔁", "again", generation_id)),
         )
@@ -335,7 +402,12 @@ class BotCore:
                       started: float) -> Reply:
         """Log a failed generation with its status and say so politely."""
         if isinstance(exc, EngineClosed):
-            # Shutting down: the request stays pending, and the restarted bot answers it.
+            # Shutting down: the request stays pending, and the next process to start answers
+            # it at once, since this one gives up its lease.
+            try:
+                await self.log.release(request_id)
+            except Exception:
+                logger.exception("could not release request %s", request_id)
             return Reply("busy", texts.RESTARTING)
         reply: Reply
         if isinstance(exc, EngineBusy):

@@ -45,6 +45,7 @@ def frontends_for(app: App) -> list[Frontend]:
 
         found.append(DiscordFrontend(
             app, settings.discord, render=settings.discord.render or settings.bot.render,
+            resume_max_age_s=settings.bot.resume_max_age_s,
         ))
     return found
 

@@ -6,13 +6,16 @@ into platform messages; they never see models, and the core never sees platform 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 #: Shown with every generated tweet, on every platform; there is no setting to turn it off.
 FICTION_LABEL = "🤖 Tuit ficticio · este político no existe"
 
-ReplyKind = Literal["tweet", "help", "options", "error", "busy", "rate_limited", "info"]
+#: ``ignored``: a message the platform delivered again, already answered or being answered;
+#: front-ends send nothing for it.
+ReplyKind = Literal["tweet", "help", "options", "error", "busy", "rate_limited", "info", "ignored"]
 ButtonAction = Literal["up", "down", "again", "approve", "reject", "flag"]
 
 
@@ -29,6 +32,12 @@ class Origin:
     message_id: str = ""
     #: What a restarted bot needs to answer in place (e.g. a Discord interaction token).
     reply_ref: dict[str, str] = field(default_factory=dict)
+    #: The platform's identity of this very message or press (Telegram ``chat_id:message_id``,
+    #: a Discord interaction id): the log recognises it when the platform delivers it again.
+    source: str = ""
+    #: Called once the command is durably logged (or found logged before): Telegram confirms an
+    #: update to its server only then, so a crash cannot lose a command it had fetched.
+    on_logged: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ JSON-able dict) applied by :func:`apply` in its own committed transaction, so th
 be stored elsewhere while the database is down and replayed later exactly as it would have run
 (``db/spool.py`` wraps :meth:`GenerationLog.write`). Each record carries its own timestamp
 (``at``) for the same reason.
+
+Answered once: ``begin`` recognises a message the platform delivers again (its ``source``), and
+a request carries a lease (``lease_until``) so that of several processes only the one that
+holds it answers; :meth:`GenerationLog.claim` takes an expired one over in one conditional
+UPDATE. ``mark_sending`` records that a tweet is about to be handed to the platform.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -34,6 +39,15 @@ class NewGeneration:
     latency_ms: float = 0.0
     seed: int | None = None
     shown: bool = True
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What ``begin`` logged: the request's id, and whether its message was logged before (the
+    platform delivered it again, e.g. after a crash), in which case ``id`` is the earlier one."""
+
+    id: int
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,8 @@ class LoggedRequest:
     reply_to: dict[str, Any]
     parent_id: int | None
     generation_ids: tuple[int, ...] = ()
+    source: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,10 @@ def _at(record: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(record["at"]) if record.get("at") else utcnow()
 
 
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
 # -- writes: one function per record kind ------------------------------------------------------
 
 
@@ -141,19 +161,37 @@ async def _chat(session: AsyncSession, platform: str, external_id: str, kind: st
     return chat
 
 
-async def _begin(session: AsyncSession, r: dict[str, Any]) -> int:
-    at = _at(r)
-    user = await _user(session, r["platform"], r["user_external_id"], r.get("user_name", ""), at)
-    chat = await _chat(session, r["platform"], r["chat_external_id"], r.get("chat_kind", "private"),
+async def _logged_source(session: AsyncSession, platform: str, source: str | None) -> Begun | None:
+    if not source:
+        return None
+    found = await session.scalar(select(Request.id).where(Request.platform == platform, Request.source == source))
+    return Begun(found, duplicate=True) if found is not None else None
+
+
+async def _begin(session: AsyncSession, r: dict[str, Any]) -> Begun:
+    """Log a command as pending, unless its message (``source``) is logged already."""
+    at, platform, source = _at(r), r["platform"], r.get("source") or None
+    if (earlier := await _logged_source(session, platform, source)) is not None:
+        return earlier
+    user = await _user(session, platform, r["user_external_id"], r.get("user_name", ""), at)
+    chat = await _chat(session, platform, r["chat_external_id"], r.get("chat_kind", "private"),
                        r.get("chat_title", ""), at)
     request = Request(
-        created_at=at, platform=r["platform"], user_id=user.id, chat_id=chat.id,
+        created_at=at, platform=platform, user_id=user.id, chat_id=chat.id,
         raw_command=_text(r["raw_command"]), reply_to=r.get("reply_to") or {},
-        parent_id=r.get("parent_id"), status="pending",
+        parent_id=r.get("parent_id"), status="pending", source=source,
+        lease_until=_moment(r.get("lease_until")),
     )
-    session.add(request)
-    await session.flush()
-    return request.id
+    try:
+        async with session.begin_nested():
+            session.add(request)
+            await session.flush()
+    except IntegrityError:
+        # Another process logged the same message a moment ago (a re-delivered webhook).
+        if (earlier := await _logged_source(session, platform, source)) is None:
+            raise
+        return earlier
+    return Begun(request.id)
 
 
 async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int]:
@@ -176,6 +214,24 @@ async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int]:
     session.add_all(rows)
     await session.flush()
     return [row.id for row in rows]
+
+
+async def _release(session: AsyncSession, r: dict[str, Any]) -> bool:
+    """Drop a pending request's lease, so that the next process may answer it at once."""
+    result = await session.execute(
+        update(Request).where(Request.id == r["request_id"], Request.status == "pending")
+        .values(lease_until=None)
+    )
+    return bool(result.rowcount)
+
+
+async def _mark_sending(session: AsyncSession, r: dict[str, Any]) -> bool:
+    """Mark a tweet as being sent; False when it already was (so it is not sent again)."""
+    result = await session.execute(
+        update(Generation).where(Generation.id == r["generation_id"], Generation.sending_at.is_(None))
+        .values(sending_at=_at(r))
+    )
+    return bool(result.rowcount)
 
 
 async def _mark_sent(session: AsyncSession, r: dict[str, Any]) -> bool:
@@ -223,6 +279,7 @@ Writer = Callable[[AsyncSession, dict[str, Any]], Awaitable[Any]]
 #: Record kind → the function that applies it. Replaying a record means calling :func:`apply`.
 WRITERS: dict[str, Writer] = {
     "begin": _begin, "finish": _finish, "mark_sent": _mark_sent, "rate": _rate, "expire": _expire,
+    "release": _release, "mark_sending": _mark_sending,
 }
 
 
@@ -263,15 +320,49 @@ class GenerationLog:
     async def begin(
         self, platform: str, user_external_id: str, user_name: str, chat_external_id: str,
         chat_kind: str, chat_title: str, raw_command: str, reply_to: dict[str, Any] | None = None,
-        parent_id: int | None = None,
-    ) -> int:
-        """Log an incoming command as ``pending`` (committed) and return the request id."""
-        return await self.write("begin", {
-            "at": utcnow().isoformat(), "platform": platform, "user_external_id": str(user_external_id),
+        parent_id: int | None = None, *, source: str | None = None, lease_s: float | None = None,
+    ) -> Begun:
+        """Log an incoming command as ``pending`` (committed), leased for ``lease_s`` seconds.
+
+        A ``source`` (the platform's identity of the message) already logged is not logged
+        again: the earlier request comes back marked ``duplicate``. While the database is down
+        (spooled) a duplicate cannot be recognised, and the request id is provisional.
+        """
+        now = utcnow()
+        result = await self.write("begin", {
+            "at": now.isoformat(), "platform": platform, "user_external_id": str(user_external_id),
             "user_name": user_name, "chat_external_id": str(chat_external_id), "chat_kind": chat_kind,
             "chat_title": chat_title, "raw_command": raw_command, "reply_to": dict(reply_to or {}),
-            "parent_id": parent_id,
+            "parent_id": parent_id, "source": source[:128] if source else None,
+            "lease_until": (now + timedelta(seconds=lease_s)).isoformat() if lease_s is not None else None,
         })
+        return result if isinstance(result, Begun) else Begun(result)
+
+    async def claim(self, request_id: int, lease_s: float, status: str = "pending") -> bool:
+        """Take a request over to answer it: True for exactly one of several processes trying.
+
+        One conditional UPDATE: the request must still have ``status`` and no live lease (none,
+        or one that ended); the winner's lease lasts ``lease_s``. Never spooled: without the
+        database nobody can tell whether another process holds the request, so this raises.
+        """
+        now = utcnow()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(Request)
+                .where(Request.id == request_id, Request.status == status,
+                       or_(Request.lease_until.is_(None), Request.lease_until < now))
+                .values(lease_until=now + timedelta(seconds=lease_s))
+            )
+        return result.rowcount == 1
+
+    async def release(self, request_id: int) -> bool:
+        """Give up the lease on a request left pending (shutting down), for the next process."""
+        return bool(await self.write("release", {"at": utcnow().isoformat(), "request_id": request_id}))
+
+    async def mark_sending(self, generation_id: int) -> bool:
+        """Record that a tweet is about to be sent; False if that was recorded before (by another
+        process resending it), in which case it must not be sent."""
+        return bool(await self.write("mark_sending", {"at": utcnow().isoformat(), "generation_id": generation_id}))
 
     async def finish(
         self, request_id: int, status: str, *, controls: dict[str, Any] | None = None,
@@ -335,7 +426,7 @@ class GenerationLog:
             chat_title=chat.title if chat else "", raw_command=request.raw_command,
             status=request.status, controls=dict(request.controls or {}), model=request.model,
             seed=request.seed, reply_to=dict(request.reply_to or {}), parent_id=request.parent_id,
-            generation_ids=generation_ids,
+            generation_ids=generation_ids, source=request.source, lease_until=_aware(request.lease_until),
         )
 
     async def request(self, request_id: int) -> LoggedRequest | None:
@@ -372,6 +463,24 @@ class GenerationLog:
         async with self.sessions() as session:
             rows = (await session.execute(query.order_by(Request.id))).all()
             return [self._logged_request(*row) for row in rows]
+
+    async def unsent(self, max_age_s: float, platform: str | None = None) -> list[LoggedRequest]:
+        """Answered requests younger than ``max_age_s`` whose shown tweet was never handed to the
+        platform (the bot stopped between logging it and sending it), oldest first; each with
+        that tweet as its only ``generation_ids``. A tweet whose send began is not listed."""
+        query = (
+            select(Request, User, Chat, Generation.id)
+            .join(Generation, Generation.request_id == Request.id)
+            .outerjoin(User, Request.user_id == User.id)
+            .outerjoin(Chat, Request.chat_id == Chat.id)
+            .where(Request.status == "ok", Request.created_at >= utcnow() - timedelta(seconds=max_age_s),
+                   Generation.shown.is_(True), Generation.sending_at.is_(None), Generation.message_ref == "")
+        )
+        if platform:
+            query = query.where(Request.platform == platform)
+        async with self.sessions() as session:
+            rows = (await session.execute(query.order_by(Request.id))).all()
+            return [self._logged_request(request, user, chat, (gid,)) for request, user, chat, gid in rows]
 
     async def generation(self, generation_id: int) -> LoggedGeneration | None:
         generation_id = self.spool.resolve(generation_id) if self.spool else generation_id

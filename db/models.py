@@ -78,6 +78,8 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_status_created", "status", "created_at"),
         Index("ix_requests_platform_created", "platform", "created_at"),
+        # A platform that delivers a message again (after a crash) finds it already logged.
+        Index("ux_requests_platform_source", "platform", "source", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -103,6 +105,11 @@ class Request(Base):
     reply_to: Mapped[dict] = mapped_column(default=dict)
     #: Id of a request this one repeats (``/otra``, 🔁).
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"))
+    #: The platform's identity of the message that asked (Telegram ``chat_id:message_id``, a
+    #: Discord interaction id); None where there is none (the console).
+    source: Mapped[str | None] = mapped_column(String(128), default=None)
+    #: Until when the process answering it owns it; another process may resume it only after.
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
 
     generations: Mapped[list[Generation]] = relationship(
         back_populates="request", cascade="all, delete-orphan", order_by="Generation.candidate"
@@ -131,6 +138,9 @@ class Generation(Base):
     review_status: Mapped[str] = mapped_column(String(16), default="pending")
     #: Platform message id of the reply that carried it, once sent.
     message_ref: Mapped[str] = mapped_column(String(128), default="")
+    #: Set just before the platform is asked to send it: with no ``message_ref`` it means "maybe
+    #: sent", which is never sent again; unset means it never left and can be sent after a crash.
+    sending_at: Mapped[datetime | None] = mapped_column(default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
 

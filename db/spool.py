@@ -4,8 +4,9 @@ Every log write is a record (``db/log.py``). When one fails because the database
 reached, it is appended to a local JSONL file (flushed and fsync'd before the call returns) and
 the bot keeps answering; a background task retries every few seconds and replays the file in
 order, then empties it. Replay is idempotent, so a crash halfway through replays safely:
-``begin`` finds a request it already stored by its timestamp, platform, user and command;
-``finish`` skips a request that is no longer pending; the other writes are upserts.
+``begin`` finds a request it already stored by its timestamp, platform, user and command (or by
+the message it came from); ``finish`` skips a request that is no longer pending; the other
+writes are upserts or conditional updates.
 
 Ids: ``begin`` and ``finish`` return database ids that later writes refer to (the request a
 ``finish`` completes, the tweet a 👍 rates). While spooling they return *provisional* ids:
@@ -291,6 +292,7 @@ class Spool:
             return await self._apply(kind, record, session)
 
     def _remember(self, provisional: int | list[int] | None, result: Any) -> None:
+        result = getattr(result, "id", result)  # ``begin`` answers with the request's id in a Begun
         pairs: list[tuple[int, int]] = []
         if isinstance(provisional, int) and isinstance(result, int):
             pairs = [(provisional, result)]

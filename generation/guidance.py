@@ -34,18 +34,26 @@ def topic_variants(tokenizer: Any, topics: Iterable[str]) -> tuple[Variants, ...
     return tuple(out)
 
 
-def _contains(seq: Sequence[int], part: tuple[int, ...]) -> bool:
-    n = len(part)
-    return any(tuple(seq[i:i + n]) == part for i in range(len(seq) - n + 1))
+def written(generated: Sequence[int], variants: Variants) -> bool:
+    """Whether the topic appears anywhere in ``generated``."""
+    return any(
+        tuple(generated[i:i + len(v)]) == v for v in variants for i in range(len(generated) - len(v) + 1)
+    )
 
 
-def boosts(generated: Sequence[int], topics: tuple[Variants, ...], start_bias: float,
+def just_written(generated: Sequence[int], variants: Variants) -> bool:
+    """Whether the last token completed the topic (cheap: the batched loop asks every step)."""
+    return any(tuple(generated[len(generated) - len(v):]) == v for v in variants if len(v) <= len(generated))
+
+
+def boosts(generated: Sequence[int], pending: tuple[Variants, ...], start_bias: float,
            follow_bias: float) -> dict[int, float]:
-    """Logit bonuses for the next token, given the tweet's tokens so far."""
+    """Logit bonuses for the next token, given the tweet's tokens so far.
+
+    ``pending`` are the topics not yet written: a written one leaves the rest of the tweet alone.
+    """
     out: dict[int, float] = {}
-    for variants in topics:
-        if any(_contains(generated, v) for v in variants):
-            continue  # written: leave the rest of the tweet alone
+    for variants in pending:
         for spelling in variants:
             # The longest started prefix decides the token that continues it.
             begun = next((k for k in range(len(spelling) - 1, 0, -1)
@@ -75,6 +83,7 @@ class GuideProcessor(LogitsProcessor):
             if not topics:
                 continue
             generated = input_ids[row, self.prompt_length:].tolist()
-            for token, bias in boosts(generated, topics, self.start_bias, self.follow_bias).items():
+            pending = tuple(t for t in topics if not written(generated, t))
+            for token, bias in boosts(generated, pending, self.start_bias, self.follow_bias).items():
                 scores[row, token] += bias
         return scores

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from generation.guidance import GuideProcessor, Variants, boosts, topic_variants
+from generation.guidance import GuideProcessor, Variants, boosts, just_written, topic_variants
 from generation.penalties import tweet_penalties
 from generation.registry import LoadedModel
 from generation.types import SamplingParams
@@ -135,7 +135,7 @@ class _State:
 
     row: Row
     generator: torch.Generator
-    #: The row's guide topics as token sequences (generation/guidance.py).
+    #: The row's guide topics not yet written, as token sequences (generation/guidance.py).
     topics: tuple[Variants, ...] = ()
     generated: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
@@ -149,6 +149,8 @@ class _State:
         if n > 0 and len(self.generated) >= n:
             gram = self.generated[-n:]
             self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
+        if self.topics:
+            self.topics = tuple(t for t in self.topics if not just_written(self.generated, t))
 
     def boosts(self) -> dict[int, float]:
         """Topic guidance's logit bonuses for the next token."""

@@ -23,7 +23,7 @@ class Decoding:
     """Sampling settings; the defaults are the demo model's in ``config.toml``."""
 
     max_new_tokens: int = 60
-    temperature: float = 0.9
+    temperature: float = 0.8
     top_p: float = 0.9
     no_repeat_ngram_size: int = 3
     repetition_penalty: float = 1.1

@@ -26,6 +26,7 @@ from discord import app_commands
 
 from bot.config import DiscordSettings
 from bot.discord.limits import BUTTON_LABEL, CHOICE_NAME, CHOICES, CONTENT, CUSTOM_ID, chunks, fit
+from bot.resume import Resumer
 from bot.texts import SENTIMENT_NAMES
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 
@@ -114,36 +115,17 @@ class DiscordFrontend:
             await asyncio.gather(self._runner, return_exceptions=True)
 
     async def resume_pending(self) -> None:
-        """Answer requests a previous run left pending, through their follow-up webhook.
+        """Answer requests earlier runs left unanswered or unsent, through their follow-up
+        webhook (``bot/resume.py``). Older ones, or ones without an interaction token, expire."""
+        await Resumer(
+            self.core, PLATFORM, self.resume_max_age_s, self._started_at, self._answer_logged,
+            answerable=lambda request: _webhook_of(request) is not None,
+        ).run()
 
-        Older ones, or ones whose interaction token Discord no longer accepts, are expired.
-        """
-        log_ = self.app.log
-        try:
-            await log_.expire_older_than(self.resume_max_age_s, platform=PLATFORM)
-            pending = [
-                r for r in await log_.pending(self.resume_max_age_s, platform=PLATFORM)
-                if r.created_at < self._started_at  # later ones are in flight in this run
-            ]
-        except Exception:
-            log.exception("discord: could not read pending requests")
-            return
-        await asyncio.gather(*(self._resume(request) for request in pending))
-
-    async def _resume(self, request: "LoggedRequest") -> None:
-        try:
-            app_id = str(request.reply_to.get("application_id", ""))
-            token = str(request.reply_to.get("interaction_token", ""))
-            if not app_id.isdigit() or not token:
-                await self.app.log.expire(request.id)
-                return
-            reply = await self.core.resume(request.id)
-            if reply.kind == "info":
-                return
-            webhook = discord.Webhook.partial(int(app_id), token, client=self.client)
-            await self._send(webhook, reply)
-        except Exception:
-            log.exception("discord: could not resume request %s", request.id)
+    async def _answer_logged(self, request: "LoggedRequest", reply: Reply) -> None:
+        found = _webhook_of(request)
+        assert found is not None  # only answerable requests are resumed
+        await self._send(discord.Webhook.partial(*found, client=self.client), reply)
 
     # -- commands ----------------------------------------------------------------------------
     def _add_commands(self) -> None:
@@ -284,7 +266,12 @@ class DiscordFrontend:
     async def _send(
         self, webhook: discord.Webhook, reply: Reply, *, interaction: discord.Interaction | None = None
     ) -> None:
-        """Post ``reply`` through a follow-up webhook; errors privately, tweets marked sent."""
+        """Post ``reply`` through a follow-up webhook; errors privately; tweets are recorded as
+        being sent right before the call, and as sent with their message id after it."""
+        if reply.kind == "ignored":  # delivered again: the first delivery is answered
+            if interaction is not None:
+                await _quietly(interaction.delete_original_response())
+            return
         if reply.is_error:
             if interaction is not None:
                 # The deferred "thinking" message is public; an error replaces it privately.
@@ -305,6 +292,8 @@ class DiscordFrontend:
             png = await asyncio.to_thread(render_card, tweet)
             kwargs["file"] = discord.File(io.BytesIO(png), filename="tuit.png")
             content = content if self.render == "both" else FICTION_LABEL
+        if not await self.core.mark_sending(tweet.generation_id):
+            return  # another process began sending it (it resumed this unsent tweet)
         message = await _quietly(webhook.send(content, wait=True, **kwargs))
         if message is not None:
             await self.core.mark_sent(tweet.generation_id, f"{message.channel.id}:{message.id}")
@@ -321,6 +310,7 @@ class DiscordFrontend:
             chat_title=(interaction.guild.name if interaction.guild else "")[:NAME_CHARS],
             message_id=str(interaction.id),
             reply_ref={"application_id": str(interaction.application_id), "interaction_token": interaction.token},
+            source=str(interaction.id),
         )
 
 
@@ -336,6 +326,13 @@ def buttons_view(reply: Reply) -> discord.ui.View | None:
         ))
     view.stop()
     return view
+
+
+def _webhook_of(request: "LoggedRequest") -> tuple[int, str] | None:
+    """The follow-up webhook (application id, interaction token) a logged request can be answered on."""
+    app_id = str(request.reply_to.get("application_id", ""))
+    token = str(request.reply_to.get("interaction_token", ""))
+    return (int(app_id), token) if app_id.isdigit() and token else None
 
 
 def _unquote(value: str) -> str:

@@ -23,7 +23,8 @@ def user_name(user: User) -> str:
 
 
 def message_origin(message: Message, user: User) -> Origin:
-    """Who wrote ``message`` and where; ``reply_ref`` lets a restarted bot answer it in place."""
+    """Who wrote ``message`` and where; ``reply_ref`` lets a restarted bot answer it in place,
+    and ``source`` (``chat_id:message_id``, unique in Telegram) recognises it when delivered again."""
     chat = message.chat
     return Origin(
         platform=PLATFORM,
@@ -34,29 +35,38 @@ def message_origin(message: Message, user: User) -> Origin:
         chat_title=(chat.title or "")[:NAME_CHARS],
         message_id=str(message.message_id),
         reply_ref={"chat_id": str(chat.id), "message_id": str(message.message_id)},
+        source=f"{chat.id}:{message.message_id}",
     )
 
 
 def update_origin(update: Update) -> Origin | None:
-    """The origin of a command, button press or inline query (None when nobody sent it)."""
+    """The origin of a command, button press or inline query (None when nobody sent it).
+
+    A press's ``source`` is its query id: the message under which it was pressed is the bot's,
+    pressed again and again.
+    """
     user = update.effective_user
     if user is None:
         return None
-    if update.callback_query is not None and update.callback_query.message is not None:
-        message = update.callback_query.message
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        message = query.message
         chat = message.chat
         return Origin(
             platform=PLATFORM, user_id=str(user.id), chat_id=str(chat.id),
             user_name=user_name(user), chat_kind=chat.type,
             chat_title=(chat.title or "")[:NAME_CHARS], message_id=str(message.message_id),
             reply_ref={"chat_id": str(chat.id), "message_id": str(message.message_id)},
+            source=f"callback:{query.id}",
         )
     if update.message is not None:
         return message_origin(update.message, user)
     # Inline queries and button presses under inline messages have no chat: the user is it.
+    asked = query or update.inline_query
     return Origin(
         platform=PLATFORM, user_id=str(user.id), chat_id=str(user.id),
         user_name=user_name(user), chat_kind="inline",
+        source=f"{'callback' if query else 'inline'}:{asked.id}" if asked else "",
     )
 
 

@@ -7,6 +7,11 @@ never holds up other chats. While a tweet is being written the chat shows "typin
 request that waits long gets a short "en cola" message that the tweet later replaces.
 Replies are plain text (no parse mode), cut to Telegram's limits, and sent as replies to the
 command's message.
+
+Polling goes through :class:`~bot.telegram.polling.ConfirmingPoller`, which confirms an update to
+Telegram only once its command is logged; each origin carries the message's identity
+(``source``), so an update delivered again after a crash is not answered twice. In webhook mode
+PTB answers Telegram's call before the update is handled (see README, "Nothing lost").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
@@ -40,6 +46,7 @@ from telegram.ext import (
 )
 
 from bot.config import TelegramSettings
+from bot.resume import Resumer
 from bot.telegram.convert import PLATFORM, command_text, keyboard, update_origin
 from bot.telegram.limits import (
     CALLBACK_ANSWER,
@@ -49,7 +56,8 @@ from bot.telegram.limits import (
     MESSAGE_TEXT,
     fit,
 )
-from bot.types import FICTION_LABEL, Incoming, Reply
+from bot.telegram.polling import ConfirmingPoller
+from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -102,6 +110,7 @@ class TelegramFrontend:
         self.queue_notice_after_s = queue_notice_after_s
         self.resume_max_age_s = resume_max_age_s
         self._resuming: asyncio.Task[None] | None = None
+        self._poller: ConfirmingPoller | None = None
         self._latest_inline: dict[str, str] = {}
         self._started_at = datetime.now(UTC)
         builder = (
@@ -145,7 +154,8 @@ class TelegramFrontend:
                 allowed_updates=Update.ALL_TYPES,
             )
         else:
-            await updater.start_polling(allowed_updates=Update.ALL_TYPES, timeout=10)
+            self._poller = ConfirmingPoller(application.bot, self._process, timeout_s=10)
+            await self._poller.start()
         log.info("telegram: @%s taking updates", application.bot.username)
         self._resuming = asyncio.create_task(self.resume_pending(), name="telegram-resume")
 
@@ -157,6 +167,8 @@ class TelegramFrontend:
             await asyncio.wait({self._resuming}, timeout=STOP_GRACE_S)
             self._resuming.cancel()
             await asyncio.gather(self._resuming, return_exceptions=True)
+        if self._poller is not None:
+            await self._poller.stop()
         if application.updater is not None and application.updater.running:
             await application.updater.stop()
         if application.running:
@@ -164,45 +176,39 @@ class TelegramFrontend:
         await application.shutdown()
 
     async def resume_pending(self) -> None:
-        """Answer the commands a previous run logged but never answered.
+        """Answer the commands earlier runs logged but never answered or never sent.
 
-        Telegram forgets an update once the next batch is fetched, so after a crash the log is
-        the only trace of them. Recent ones are answered now, as replies to their message;
-        older ones are marked expired (an answer an hour late would only confuse the chat).
+        After a crash the log is the only trace of them. Recent ones are answered now, as
+        replies to their message; older ones are marked expired (an answer an hour late would
+        only confuse the chat). See ``bot/resume.py``.
         """
-        log_ = self.app.log
-        try:
-            expired = await log_.expire_older_than(self.resume_max_age_s, platform=PLATFORM)
-            pending = [
-                r for r in await log_.pending(self.resume_max_age_s, platform=PLATFORM)
-                if r.created_at < self._started_at
-            ]
-        except Exception:
-            log.exception("telegram: could not read pending requests")
-            return
-        if expired or pending:
-            log.info("telegram: resuming %d pending requests (%d expired)", len(pending), expired)
+        await Resumer(
+            self.core, PLATFORM, self.resume_max_age_s, self._started_at, self._answer_logged,
+            answerable=lambda request: request.chat_kind != "inline",  # the inline query is gone
+        ).run()
 
-        async def answer(request: LoggedRequest) -> None:
-            try:
-                if request.chat_kind == "inline":  # the inline query is long gone
-                    await log_.expire(request.id)
-                    return
-                reply = await self.core.resume(request.id)
-                if reply.kind == "info":  # answered meanwhile (another process): nothing to say
-                    return
-                chat_id = str(request.reply_to.get("chat_id") or request.chat_external_id)
-                message_id = str(request.reply_to.get("message_id", ""))
-                await self.deliver(reply, chat_id, int(message_id) if message_id.isdigit() else None)
-            except Exception:
-                log.exception("telegram: could not resume request %s", request.id)
+    async def _answer_logged(self, request: LoggedRequest, reply: Reply) -> None:
+        chat_id = str(request.reply_to.get("chat_id") or request.chat_external_id)
+        message_id = str(request.reply_to.get("message_id", ""))
+        await self.deliver(reply, chat_id, int(message_id) if message_id.isdigit() else None)
 
-        await asyncio.gather(*(answer(request) for request in pending))
+    # -- intake ------------------------------------------------------------------------------
+    async def _process(self, update: Update) -> None:
+        """Handle one polled update as PTB would (its handlers, within its concurrency limit)."""
+        application = self.application
+        await application.update_processor.process_update(update, application.process_update(update))
+
+    def _origin(self, update: Update) -> Origin | None:
+        """The update's origin; when polling, its command's logging confirms the update."""
+        origin = update_origin(update)
+        if origin is None or self._poller is None:
+            return origin
+        return replace(origin, on_logged=self._poller.acknowledger(update.update_id))
 
     # -- handlers ----------------------------------------------------------------------------
     async def _on_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.message
-        origin = update_origin(update)
+        origin = self._origin(update)
         if message is None or origin is None:
             return
         text = command_text(message, context.bot.username)
@@ -215,7 +221,7 @@ class TelegramFrontend:
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        origin = update_origin(update)
+        origin = self._origin(update)
         if query is None or origin is None:
             return
         work = asyncio.ensure_future(self.core.press(origin, query.data or ""))
@@ -229,6 +235,8 @@ class TelegramFrontend:
             reply, notice = await work, None
         else:
             reply, notice = await self._while_working(message.chat.id, message.message_id, work)
+        if reply.kind == "ignored":
+            return
         if reply.kind != "tweet":
             text = fit(reply.text, CALLBACK_ANSWER)
             if not answered:
@@ -240,7 +248,7 @@ class TelegramFrontend:
             await _quietly(query.answer())
         if message is not None:
             await self.deliver(reply, message.chat.id, message.message_id, notice=notice)
-        elif query.inline_message_id:
+        elif query.inline_message_id and reply.tweet and await self.core.mark_sending(reply.tweet.generation_id):
             await _quietly(self.application.bot.edit_message_text(
                 fit(reply.text, MESSAGE_TEXT), inline_message_id=query.inline_message_id,
                 reply_markup=keyboard(reply.buttons),
@@ -249,6 +257,9 @@ class TelegramFrontend:
     async def _on_inline(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.inline_query
         origin = update_origin(update)
+        if self._poller is not None:
+            # Nothing to keep across a crash: an unanswered inline query is gone in seconds.
+            self._poller.acknowledge(update.update_id)
         if query is None or origin is None:
             return
         # Telegram sends a query per keystroke: only the one still current after a pause is
@@ -259,7 +270,11 @@ class TelegramFrontend:
             return
         self._latest_inline.pop(origin.user_id, None)
         reply = await self.core.handle(Incoming(origin, f"{INLINE_PROMPT} {query.query}".strip()))
+        if reply.kind == "ignored":
+            return
         if reply.kind == "tweet" and reply.tweet is not None:
+            if not await self.core.mark_sending(reply.tweet.generation_id):
+                return
             tweet = reply.tweet
             title = " · ".join(x for x in (tweet.party, tweet.coalition, tweet.side) if x)
             result = InlineQueryResultArticle(
@@ -317,15 +332,22 @@ class TelegramFrontend:
     async def deliver(
         self, reply: Reply, chat_id: int | str, reply_to: int | None, *, notice: Message | None = None
     ) -> Message | None:
-        """Send ``reply`` in ``chat_id`` (replacing ``notice``); tweets are recorded as sent."""
+        """Send ``reply`` in ``chat_id`` (replacing ``notice``); tweets are recorded as being
+        sent right before the call, and as sent with their message id after it."""
+        if reply.kind == "ignored":
+            return None
         bot = self.application.bot
         markup = keyboard(reply.buttons)
         tweet = reply.tweet if reply.kind == "tweet" else None
         sent: Message | None
+        png: bytes | None = None
         if tweet is not None and self.render != "text":
             from bot.card import render_card
 
             png = await asyncio.to_thread(render_card, tweet)
+        if tweet is not None and not await self.core.mark_sending(tweet.generation_id):
+            return None  # another process began sending it (it resumed this unsent tweet)
+        if png is not None:
             caption = reply.text if self.render == "both" else FICTION_LABEL
             if notice is not None:
                 await _quietly(notice.delete())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -155,11 +156,16 @@ async def test_busy_text(core: BotCore, generator: FakeGenerator) -> None:
 
 
 async def test_engine_closing_leaves_the_request_pending_and_resume_answers_it(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    generator.hook = log.pending  # what other processes see while it is being generated
     generator.fail = EngineClosed("draining")
     reply = await say(core, "/tuit centro mixto salud")
     assert reply.kind == "busy"
+    [[during]] = generator.during
+    assert during.lease_until >= during.created_at + timedelta(seconds=core.lease_s - 1)
     [pending] = await log.pending()
+    assert pending.lease_until is None  # given up: the next process to start answers it at once
     assert core.origin_of(pending) == ORIGIN
+    generator.hook = None
     generator.fail = None
     resumed = await core.resume(pending.id)
     assert resumed.kind == "tweet" and resumed.text.endswith(FICTION_LABEL)
@@ -268,6 +274,34 @@ async def test_tuit_options_like_discord(core: BotCore, log: GenerationLog, gene
     assert bad.kind == "error" and "XYZ" in bad.text
     rows = await requests(log)
     assert rows[0].raw_command.startswith("/tuit lado=") and rows[1].status == "invalid"
+
+
+async def test_a_message_delivered_again_is_ignored_silently(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    logged: list[str] = []
+    first = replace(ORIGIN, source="c1:7", on_logged=lambda: logged.append("first"))
+    again = replace(ORIGIN, source="c1:7", on_logged=lambda: logged.append("again"))
+    assert (await say(core, "/tuit", first)).kind == "tweet"
+    assert (await say(core, "/tuit", again)) == Reply("ignored", "")
+    generator.fail = EngineClosed("draining")  # left pending: resumed later, not answered now
+    pending = replace(ORIGIN, source="c1:8")
+    assert (await say(core, "/tuit", pending)).kind == "busy"
+    generator.fail = None
+    assert (await say(core, "/otra", pending)).kind == "ignored"
+    assert (await core.press(pending, "again:1")).kind == "ignored"
+    assert len(generator.requests) == 2 and logged == ["first", "again"]
+    assert [r.status for r in await requests(log)] == ["ok", "pending"]
+    assert (await say(core, "/ayuda", replace(ORIGIN, on_logged=logged.append))).kind == "help"
+    assert logged == ["first", "again"]  # nothing logged: the front-end acknowledges when done
+
+
+async def test_a_stored_tweet_is_sent_again_as_it_was_written(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+    reply = await say(core, "/tuit derecha pensiones #chile")
+    assert reply.tweet is not None
+    request = await log.request(reply.tweet.request_id)
+    assert await core.redeliver(request) == reply
+    assert len(generator.requests) == 1  # nothing generated again
+    assert await core.mark_sending(reply.tweet.generation_id)
+    assert not await core.mark_sending(reply.tweet.generation_id)  # another sender must not send it
 
 
 async def test_mark_sent(core: BotCore, log: GenerationLog) -> None:

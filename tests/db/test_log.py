@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
-from db.log import GenerationLog, NewGeneration
+from db.log import Begun, GenerationLog, NewGeneration
 from db.migrate import upgrade
 from db.models import Rating, Request, User
 
@@ -27,7 +27,13 @@ async def log(database_url: str) -> AsyncIterator[GenerationLog]:
 
 
 async def begin(log: GenerationLog, user: str = "u1", chat: str = "c1", command: str = "/tuit") -> int:
-    return await log.begin("console", user, "Ana", chat, "private", "", command, {"message_id": "9"})
+    return (await log.begin("console", user, "Ana", chat, "private", "", command, {"message_id": "9"})).id
+
+
+async def begin_from(log: GenerationLog, source: str | None, *, platform: str = "telegram",
+                     lease_s: float | None = None) -> Begun:
+    """A command that came in message ``source``."""
+    return await log.begin(platform, "u1", "Ana", "c1", "private", "", "/tuit", {}, source=source, lease_s=lease_s)
 
 
 async def test_begin_is_pending_and_visible_to_another_connection(log: GenerationLog, database_url: str) -> None:
@@ -134,20 +140,93 @@ async def test_concurrent_writes_from_new_users_all_land(log: GenerationLog) -> 
 
 
 async def test_text_the_database_would_refuse_is_stored_safely(log: GenerationLog) -> None:
-    request_id = await log.begin("telegram", "u", "Ana\x00" + "n" * 300, "c", "group", "t\x00", "/tuit \x00", {})
+    request_id = (await log.begin("telegram", "u", "Ana\x00" + "n" * 300, "c", "group", "t\x00", "/tuit \x00", {})).id
     await log.finish(request_id, "invalid", error="bad \x00", generations=[NewGeneration("x\x00")])
     request = await log.request(request_id)
     assert request is not None and "\x00" not in request.raw_command and len(request.user_name) == 256
 
 
+async def test_a_message_logged_again_is_the_same_request_marked_duplicate(log: GenerationLog, database_url: str) -> None:
+    first = await begin_from(log, "c1:10")
+    assert not first.duplicate
+    assert await begin_from(log, "c1:10") == Begun(first.id, duplicate=True)
+    await log.finish(first.id, "ok")
+    assert await begin_from(log, "c1:10") == Begun(first.id, duplicate=True)  # answered: still
+    assert not (await begin_from(log, "c1:10", platform="discord")).duplicate  # unique per platform
+    unnamed = [await begin_from(log, None) for _ in range(2)]
+    assert not any(b.duplicate for b in unnamed) and unnamed[0].id != unnamed[1].id
+    assert (await log.request(first.id)).source == "c1:10"
+
+    # Two processes handed the same message at once (a webhook Telegram sent again): one request.
+    other = await GenerationLog.open(database_url)
+    try:
+        racing = await asyncio.gather(*(begin_from(each, "c1:11") for each in [log, other] * 5))
+    finally:
+        await other.aclose()
+    assert len({b.id for b in racing}) == 1 and [b.duplicate for b in racing].count(False) == 1
+
+
+async def test_exactly_one_process_claims_a_request(log: GenerationLog, database_url: str) -> None:
+    """Two processes (two logs on one database) resume at once: one claim wins; a live lease
+    stops every claim until it ends or is released."""
+    other = await GenerationLog.open(database_url)
+    try:
+        crashed = (await begin_from(log, "c1:20")).id  # no lease: its process is gone
+        claims = await asyncio.gather(*(each.claim(crashed, 60) for each in [log, other] * 10))
+        assert claims.count(True) == 1
+        assert not await other.claim(crashed, 60)  # the winner holds it now
+
+        live = await begin_from(log, "c1:21", lease_s=60)
+        [request] = [r for r in await other.pending() if r.id == live.id]
+        assert request.lease_until is not None and request.lease_until > request.created_at
+        assert not await other.claim(live.id, 60)
+        assert await log.release(live.id)  # shutting down: the next process may take it at once
+        assert await other.claim(live.id, 60)
+
+        ended = (await begin_from(log, "c1:22", lease_s=-1)).id  # its lease ran out
+        assert [await other.claim(ended, 60), await log.claim(ended, 60)] == [True, False]
+
+        await log.finish(ended, "ok")
+        assert not await log.release(ended)  # only pending requests are released
+        async with other.sessions() as session, session.begin():
+            await session.execute(update(Request).where(Request.id == ended).values(lease_until=None))
+        assert not await other.claim(ended, 60)  # answered: not pending any more
+        assert await other.claim(ended, 60, status="ok")  # ... but its tweet may be sent
+    finally:
+        await other.aclose()
+
+
+async def test_unsent_tweets_and_the_sending_mark(log: GenerationLog) -> None:
+    async def answered(text: str, platform: str = "telegram") -> list[int]:
+        request_id = (await begin_from(log, None, platform=platform)).id
+        return await log.finish(request_id, "ok", generations=[NewGeneration(text), NewGeneration("otro", shown=False)])
+
+    never = await answered("nunca enviado")
+    began = await answered("quizá enviado")
+    assert await log.mark_sending(began[0])
+    sent = await answered("enviado")
+    assert await log.mark_sending(sent[0]) and await log.mark_sent(sent[0], "77:1")
+    on_discord = await answered("en discord", "discord")
+    await begin_from(log, None)  # pending, no tweet yet
+
+    unsent = await log.unsent(3600, platform="telegram")
+    assert [r.generation_ids for r in unsent] == [(never[0],)]
+    assert unsent[0].status == "ok"
+    assert [r.generation_ids for r in await log.unsent(3600)] == [(never[0],), (on_discord[0],)]
+    assert await log.unsent(-1) == []  # too old
+    assert await log.mark_sending(never[0])
+    assert not await log.mark_sending(never[0])  # a second sender is told not to send it
+    assert await log.unsent(3600, platform="telegram") == []
+
+
 WRITER = """
 import asyncio, sys
-from db.log import GenerationLog, NewGeneration
+from db.log import Begun, GenerationLog, NewGeneration
 
 async def main(url, name, count, hang):
     log = await GenerationLog.open(url)
     for i in range(count):
-        request_id = await log.begin("console", name, name, "chat", "private", "", f"/tuit {i}", {})
+        request_id = (await log.begin("console", name, name, "chat", "private", "", f"/tuit {i}", {})).id
         if hang:
             print(request_id, flush=True)
             await asyncio.sleep(120)  # killed here, between begin and finish

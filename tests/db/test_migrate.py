@@ -1,4 +1,4 @@
-"""Migrations: the first one creates exactly db/models.py's schema, on SQLite and PostgreSQL."""
+"""Migrations: together they create exactly db/models.py's schema, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from db.engine import create_engine
+from db.log import GenerationLog
 from db.migrate import MIGRATIONS, current, head, upgrade
 from db.models import Base
 
@@ -21,7 +22,7 @@ async def test_upgrade_creates_the_models_schema(database_url: str) -> None:
     assert await current(database_url) is None
     await upgrade(database_url)
     await upgrade(database_url)  # idempotent
-    assert await current(database_url) == head() == "0001"
+    assert await current(database_url) == head() == "0002"
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -30,6 +31,28 @@ async def test_upgrade_creates_the_models_schema(database_url: str) -> None:
     finally:
         await engine.dispose()
     assert diff == []
+
+
+async def test_tweets_stored_before_0002_are_never_sent_again(database_url: str) -> None:
+    """Upgrading a live database must not make the bot resend every tweet it still holds."""
+    await upgrade(database_url, "0001")
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            for statement in (
+                "INSERT INTO requests (id, created_at, platform, raw_command, controls, side, coalition, party, "
+                "sentiment, model, prompt, params, status, error, reply_to) VALUES (1, CURRENT_TIMESTAMP, "
+                "'telegram', '/tuit', '{}', '', '', '', '', '', '', '{}', 'ok', '', '{}')",
+                "INSERT INTO generations (id, request_id, created_at, candidate, text, tokens, latency_ms, shown, "
+                "review_status, message_ref) VALUES (1, 1, CURRENT_TIMESTAMP, 0, 'viejo', 0, 0, TRUE, 'pending', '')",
+            ):
+                await connection.exec_driver_sql(statement)
+        await upgrade(database_url)
+        log = GenerationLog(engine)
+        assert await log.unsent(3600) == []
+        assert not await log.mark_sending(1)
+    finally:
+        await engine.dispose()
 
 
 async def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
@@ -56,7 +79,7 @@ def test_politico_db_upgrade(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade", "--config", str(config)],
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "0001" in done.stdout and (tmp_path / "log.db").is_file()
+    assert "0002" in done.stdout and (tmp_path / "log.db").is_file()
     done = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(config), "db", "current"],
                           capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
-    assert done.stdout.strip() == "0001"
+    assert done.stdout.strip() == "0002"

@@ -160,36 +160,59 @@ async def test_global_sync_and_rate_limits(fake: FakeDiscord, start_bot: Start) 
 
 
 async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, start_bot: Start) -> None:
+    """Pending requests are answered once (one another process holds, once its lease ends), a
+    stored tweet never sent is sent as it is, one whose send began is not sent again."""
+    import time
     from datetime import UTC, datetime, timedelta
 
+    from db.log import NewGeneration
     from tests.fakes.discord_api import APP_ID
 
-    async def pending(app, token: str, age: timedelta) -> int:
-        return await app.log.write("begin", {
-            "at": (datetime.now(UTC) - age).isoformat(), "platform": "discord", "user_external_id": "7",
+    async def pending(app, token: str, age: timedelta, lease_s: float | None = None) -> int:
+        now = datetime.now(UTC)
+        return (await app.log.write("begin", {
+            "at": (now - age).isoformat(), "platform": "discord", "user_external_id": "7",
             "user_name": "Ana", "chat_external_id": "4", "chat_kind": "guild", "chat_title": "",
-            "raw_command": "/tuit derecha", "parent_id": None,
+            "raw_command": "/tuit derecha", "parent_id": None, "source": f"interaction-{token}",
             "reply_to": {"message_id": "1", "application_id": str(APP_ID), "interaction_token": token},
-        })
+            "lease_until": (now + timedelta(seconds=lease_s)).isoformat() if lease_s is not None else None,
+        })).id
+
+    async def stored(app, token: str, text: str) -> int:
+        request_id = await pending(app, token, timedelta(minutes=2))
+        [generation_id] = await app.log.finish(request_id, "ok", controls={"side": "derecha"}, side="derecha",
+                                               model="demo", generations=[NewGeneration(text)])
+        return generation_id
 
     async with start_bot() as frontend:
         await frontend.stop()  # the first run "crashes" before these are answered
         app = frontend.app
         young = await pending(app, "tok-young", timedelta(minutes=3))
         old = await pending(app, "tok-old", timedelta(minutes=20))
+        held_from = time.monotonic()
+        held = await pending(app, "tok-held", timedelta(minutes=1), lease_s=2)
+        never = await stored(app, "tok-never", "Un tuit que nunca salió")
+        began = await stored(app, "tok-began", "Un tuit que quizá salió")
+        await app.log.mark_sending(began)
         resumed = DiscordFrontend(app, app.settings.discord)
         await resumed.start()
         try:
             sent = await fake.wait_for(lambda: followups(fake, "tok-young"))
             assert FICTION_LABEL in sent[0].body["content"]
-            await fake.wait_for(lambda: resumed._resuming.done())
+            await fake.wait_for(lambda: resumed._resuming.done(), timeout=30)
         finally:
             await resumed.stop()
         assert (await app.log.request(young)).status == "ok"
         assert (await app.log.request(old)).status == "expired"
-        assert not followups(fake, "tok-old")
+        assert (await app.log.request(held)).status == "ok"
+        assert not followups(fake, "tok-old") and not followups(fake, "tok-began")
+        [late] = followups(fake, "tok-held")
+        assert late.at - held_from >= 1.9  # not before the other process's lease ended
+        [resent] = followups(fake, "tok-never")
+        assert resent.body["content"].startswith("Un tuit que nunca salió") and FICTION_LABEL in resent.body["content"]
         generation = await app.log.generation((await app.log.request(young)).generation_ids[0])
         assert generation.message_ref
+        assert (await app.log.generation(never)).message_ref
     assert fake.violations == []
 
 

@@ -4,6 +4,11 @@ The bot is pointed at it with ``base_url = "http://127.0.0.1:<port>/bot"``. Test
 (commands, button presses, inline queries, anything else as raw JSON) and read back every call
 the bot made. Each call is checked against Telegram's limits (``telegram_limits``): a bad one is
 answered ``400`` as Telegram would and recorded in ``violations``.
+
+``getUpdates`` works as Telegram's: an offset confirms (forgets) every update below it. The fake
+records the offset of every poll (``polls``) and the updates confirmed (``confirmed``), can run a
+check at each confirmation (``on_confirm``), and can deliver updates again (``redeliver``), as
+Telegram does when the bot's confirmation never arrived.
 """
 
 from __future__ import annotations
@@ -49,6 +54,13 @@ class FakeBotAPI(CallLog):
         self.calls: list[Call] = []
         self.violations: list[tuple[str, str]] = []
         self.updates: list[dict[str, Any]] = []
+        #: Every update pushed, by id (what ``redeliver`` sends again).
+        self.pushed: dict[int, dict[str, Any]] = {}
+        #: The offset of every ``getUpdates`` call, in order.
+        self.polls: list[int] = []
+        self.confirmed: list[int] = []
+        #: Called with the updates being confirmed, before they are forgotten.
+        self.on_confirm: Callable[[list[dict[str, Any]]], None] | None = None
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._changed = asyncio.Condition()
@@ -81,9 +93,10 @@ class FakeBotAPI(CallLog):
         if request.match_info["token"] != TOKEN:
             return _error(401, "Unauthorized")
         method = request.match_info["method"]
-        params = await _params(request)
-        if method == "getUpdates":
-            return _ok(await self._get_updates(params))
+        try:
+            params = await _params(request)
+        except ConnectionResetError:  # the bot hung up mid-request: a long poll cut short by its stop
+            return web.Response(status=499)
         if self.flood.get(method, 0) > 0:
             # Telegram's flood control: 429 with the seconds to wait.
             self.flood[method] -= 1
@@ -92,6 +105,11 @@ class FakeBotAPI(CallLog):
                 "ok": False, "error_code": 429, "description": "Too Many Requests: retry after 1",
                 "parameters": {"retry_after": 1},
             }, status=429)
+        if method == "getUpdates":
+            failure = self.failures[method](params) if method in self.failures else None
+            if failure:  # Telegram's own trouble, as its front servers report it
+                return _error(502, f"Bad Gateway: {failure}")
+            return _ok(await self._get_updates(params))
         problems = check_call(method, params)
         if not problems and method in self.failures:
             failure = self.failures[method](params)
@@ -113,13 +131,19 @@ class FakeBotAPI(CallLog):
         timeout = min(float(params.get("timeout") or 0), 1.0)
         deadline = time.monotonic() + timeout
         async with self._changed:
+            self.polls.append(offset)
             # Confirming (an offset past them) forgets updates, as Telegram does.
+            confirmed = [u for u in self.updates if u["update_id"] < offset]
+            if confirmed and self.on_confirm is not None:
+                self.on_confirm(confirmed)
+            self.confirmed.extend(u["update_id"] for u in confirmed)
             self.updates = [u for u in self.updates if u["update_id"] >= offset]
             while not self.updates and time.monotonic() < deadline:
                 try:
                     await asyncio.wait_for(self._changed.wait(), deadline - time.monotonic())
                 except TimeoutError:
                     break
+            self._changed.notify_all()
             return self.updates[:limit]
 
     # -- Bot API methods ---------------------------------------------------------------------
@@ -170,9 +194,21 @@ class FakeBotAPI(CallLog):
         """Queue a raw update (its ``update_id`` is assigned here) and return the id."""
         update = {**update, "update_id": next(self._update_ids)}
         async with self._changed:
+            self.pushed[update["update_id"]] = update
             self.updates.append(update)
             self._changed.notify_all()
         return update["update_id"]
+
+    async def redeliver(self, update_ids: list[int]) -> None:
+        """Deliver these updates again, as Telegram does when it never got their confirmation."""
+        async with self._changed:
+            again = [self.pushed[i] for i in update_ids if i not in {u["update_id"] for u in self.updates}]
+            self.updates = sorted([*self.updates, *again], key=lambda u: u["update_id"])
+            self._changed.notify_all()
+
+    def update_of(self, message_id: int) -> int:
+        """The id of the update that carried message ``message_id``."""
+        return next(i for i, u in self.pushed.items() if u.get("message", {}).get("message_id") == message_id)
 
     def new_message_id(self) -> int:
         return next(self._message_ids)

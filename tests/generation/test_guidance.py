@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import torch
+
 from generation.backends.local import encode
-from generation.guidance import boosts, topic_variants
+from generation.guidance import GuideProcessor, boosts, just_written, topic_variants, written
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
 from generation.sampling import Row, TokenTable, beam_generate, decode_batch
@@ -24,9 +26,10 @@ def test_a_begun_topic_pushes_the_token_that_continues_it() -> None:
     assert boosts([5, 6, 9], ((TOPIC,),), 1.0, 8.0) == {5: 1.0}  # went astray: start again
 
 
-def test_a_written_topic_gets_no_more_push() -> None:
-    assert boosts([5, 6, 7, 1], ((TOPIC,),), 1.0, 8.0) == {}
-    assert boosts([5, 6, 7], ((TOPIC,), ((9, 10),)), 1.0, 8.0) == {9: 1.0}
+def test_written_topics_are_recognised_anywhere_or_as_just_finished() -> None:
+    assert written([1, 5, 6, 7, 1], (TOPIC,)) and not written([5, 6, 1, 7], (TOPIC,))
+    assert just_written([1, 5, 6, 7], ((9,), TOPIC)) and not just_written([5, 6, 7, 1], (TOPIC,))
+    assert not just_written([6, 7], (TOPIC,))
 
 
 def test_any_spelling_counts(lm: LoadedModel) -> None:
@@ -55,3 +58,11 @@ def test_beam_search_is_guided_too(lm: LoadedModel, table: TokenTable) -> None:
     row = _row(lm, (topic,), num_beams=3, guide_start_bias=20.0, guide_bias=20.0)
     assert topic in beam_generate(lm, table, row).text
     assert topic not in beam_generate(lm, table, _row(lm, (), num_beams=3)).text
+
+
+def test_the_generate_processor_skips_written_topics_row_by_row() -> None:
+    rules = GuideProcessor([((TOPIC,),), None, ((TOPIC,),)], prompt_length=1, start_bias=1.0, follow_bias=8.0)
+    scores = rules(torch.tensor([[0, 1, 5], [0, 1, 5], [0, 5, 6]]), torch.zeros((3, 10)))
+    assert scores[0, 6] == 8.0 and scores[1].abs().sum() == 0 and scores[2, 7] == 8.0
+    done = rules(torch.tensor([[0, 5, 6, 7], [0, 1, 1, 1], [0, 1, 2, 3]]), torch.zeros((3, 10)))
+    assert done[0].abs().sum() == 0 and done[2, 5] == 1.0

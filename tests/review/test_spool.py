@@ -49,11 +49,13 @@ async def _count(log: GenerationLog, model: type) -> int:
 
 async def _bot_traffic(log: GenerationLog) -> tuple[int, list[int]]:
     """What the core writes for one answered /tuit, a delivery and a 👍."""
-    request_id = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit derecha")
+    request_id = (await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit derecha",
+                                  source="c1:1", lease_s=60)).id
     ids = await log.finish(
         request_id, "ok", model="demo", side="derecha", params={"top_p": 0.9}, seed=7,
         generations=[NewGeneration("hola mundo", tokens=3, seed=7), NewGeneration("otro", shown=False)],
     )
+    assert await log.mark_sending(ids[0])
     assert await log.mark_sent(ids[0], "msg-1")
     assert await log.rate("telegram", "u2", ids[0], 1, "Beto")
     return request_id, ids
@@ -75,14 +77,16 @@ async def test_down_then_up_loses_nothing(outage: Outage, tmp_path: Path, caplog
             request_id, ids = await _bot_traffic(log)
         assert request_id < 0 and all(i < 0 for i in ids)  # provisional: the db never uses these
         assert "inalcanzable" in caplog.text
-        assert len(SpoolFile(tmp_path / "spool.jsonl").entries()) == 4
+        assert len(SpoolFile(tmp_path / "spool.jsonl").entries()) == 5
 
         await outage.up()
         await _wait_replayed(log)  # the background task, with no further writes
 
         request = await log.request(request_id)
         assert request is not None and request.id > 0 and request.status == "ok"
+        assert request.source == "c1:1" and request.lease_until is not None
         assert len(request.generation_ids) == 2
+        assert not await log.mark_sending(ids[0])  # replayed: its send had begun
         shown = await log.generation(ids[0])
         assert shown is not None and shown.message_ref == "msg-1" and shown.text == "hola mundo"
         assert (shown.request_id, shown.seed, shown.model) == (request.id, 7, "demo")
@@ -122,6 +126,31 @@ async def test_replay_after_a_crash_applies_each_record_once(outage: Outage, tmp
         await again.aclose()
 
 
+async def test_a_message_delivered_twice_during_an_outage_is_one_request(outage: Outage, tmp_path: Path) -> None:
+    """While spooling a re-delivered message cannot be recognised; replay folds it into the
+    first one, releasing and marking included, and replaying again changes nothing."""
+    log = _log(outage, tmp_path)
+    spool = tmp_path / "spool.jsonl"
+    try:
+        first, _ = await _bot_traffic(log)
+        again = (await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit derecha", source="c1:1")).id
+        assert again != first
+        assert await log.release(again)
+        await log.finish(again, "ok", generations=[NewGeneration("repetido")])
+        shutil.copy(spool, tmp_path / "copy.jsonl")
+        await outage.up()
+        assert log.spool is not None and await log.spool.replay()
+        shutil.copy(tmp_path / "copy.jsonl", spool)  # as if the first replay died before emptying it
+        assert await log.spool.replay()
+        assert log.spool.resolve(again) == log.spool.resolve(first)
+        assert (await _count(log, Request), await _count(log, Generation)) == (1, 2)
+        request = await log.request(first)
+        assert request is not None and request.status == "ok" and request.lease_until is not None
+        assert (await log.generation(request.generation_ids[0])).message_ref == "msg-1"
+    finally:
+        await log.aclose()
+
+
 async def test_a_refused_record_is_set_aside_not_blocking(outage: Outage, tmp_path: Path) -> None:
     log = _log(outage, tmp_path)
     try:
@@ -144,7 +173,7 @@ async def test_outage_in_the_middle(postgres_url: str, tmp_path: Path) -> None:
     await outage.up()
     log = _log(outage, tmp_path, retry_s=0.05)
     try:
-        before = await log.begin("discord", "u1", "Ana", "c1", "guild", "sala", "/tuit")
+        before = (await log.begin("discord", "u1", "Ana", "c1", "guild", "sala", "/tuit")).id
         assert before > 0
         await outage.down()
         during, ids = await _bot_traffic(log)
@@ -192,7 +221,7 @@ async def test_two_processes_sharing_one_spool(outage: Outage, tmp_path: Path) -
     first, second = _log(outage, tmp_path), _log(outage, tmp_path, retry_s=0.05)
     try:
         a_request, a_ids = await _bot_traffic(first)
-        b_request = await second.begin("discord", "u9", "Zoe", "c9", "dm", "", "/tuit izquierda")
+        b_request = (await second.begin("discord", "u9", "Zoe", "c9", "dm", "", "/tuit izquierda")).id
         [b_generation] = await second.finish(b_request, "ok", generations=[NewGeneration("de Zoe")])
         provisional = {a_request, *a_ids, b_request, b_generation}
         assert len(provisional) == 5 and max(provisional) < 0
@@ -227,7 +256,7 @@ async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, 
         log.spool._apply = slow_apply
         replay = asyncio.create_task(log.spool.replay())
         await reached.wait()  # the replay is holding its first record
-        late = await asyncio.wait_for(log.begin("telegram", "u5", "Eva", "c5", "private", "", "/tuit"), 2)
+        late = (await asyncio.wait_for(log.begin("telegram", "u5", "Eva", "c5", "private", "", "/tuit"), 2)).id
         assert late < 0  # spooled behind the replay, answered at once
         gate.set()
         assert await replay
