@@ -274,11 +274,10 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         if penalise:
             rp = penalty[:, None]
             logits = torch.where(seen, torch.where(logits > 0, logits / rp, logits * rp), logits)
+        ban = static_ban.clone()
         for line, index in enumerate(active):
             for token, bias in states[index].boosts().items():
                 logits[line, token] += bias
-        ban = static_ban.clone()
-        for line, index in enumerate(active):
             extra = states[index].dynamic_bans(table)
             if extra:
                 ban[line, extra] = True
