@@ -134,6 +134,10 @@ class Generation(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     seed: Mapped[int | None] = mapped_column(BigInteger, default=None)
     shown: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The ranker's score (higher fits the request better; the shown one is the best) and its
+    #: parts; None for tweets logged before ranking, or by a front-end that did not rank.
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    score_detail: Mapped[dict | None] = mapped_column(JSON, default=None)
     #: ``pending`` until an admin approves, rejects or flags it (latest review wins).
     review_status: Mapped[str] = mapped_column(String(16), default="pending")
     #: Platform message id of the reply that carried it, once sent.

@@ -134,7 +134,7 @@ def encode_prompt(tokenizer: Tokenizer, fields: ControlFields) -> Encoded:
 
 
 def encode_example(
-    tokenizer: Tokenizer, fields: ControlFields, tweet: str, block_size: int
+    tokenizer: Tokenizer, fields: ControlFields, tweet: str, block_size: int, complete: bool = True
 ) -> Encoded:
     """One training sequence of the contextual model, cut to ``block_size`` tokens.
 
@@ -142,13 +142,16 @@ def encode_example(
     after it on its own, so the model learns to continue the very token sequence it is given at
     generation time. Loss falls only on the tweet and its EOS (context and marker get
     ``IGNORE_INDEX``). When too long, FRASES goes first, then ENTIDADES, then the tweet is cut:
-    the thesis's truncation order.
+    the thesis's truncation order. An open tweet (``complete=False``: cut by the API, or left
+    dangling when its link was removed) gets no EOS, so it never teaches an ending.
     """
     if tokenizer.eos_token_id is None:
         raise ValueError("the tokenizer has no EOS token")
     tweet_type = tokenizer.convert_tokens_to_ids(TWEET)
     head = _encode_segment(tokenizer, _tweet_marker())
-    body = [*tokenizer.encode(tweet.strip(), add_special_tokens=False), tokenizer.eos_token_id]
+    body = [*tokenizer.encode(tweet.strip(), add_special_tokens=False)]
+    if complete:
+        body.append(tokenizer.eos_token_id)
     context = {s.marker: _encode_segment(tokenizer, s) for s in context_segments(fields)}
 
     def total() -> int:

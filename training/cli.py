@@ -66,12 +66,20 @@ def run_prepare(args: argparse.Namespace) -> dict:
 
     summary = prepare(PrepareOptions(
         tweets=args.tweets, out=args.out, authors=args.authors, text_column=args.text_column,
-        author_column=args.author_column, validation=args.validation, min_words=args.min_words,
+        author_column=args.author_column, validation=args.validation, test=args.test,
+        retweets=args.retweets, exclude=args.exclude, exclude_authors=args.exclude_authors,
+        exclude_words=args.exclude_words, min_words=args.min_words,
         sentiment=args.sentiment, entities=args.entities, max_entities=args.max_entities,
         max_phrases=args.max_phrases, skip_unknown_authors=args.skip_unknown_authors,
         progress=not args.quiet,
     ))
     return summary
+
+
+def run_prose(args: argparse.Namespace) -> dict:
+    from training.prose import write_prose
+
+    return write_prose(args.unpacked, args.out, args.min_words)
 
 
 def run_tokenizer(args: argparse.Namespace) -> dict:
@@ -135,7 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--text-column", help="default: the first of text, full_text, tweet, texto")
     p.add_argument("--author-column", help="default: the first of screen_name, author, autor, user")
-    p.add_argument("--validation", type=float, default=0.1, help="share of tweets held out")
+    p.add_argument("--validation", type=float, default=0.1, help="share held out to choose settings on")
+    p.add_argument("--test", type=float, default=0.1, help="share held out for the final report")
+    p.add_argument("--retweets", action="store_true",
+                   help="keep the text of retweets (corpora without authors: more Spanish)")
+    p.add_argument("--exclude", type=Path, nargs="*",
+                   help="held-out tweets (JSONL or text): drop texts sharing --exclude-words words with them")
+    p.add_argument("--exclude-words", type=int, default=8)
+    p.add_argument("--exclude-authors", type=Path,
+                   help="authors table: drop retweets of these accounts even with --retweets")
     p.add_argument("--min-words", type=int, default=4, help="drop tweets with fewer words")
     p.add_argument("--sentiment", default="auto", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--entities", default="auto", choices=["auto", "heuristic", "spacy"])
@@ -143,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-phrases", type=int, default=2)
     p.add_argument("--skip-unknown-authors", action="store_true")
     p.set_defaults(handler=run_prepare)
+
+    p = commands.add_parser("prose", help="Spanish paragraphs from unpacked Debian packages")
+    p.add_argument("--unpacked", type=Path, nargs="+", required=True, help="folders of dpkg-deb -x output")
+    p.add_argument("--out", type=Path, required=True, help="text file, one paragraph a line")
+    p.add_argument("--min-words", type=int, default=8)
+    p.set_defaults(handler=run_prose)
 
     p = commands.add_parser("tokenizer", help="train a byte-level BPE tokenizer")
     p.add_argument("--corpus", type=Path, nargs="+", required=True, help="text files or tables")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,19 @@ def fields_of(row: dict[str, Any], where: str = "") -> ControlFields:
     )
 
 
-def load_examples(path: Path) -> list[tuple[ControlFields, str]]:
+@dataclass(frozen=True)
+class Example:
+    """A training tweet with its controls; ``complete`` False: learn no ending for it."""
+
+    fields: ControlFields
+    tweet: str
+    complete: bool = True
+
+
+def load_examples(path: Path) -> list[Example]:
     rows = read_jsonl(path)
-    return [(fields_of(row, f"{path}:{n}"), str(row["tweet"])) for n, row in enumerate(rows, 1)]
+    return [Example(fields_of(row, f"{path}:{n}"), str(row["tweet"]), bool(row.get("completo", True)))
+            for n, row in enumerate(rows, 1)]
 
 
 def drop_fields(fields: ControlFields, rng: random.Random, p: float) -> ControlFields:
@@ -69,7 +80,7 @@ class ContextualDataset(torch.utils.data.Dataset):
     """Encoded examples; with field dropout each visit draws a fresh partial context."""
 
     def __init__(
-        self, examples: Sequence[tuple[ControlFields, str]], tokenizer, block_size: int,
+        self, examples: Sequence[Example], tokenizer, block_size: int,
         field_dropout: float = 0.0, seed: int = 0,
     ) -> None:
         self.examples = list(examples)
@@ -77,10 +88,10 @@ class ContextualDataset(torch.utils.data.Dataset):
         self.block_size = block_size
         self.field_dropout = field_dropout
         self.rng = random.Random(seed)
-        self.fixed = None if field_dropout > 0 else [self._encode(f, t) for f, t in self.examples]
+        self.fixed = None if field_dropout > 0 else [self._encode(e, e.fields) for e in self.examples]
 
-    def _encode(self, fields: ControlFields, tweet: str) -> dict[str, list[int]]:
-        encoded = encode_example(self.tokenizer, fields, tweet, self.block_size)
+    def _encode(self, example: Example, fields: ControlFields) -> dict[str, list[int]]:
+        encoded = encode_example(self.tokenizer, fields, example.tweet, self.block_size, example.complete)
         return {"input_ids": encoded.input_ids, "token_type_ids": encoded.token_type_ids,
                 "labels": encoded.labels}
 
@@ -90,8 +101,8 @@ class ContextualDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, list[int]]:
         if self.fixed is not None:
             return self.fixed[index]
-        fields, tweet = self.examples[index]
-        return self._encode(drop_fields(fields, self.rng, self.field_dropout), tweet)
+        example = self.examples[index]
+        return self._encode(example, drop_fields(example.fields, self.rng, self.field_dropout))
 
 
 def contextual(

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from generation.prompts import ControlFields
-from training.contextual import ContextualDataset, fields_of
+from training.contextual import ContextualDataset, Example, fields_of
 from training.corpus import PackedCorpus
 from training.errors import InputError
 from training.generate import Decoding, sample
@@ -189,7 +189,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     chosen = rng.sample(held_out, min(options.samples, len(held_out)))
     block = model.config.n_positions
     if options.kind == "controlled":
-        examples = [(fields_of(r), r["tweet"]) for r in held_out]
+        examples = [Example(fields_of(r), r["tweet"], r.get("completo", True)) for r in held_out]
         ppl = perplexity(model, tokenizer, ContextualDataset(examples, tokenizer, block))
         fields = [fields_of(r) for r in chosen]
         prompts: list[ControlFields | None] = [user_prompt(f) if options.prompt == "user" else f for f in fields]

@@ -2,16 +2,20 @@
 
 Output folder layout (what the other commands read):
 
-- ``all.jsonl``, ``train.jsonl``, ``validation.jsonl``: one annotated tweet a line, with the
-  fields of :class:`generation.prompts.ControlFields` plus ``tweet``, ``autor``, ``lado``.
+- ``all.jsonl``, ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: one annotated tweet a
+  line, with the fields of :class:`generation.prompts.ControlFields` plus ``tweet``, ``autor``,
+  ``lado`` and ``completo`` (False: the tweet ends open and must not teach an ending).
 - ``derecha/`` and ``izquierda/``: the same split, only that side's tweets (the casual models).
-- ``corpus.txt``: the training split's tweets, one a line (tokenizer and pretraining input).
+- ``corpus.txt``: the training split's complete tweets, one a line (tokenizer and pretraining).
 - ``stats.json``: counts per label and what cleaning dropped.
 
-Without an authors table only ``corpus.txt`` (all kept tweets) and ``stats.json`` are written:
-that is how tweets without labels (e.g. the public's) join the tokenizer and base-model corpus.
-The split is decided by a hash of the tweet's text, so it does not depend on row order or seed
-and a tweet never moves between splits when more data is added.
+Settings are chosen on *validation*; *test* is read once, for the report. Without an authors
+table only ``corpus.txt`` (all kept complete tweets) and ``stats.json`` are written: that is how
+tweets without labels (e.g. the public's) join the tokenizer and base-model corpus; ``--exclude``
+then drops any text that shares a run of words with held-out tweets, so that no test tweet
+reaches a model through someone quoting or retweeting it. The split is decided by a hash of
+the tweet's text, so it does not depend on row order or seed and a tweet never moves between
+splits when more data is added.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 from generation.prompts import SENTIMENTS
 from training.annotate import Annotator, make_entities
 from training.clean import CleanStats, clean_tweets, duplicate_key
+from training.metrics import CopyDetector
 from training.errors import InputError
 from training.sentiment import make_sentiment
 from training.tables import pick_column, read_rows, write_jsonl
@@ -48,6 +53,11 @@ class PrepareOptions:
     text_column: str | None = None
     author_column: str | None = None
     validation: float = 0.1
+    test: float = 0.1
+    retweets: bool = False
+    exclude: list[Path] | None = None
+    exclude_words: int = 8
+    exclude_authors: Path | None = None
     min_words: int = 4
     sentiment: str = "auto"
     entities: str = "auto"
@@ -57,10 +67,23 @@ class PrepareOptions:
     progress: bool = True
 
 
-def in_validation(text: str, share: float) -> bool:
-    """Whether a tweet belongs to the validation split (a stable hash of its text)."""
+SPLITS = ("train", "validation", "test")
+
+
+def split_of(text: str, validation: float, test: float) -> str:
+    """The split a tweet belongs to, by a stable hash of its text."""
     digest = hashlib.sha1(duplicate_key(text).encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") / 2**32 < share
+    share = int.from_bytes(digest[:4], "big") / 2**32
+    if share < validation:
+        return "validation"
+    return "test" if share < validation + test else "train"
+
+
+def held_out_copies(paths: list[Path], words: int) -> CopyDetector:
+    """Finds texts sharing ``words`` consecutive words with the tweets of ``paths``."""
+    from training.corpus import iter_documents
+
+    return CopyDetector(iter_documents(paths), words)
 
 
 def load_authors(path: Path) -> dict[str, dict[str, str]]:
@@ -107,52 +130,60 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
     authors = load_authors(options.authors) if options.authors else None
     raw = read_tweets(options, need_author=authors is not None)
     stats = CleanStats()
-    kept = list(clean_tweets((text for _, text in raw), options.min_words, stats))
+    skip = frozenset(load_authors(options.exclude_authors)) if options.exclude_authors else frozenset()
+    kept = list(clean_tweets((text for _, text in raw), options.min_words, stats, options.retweets, skip))
     if not kept:
         raise InputError("no tweet left after cleaning (is the text column right?)")
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"cleaning": asdict(stats)}
     if authors is None:
-        (out / "corpus.txt").write_text("".join(t + "\n" for _, t in kept), encoding="utf-8")
-        summary["corpus"] = len(kept)
+        held_out = held_out_copies(options.exclude or [], options.exclude_words)
+        corpus = [c.text for c in kept if c.complete and not held_out.copies(c.text)]
+        (out / "corpus.txt").write_text("".join(t + "\n" for t in corpus), encoding="utf-8")
+        summary.update(corpus=len(corpus), open=sum(not c.complete for c in kept),
+                       excluded=sum(c.complete for c in kept) - len(corpus))
         (out / "stats.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         return summary
 
-    unknown = Counter(raw[i][0] for i, _ in kept if raw[i][0].lower() not in authors)
+    unknown = Counter(raw[c.index][0] for c in kept if raw[c.index][0].lower() not in authors)
     if unknown and not options.skip_unknown_authors:
         names = ", ".join(f"{a!r} ({n})" for a, n in unknown.most_common(5))
         raise InputError(f"tweets by authors missing from the authors table: {names} "
                          "(add them or pass --skip-unknown-authors)")
-    kept = [(i, t) for i, t in kept if raw[i][0].lower() in authors]
+    kept = [c for c in kept if raw[c.index][0].lower() in authors]
     annotator = Annotator(
         make_sentiment(options.sentiment),
         make_entities(options.entities, options.max_entities),
     )
     annotator.phrases.extractor.top = options.max_phrases
-    notes = annotator.annotate([t for _, t in kept], progress=options.progress)
+    notes = annotator.annotate([c.text for c in kept], progress=options.progress)
     rows = []
-    for (index, text), note in zip(kept, notes, strict=True):
+    for cleaned, note in zip(kept, notes, strict=True):
         if note.sentimiento not in SENTIMENTS:
             raise InputError(f"sentiment annotator returned unknown label {note.sentimiento!r}")
-        author = raw[index][0]
+        author = raw[cleaned.index][0]
         rows.append({
             "autor": author, **authors[author.lower()],
             "sentimiento": note.sentimiento, "entidades": note.entidades,
-            "hashtags": note.hashtags, "frases": note.frases, "tweet": text,
+            "hashtags": note.hashtags, "frases": note.frases, "tweet": cleaned.text,
+            "completo": cleaned.complete,
         })
-    train = [r for r in rows if not in_validation(r["tweet"], options.validation)]
-    validation = [r for r in rows if in_validation(r["tweet"], options.validation)]
+    if not (0 <= options.validation and 0 <= options.test and options.validation + options.test < 1):
+        raise InputError("--validation and --test must be shares that add up to less than 1")
+    splits = {name: [] for name in SPLITS}
+    for row in rows:
+        splits[split_of(row["tweet"], options.validation, options.test)].append(row)
     write_jsonl(out / "all.jsonl", rows)
-    write_jsonl(out / "train.jsonl", train)
-    write_jsonl(out / "validation.jsonl", validation)
-    for side in SIDE_SUBSETS:
-        write_jsonl(out / side / "train.jsonl", (r for r in train if r["lado"] == side))
-        write_jsonl(out / side / "validation.jsonl", (r for r in validation if r["lado"] == side))
-    (out / "corpus.txt").write_text("".join(r["tweet"] + "\n" for r in train), encoding="utf-8")
+    for name, split in splits.items():
+        write_jsonl(out / f"{name}.jsonl", split)
+        for side in SIDE_SUBSETS:
+            write_jsonl(out / side / f"{name}.jsonl", (r for r in split if r["lado"] == side))
+    train = splits["train"]
+    (out / "corpus.txt").write_text("".join(r["tweet"] + "\n" for r in train if r["completo"]), encoding="utf-8")
     summary.update({
         "annotators": annotator.describe(),
-        "rows": {"all": len(rows), "train": len(train), "validation": len(validation),
+        "rows": {"all": len(rows), **{name: len(split) for name, split in splits.items()},
                  **{side: sum(r["lado"] == side for r in rows) for side in SIDE_SUBSETS}},
         "labels": label_counts(rows),
         "with_entities": sum(bool(r["entidades"]) for r in rows),

@@ -34,7 +34,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data, tok, base, ctx = root / "data", root / "tok", root / "base", root / "ctx"
     run("prepare", "--tweets", tweets, "--authors", authors, "--out", data, "--validation", "0.25",
         "--sentiment", "lexicon", "--entities", "heuristic")
-    run("tokenizer", "--corpus", data / "corpus.txt", "--out", tok, "--vocab-size", "500", "--min-frequency", "1")
+    run("tokenizer", "--corpus", data / "corpus.txt", "--out", tok, "--vocab-size", "400", "--min-frequency", "1")
     run("pretrain", "--tokenizer", tok, "--corpus", data / "corpus.txt", "--out", base, *TINY, *LOOP,
         "--max-steps", "2", "--lr", "1e-3")
     run("contextual", "--base", base, "--train", data / "train.jsonl", "--validation", data / "validation.jsonl",
@@ -50,9 +50,11 @@ def test_prepare_writes_split_subsets_and_counts(pipeline: dict[str, Path]) -> N
     assert stats["cleaning"]["short"] == 1
     train = [json.loads(x) for x in (data / "train.jsonl").read_text().splitlines()]
     validation = [json.loads(x) for x in (data / "validation.jsonl").read_text().splitlines()]
-    assert train and validation
-    assert not {r["tweet"] for r in train} & {r["tweet"] for r in validation}
-    assert stats["rows"]["all"] == len(train) + len(validation)
+    test = [json.loads(x) for x in (data / "test.jsonl").read_text().splitlines()]
+    assert train and validation and test
+    splits = [{r["tweet"] for r in split} for split in (train, validation, test)]
+    assert not (splits[0] & splits[1] or splits[0] & splits[2] or splits[1] & splits[2])
+    assert stats["rows"]["all"] == len(train) + len(validation) + len(test)
     derecha = [json.loads(x) for x in (data / "derecha" / "train.jsonl").read_text().splitlines()]
     assert derecha and {r["lado"] for r in derecha} == {"derecha"}
     assert {r["partido"] for r in derecha} == {"UDI", "RN"}
@@ -60,9 +62,9 @@ def test_prepare_writes_split_subsets_and_counts(pipeline: dict[str, Path]) -> N
     assert "@JuanPerez" in row["entidades"]
     assert row["hashtags"] == ["Educación"]
     assert row["sentimiento"] in {"POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"}
-    assert not any("t.co" in r["tweet"] or "…" in r["tweet"] for r in train + validation)
+    assert not any("t.co" in r["tweet"] or "…" in r["tweet"] for r in train + validation + test)
     assert stats["labels"]["lado"] == {
-        side: sum(r["lado"] == side for r in train + validation) for side in stats["labels"]["lado"]
+        side: sum(r["lado"] == side for r in train + validation + test) for side in stats["labels"]["lado"]
     }
 
 
@@ -70,7 +72,7 @@ def test_prepare_split_is_deterministic(pipeline: dict[str, Path]) -> None:
     again = pipeline["root"] / "again"
     run("prepare", "--tweets", pipeline["tweets"], "--authors", pipeline["authors"], "--out", again,
         "--validation", "0.25", "--sentiment", "lexicon", "--entities", "heuristic")
-    for name in ("train.jsonl", "validation.jsonl"):
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
         assert (again / name).read_text() == (pipeline["data"] / name).read_text()
 
 
@@ -104,14 +106,14 @@ def test_tokenizer_registers_control_tokens(pipeline: dict[str, Path]) -> None:
     ids = tokenizer.encode(" [PARTIDO] UDI [TWEET] hola", add_special_tokens=False)
     assert tokenizer.convert_tokens_to_ids("[PARTIDO]") in ids
     assert tokenizer.convert_tokens_to_ids("[TWEET]") in ids
-    assert len(tokenizer) == 500
+    assert len(tokenizer) == 400
 
 
 def test_pretrain_and_contextual_save_models_and_checkpoints(pipeline: dict[str, Path]) -> None:
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(str(pipeline["base"]))
-    assert (config.n_layer, config.n_embd, config.n_positions, config.vocab_size) == (1, 32, 128, 500)
+    assert (config.n_layer, config.n_embd, config.n_positions, config.vocab_size) == (1, 32, 128, 400)
     run_record = json.loads((pipeline["ctx"] / "run.json").read_text())
     assert run_record["max_steps"] == 2 and "eval_perplexity" in run_record["metrics"]
     assert (pipeline["ctx"] / "checkpoint-2").is_dir()

@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from generation.prompts import IGNORE_INDEX, ControlFields, encode_prompt
-from training.contextual import ContextualDataset, drop_fields
+from training.contextual import ContextualDataset, Example, drop_fields
 
 FIELDS = ControlFields(
     "Chile Vamos", "UDI", "POSITIVE", ("Valparaíso",), ("Pensiones",), ("pensiones dignas",)
@@ -46,7 +46,7 @@ def expected(tokenizer, segments, tweet_ids):
 
 
 def test_full_sequence_types_and_labels(tokenizer) -> None:
-    item = ContextualDataset([(FIELDS, TWEET)], tokenizer, block_size=256)[0]
+    item = ContextualDataset([Example(FIELDS, TWEET)], tokenizer, block_size=256)[0]
     tweet_ids = [*tokenizer.encode(TWEET, add_special_tokens=False), tokenizer.eos_token_id]
     ids, types, labels = expected(tokenizer, SEGMENTS, tweet_ids)
     assert item["input_ids"] == ids
@@ -58,23 +58,30 @@ def test_full_sequence_types_and_labels(tokenizer) -> None:
     assert item["token_type_ids"][: len(prompt.input_ids)] == prompt.token_type_ids
 
 
+def test_an_open_tweet_learns_its_words_but_no_ending(tokenizer) -> None:
+    item = ContextualDataset([Example(FIELDS, TWEET, complete=False)], tokenizer, block_size=256)[0]
+    ids, types, labels = expected(tokenizer, SEGMENTS, tokenizer.encode(TWEET, add_special_tokens=False))
+    assert (item["input_ids"], item["token_type_ids"], item["labels"]) == (ids, types, labels)
+    assert tokenizer.eos_token_id not in item["labels"]
+
+
 def test_truncation_drops_frases_then_entidades_then_cuts_the_tweet(tokenizer) -> None:
     tweet_ids = [*tokenizer.encode(TWEET, add_special_tokens=False), tokenizer.eos_token_id]
-    full = len(ContextualDataset([(FIELDS, TWEET)], tokenizer, 256)[0]["input_ids"])
+    full = len(ContextualDataset([Example(FIELDS, TWEET)], tokenizer, 256)[0]["input_ids"])
     frases = len(tokenizer.encode(SEGMENTS[5][1], add_special_tokens=False))
     entidades = len(tokenizer.encode(SEGMENTS[3][1], add_special_tokens=False))
 
-    item = ContextualDataset([(FIELDS, TWEET)], tokenizer, full - 1)[0]
+    item = ContextualDataset([Example(FIELDS, TWEET)], tokenizer, full - 1)[0]
     without_frases = [s for s in SEGMENTS if s[0] != "[FRASES]"]
     assert item["input_ids"] == expected(tokenizer, without_frases, tweet_ids)[0]
 
-    item = ContextualDataset([(FIELDS, TWEET)], tokenizer, full - frases - 1)[0]
+    item = ContextualDataset([Example(FIELDS, TWEET)], tokenizer, full - frases - 1)[0]
     without_both = [s for s in without_frases if s[0] != "[ENTIDADES]"]
     ids, types, labels = expected(tokenizer, without_both, tweet_ids)
     assert (item["input_ids"], item["token_type_ids"], item["labels"]) == (ids, types, labels)
 
     block = full - frases - entidades - 3
-    item = ContextualDataset([(FIELDS, TWEET)], tokenizer, block)[0]
+    item = ContextualDataset([Example(FIELDS, TWEET)], tokenizer, block)[0]
     ids, types, labels = expected(tokenizer, without_both, tweet_ids[:-3])
     assert len(item["input_ids"]) == block
     assert (item["input_ids"], item["token_type_ids"], item["labels"]) == (ids, types, labels)

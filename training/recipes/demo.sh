@@ -2,27 +2,35 @@
 # The demo model (models/demo): every command, in order, as it was run. See docs/demo-model.md.
 # Usage: bash training/recipes/demo.sh [DATA] [RUNS]
 # Intermediate artefacts go to RUNS (git-ignored); only the exported folder is committed.
+# Needs apt-get (Debian) for step 3's Spanish prose; everything else is politico-train.
 set -euo pipefail
 DATA=${1:-../shared/data/elecciones2017}
 RUNS=${2:-runs/demo}
 T="politico-train"
-# 1. Candidates' tweets, cleaned and annotated, with a fixed train/validation split.
-$T prepare --tweets "$DATA/candidatos.csv" --authors "$DATA/autores.csv" --out "$RUNS/data" --sentiment lexicon --entities heuristic
-# 2. The public's tweets about them, cleaned only (no labels): more text for tokenizer and base model.
-$T prepare --tweets "$DATA/sobre_candidatos.csv" --out "$RUNS/public"
-# 3. Byte-level BPE on all the tweets (the candidates' validation split left out).
-$T tokenizer --corpus "$RUNS/data/corpus.txt" "$RUNS/public/corpus.txt" --out "$RUNS/tokenizer" --vocab-size 4096
-# 4. A small GPT-2 from scratch on the same tweets.
-$T --seed 42 pretrain --tokenizer "$RUNS/tokenizer" --corpus "$RUNS/data/corpus.txt" "$RUNS/public/corpus.txt" \
-  --out "$RUNS/base" --n-layer 4 --n-embd 256 --n-head 4 --n-positions 128 \
-  --max-steps 1000 --batch-size 16 --lr 1e-3 --warmup-steps 50 --save-steps 500 --threads 2
-# 5. Control-token training on the candidates' own tweets and labels (one cosine schedule;
+# 1. Candidates' tweets, cleaned and annotated, split train / validation / test (80/10/10 by a
+#    hash of the text). Cut tweets are trimmed to their last complete sentence or kept open.
+$T prepare --tweets "$DATA/candidatos.csv" --authors "$DATA/autores.csv" --out "$RUNS/data" \
+  --validation 0.1 --test 0.1 --sentiment lexicon --entities heuristic
+# 2. The public's tweets about them, retweeted texts included, for the base model only: no
+#    retweet of a candidate, nothing sharing 8 words with a held-out (validation or test) tweet.
+$T prepare --tweets "$DATA/sobre_candidatos.csv" --out "$RUNS/public" --retweets \
+  --exclude-authors "$DATA/autores.csv" --exclude "$RUNS/data/validation.jsonl" "$RUNS/data/test.jsonl"
+# 3. Spanish prose that Debian ships (licences in docs/demo-model.md), one paragraph a line.
+mkdir -p "$RUNS/debian" && (cd "$RUNS/debian" && apt-get download fortunes-es manpages-es \
+  libreoffice-help-es debian-reference-es maint-guide-es && for deb in *.deb; do dpkg-deb -x "$deb" unpacked; done)
+$T prose --unpacked "$RUNS/debian/unpacked" --out "$RUNS/prose.txt"
+# 4. One shuffled pretraining text: the tweets twice, the prose once (fixed random source).
+cat "$RUNS/data/corpus.txt" "$RUNS/data/corpus.txt" "$RUNS/public/corpus.txt" "$RUNS/public/corpus.txt" \
+  "$RUNS/prose.txt" | shuf --random-source=<(yes 42) > "$RUNS/pretrain.txt"
+# 5. Byte-level BPE on the same text (no held-out tweet in it).
+$T tokenizer --corpus "$RUNS/pretrain.txt" --out "$RUNS/tokenizer" --vocab-size 4096
+# 6. A small GPT-2 from scratch; the candidates' validation tweets measure it.
+$T --seed 42 pretrain --tokenizer "$RUNS/tokenizer" --corpus "$RUNS/pretrain.txt" \
+  --validation "$RUNS/data/validation.jsonl" --out "$RUNS/base" --n-layer 6 --n-embd 256 --n-head 4 \
+  --n-positions 128 --max-steps 5000 --batch-size 16 --lr 1e-3 --warmup-steps 100 --save-steps 1000 \
+  --threads 2
+# 7. Control-token training on the candidates' own tweets and labels (one cosine schedule;
 #    field dropout so that the bot's short prompts, one topic and a few labels, are in distribution).
 $T --seed 42 contextual --base "$RUNS/base" --train "$RUNS/data/train.jsonl" --validation "$RUNS/data/validation.jsonl" \
-  --out "$RUNS/contextual" --field-dropout 0.3 --max-steps 7000 --batch-size 16 --lr 1e-3 --warmup-steps 100 \
-  --save-steps 1000 --save-total-limit 8 --threads 2
-# 6. Held-out evaluation (prompts from the validation split) and the exported folder.
-$T evaluate --model "$RUNS/contextual" --train "$RUNS/data/train.jsonl" --validation "$RUNS/data/validation.jsonl" \
-  --out docs/demo-eval --samples 300 --sentiment lexicon --threads 2 --candidates 8
-$T export --model "$RUNS/contextual" --out models/demo --kind controlled --name "Demo: candidatos presidenciales 2017" \
-  --data-stats "$RUNS/data/stats.json" --evaluation docs/demo-eval/metrics.json --commands training/recipes/demo.sh
+  --out "$RUNS/contextual" --field-dropout 0.3 --max-steps 4000 --batch-size 16 --lr 1e-3 --warmup-steps 100 \
+  --save-steps 1000 --save-total-limit 4 --threads 2
