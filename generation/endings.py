@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 
 #: Words after which a Spanish sentence cannot end.
-OPEN_WORDS = frozenset("""
-a al ante bajo cabe con contra de del desde durante en entre hacia hasta mediante para por según
-sin so sobre tras versus vía y e o u ni que pero sino mas aunque porque pues como cuando donde
-si el la los las lo un una unos unas uno este esta estos estas ese esa esos esas aquel aquella
-aquellos aquellas mi mis tu tus su sus nuestro nuestra nuestros nuestras vuestro vuestra
-vuestros vuestras cuyo cuya cuyos cuyas cada muy más menos tan se me te le les nos os les
-""".split())
+OPEN_WORDS = frozenset((
+    "a", "al", "ante", "con", "contra", "de", "del", "desde", "durante", "en", "entre", "hacia",
+    "hasta", "mediante", "para", "por", "según", "sin", "sobre", "tras", "vía", "y", "e", "o", "u",
+    "ni", "que", "pero", "sino", "aunque", "porque", "pues", "como", "cuando", "donde", "si", "el",
+    "la", "los", "las", "lo", "un", "una", "unos", "unas", "este", "esta", "estos", "estas", "ese",
+    "esa", "esos", "esas", "aquel", "aquella", "aquellos", "aquellas", "mi", "mis", "tu", "tus",
+    "su", "sus", "nuestro", "nuestra", "nuestros", "nuestras", "vuestro", "vuestra", "vuestros",
+    "vuestras", "cuyo", "cuya", "cuyos", "cuyas", "cada", "muy", "tan", "se", "me", "te", "le",
+    "les", "nos", "os",
+))
 
 #: Characters after which a sentence is still open.
 OPEN_MARKS = frozenset(",;:-–—(«“\"'¿¡/")

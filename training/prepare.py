@@ -30,8 +30,8 @@ from typing import Any
 from generation.prompts import SENTIMENTS
 from training.annotate import Annotator, make_entities
 from training.clean import CleanStats, clean_tweets, duplicate_key
-from training.metrics import CopyDetector
 from training.errors import InputError
+from training.metrics import CopyDetector
 from training.sentiment import make_sentiment
 from training.tables import pick_column, read_rows, write_jsonl
 
@@ -169,7 +169,7 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
             "hashtags": note.hashtags, "frases": note.frases, "tweet": cleaned.text,
             "completo": cleaned.complete,
         })
-    if not (0 <= options.validation and 0 <= options.test and options.validation + options.test < 1):
+    if not (options.validation >= 0 and options.test >= 0 and options.validation + options.test < 1):
         raise InputError("--validation and --test must be shares that add up to less than 1")
     splits = {name: [] for name in SPLITS}
     for row in rows:

@@ -26,7 +26,7 @@ TROFF_FONT = re.compile(r"\\f(?:\[[A-Z]*\]|\(..|.)")
 TROFF_ESCAPE = re.compile(r"\\(?:\(..|\[[^]]*\]|\*\(..|\*.|[-&|^ e0])")
 LETTERS = re.compile(r"[^\W\d_]", re.UNICODE)
 #: Tags whose end closes a paragraph of text.
-BLOCKS = frozenset("p li dd dt td th h1 h2 h3 h4 h5 h6 div pre title caption blockquote".split())
+BLOCKS = frozenset(["p", "li", "dd", "dt", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "div", "pre", "title", "caption", "blockquote"])
 SKIPPED = frozenset(("script", "style", "pre", "code", "head"))
 
 

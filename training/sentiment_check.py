@@ -32,7 +32,7 @@ def measure(tweets: Path, annotator: str = "lexicon", sample: Path = SAMPLE) -> 
     gold = {row["key"]: row["label"] for row in read_rows(sample)}
     column = pick_column(tweets, None, ("text", "tweet"), "text")
     texts = {}
-    for text in (c.text for c in clean_tweets((str(r[column]) for r in read_rows(tweets)), 1, CleanStats()):
+    for text in (c.text for c in clean_tweets((str(r[column]) for r in read_rows(tweets)), 1, CleanStats())):
         key = tweet_key(text)
         if key in gold:
             texts[key] = text

@@ -1,4 +1,11 @@
-from training.clean import CleanStats, clean_text, clean_tweet, clean_tweets, last_sentences, retweeted
+from training.clean import (
+    CleanStats,
+    clean_text,
+    clean_tweet,
+    clean_tweets,
+    last_sentences,
+    retweeted,
+)
 
 
 def test_links_and_entities_go_mentions_stay() -> None:
