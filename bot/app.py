@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 from bot.config import Settings
 from bot.core import BotCore
+from bot.game.rounds import Game
 from bot.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.review import ChatReview
 from db.engine import is_sqlite
+from db.game import GameStore
 from db.log import GenerationLog
 from db.migrate import upgrade
 from db.review import ReviewStore
@@ -32,9 +34,13 @@ class App:
     generator: TweetGenerator
     backend: Backend
     limiter: RateLimiter
+    #: ¿Real o ficticio? (its round timers stop with the app).
+    game: Game | None = None
 
     async def aclose(self) -> None:
         """Let in-flight generations finish (the engine drains), then close the database."""
+        if self.game is not None:
+            await self.game.aclose()
         try:
             await self.generator.aclose()
         finally:
@@ -80,4 +86,6 @@ async def build_app(settings: Settings, *, start_engine: bool = True) -> App:
     limiter = build_limiter(settings)
     core = BotCore(settings, generator, log, limiter)
     ChatReview(settings, ReviewStore(log.engine)).install(core)
-    return App(settings, core, log, generator, backend, limiter)
+    game = Game(settings, GameStore(log.engine), core)
+    game.install()
+    return App(settings, core, log, generator, backend, limiter, game=game)

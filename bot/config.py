@@ -123,6 +123,13 @@ class DiscordSettings(Strict):
     api_base: str = ""
 
 
+class GameSettings(Strict):
+    """¿Real o ficticio? (``/adivina``, ``bot/game``)."""
+
+    #: How long a round takes votes before it is revealed (Discord edits need it under 15 min).
+    round_s: float = Field(60, ge=1, le=600)
+
+
 class LoggingSettings(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = Field(False, alias="json")
@@ -143,6 +150,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    game: GameSettings = Field(default_factory=GameSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -187,6 +195,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     """Make file paths relative to the config file (model folders, SQLite files, the spool)."""
     for spec in raw.get("generation", {}).get("models", {}).values():
+        real = spec.get("real_tweets") if isinstance(spec, dict) else None
+        if isinstance(real, str) and real:
+            spec["real_tweets"] = str((base / Path(real).expanduser()).resolve())
         path = spec.get("path") if isinstance(spec, dict) else None
         # A path written as one, or whose parent folder exists beside the config ("models/demo"
         # before it is trained), is a local folder; anything else is a hub id ("owner/name").

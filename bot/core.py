@@ -37,7 +37,7 @@ from bot.parser import (
     with_choices,
 )
 from bot.ratelimit import RateLimiter
-from bot.types import Button, Incoming, Origin, Reply, Tweet
+from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LoggedRequest, NewGeneration
 from generation.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
@@ -108,6 +108,8 @@ class BotCore:
             "up": self._rate_up, "down": self._rate_down, "again": self.again,
         }
         self._commands: dict[str, CommandHandler] = {}
+        #: Platform → how its front-end edits a message it sent (``register_editor``).
+        self.editors: dict[str, Editor] = {}
 
     def register_action(self, action: str, handler: ActionHandler) -> None:
         """Add a button action (``bot/review.py`` adds approve / reject / flag)."""
@@ -116,6 +118,20 @@ class BotCore:
     def register_command(self, name: str, handler: CommandHandler) -> None:
         """Add a typed command, called with the text after it (``bot/review.py`` adds /revisar…)."""
         self._commands[normalize(name).replace(" ", "")] = handler
+
+    def register_editor(self, platform: str, editor: Editor) -> None:
+        """A front-end's way to edit what it sent, for replies that change later on their own
+        (a game round revealed when its time is up, ``bot/game``)."""
+        self.editors[platform] = editor
+
+    async def tweet_for(self, origin: Origin, raw: str, controls: dict[str, Any]) -> Reply:
+        """A tweet with exactly these controls, admitted, logged and de-duplicated like ``/tuit``
+        (``raw`` is what the log records as asked): the fictional half of a game round."""
+        try:
+            return await self._tuit(origin, raw, ParsedCommand.from_controls(controls))
+        except Exception:
+            logger.exception("unexpected error generating for %r", raw[:64])
+            return Reply("error", texts.INTERNAL_ERROR)
 
     # -- entry points --------------------------------------------------------------------------
 

@@ -213,6 +213,8 @@ def forgotten_text(gone: Forgotten) -> str:
         f"{gone.generations} tuit(s) generado(s)",
         f"{gone.ratings} valoración(es)",
     ]
+    if gone.votes:
+        parts.append(f"{gone.votes} voto(s) de ¿Real o ficticio?")
     if gone.profile:
         parts.append("tu perfil (nombre e identificador)")
     text = "Borré tus datos: " + ", ".join(parts) + "."

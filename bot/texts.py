@@ -47,6 +47,8 @@ def help_text() -> str:
         f"Ejemplos:\n{examples}\n"
         "Otros comandos: /otra (otro tuit como el anterior), /opciones (lados, coaliciones, "
         "partidos), /ayuda.\n"
+        "Juego para grupos: /adivina muestra un tuit real y uno ficticio; voten cuál es el real. "
+        "/puntos muestra el ranking.\n"
         "Los botones 👍 👎 califican un tuit y 🔁 escribe otro igual.\n"
         f"Todos los tuits son inventados: {FICTION_LABEL}"
     )

@@ -6,7 +6,7 @@ into platform messages; they never see models, and the core never sees platform 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -14,9 +14,17 @@ from typing import Literal
 FICTION_LABEL = "🤖 Tuit ficticio · este político no existe"
 
 #: ``ignored``: a message the platform delivered again, already answered or being answered;
-#: front-ends send nothing for it.
-ReplyKind = Literal["tweet", "help", "options", "error", "busy", "rate_limited", "info", "ignored"]
-ButtonAction = Literal["up", "down", "again", "approve", "reject", "flag"]
+#: front-ends send nothing for it. ``update``: a button press's answer that replaces the
+#: message the button is under (a game round revealed).
+ReplyKind = Literal[
+    "tweet", "help", "options", "error", "busy", "rate_limited", "info", "ignored", "update"
+]
+ButtonAction = Literal["up", "down", "again", "approve", "reject", "flag", "vote_a", "vote_b", "reveal"]
+#: Where a sent message is, as the front-end that sent it needs it to edit it later (ids as
+#: text); ``ref`` is the ``chat:message`` form the log stores.
+MessageRef = dict[str, str]
+#: A front-end's way to replace a message it sent earlier with a reply (False: it could not).
+Editor = Callable[[MessageRef, "Reply"], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,9 @@ class Reply:
     text: str
     tweet: Tweet | None = None
     buttons: tuple[Button, ...] = ()
+    #: Called by the front-end once the reply is sent, with where it went (a game round keeps
+    #: it, to reveal the round in place when its time is up).
+    on_sent: Callable[[MessageRef], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_error(self) -> bool:

@@ -109,7 +109,10 @@ class Request(Base):
     #: Discord interaction id); None where there is none (the console).
     source: Mapped[str | None] = mapped_column(String(128), default=None)
     #: Until when the process answering it owns it; another process may resume it only after.
+    #: Short, and renewed by its holder while it works (a heartbeat: db/leases.py).
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    #: The process (its log's random id) whose lease that is; None once given up.
+    lease_holder: Mapped[str | None] = mapped_column(String(64), default=None)
 
     generations: Mapped[list[Generation]] = relationship(
         back_populates="request", cascade="all, delete-orphan", order_by="Generation.candidate"
@@ -190,3 +193,52 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[dict] = mapped_column(default=dict)
+
+
+class GameRound(Base):
+    """A round of ¿Real o ficticio?: a real tweet and a generated one shown side by side.
+
+    The texts are copied here (not only referenced) so a round's figures survive the asker's
+    ``/borrarme`` and the desk can show what fooled people. ``real_slot`` says which of A and B
+    was real; ``closed_at`` is set once, by whoever closes it first (time-out or "Revelar").
+    """
+
+    __tablename__ = "game_rounds"
+    __table_args__ = (
+        Index("ix_game_rounds_chat", "platform", "chat_id", "closed_at"),
+        Index("ix_game_rounds_model", "model", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    platform: Mapped[str] = mapped_column(String(16))
+    chat_id: Mapped[int | None] = mapped_column(ForeignKey("chats.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    generation_id: Mapped[int | None] = mapped_column(ForeignKey("generations.id", ondelete="SET NULL"))
+    model: Mapped[str] = mapped_column(String(128), default="")
+    controls: Mapped[dict] = mapped_column(default=dict)
+    real_slot: Mapped[str] = mapped_column(String(1))  # "A" or "B"
+    real_text: Mapped[str] = mapped_column(Text)
+    real_author: Mapped[str] = mapped_column(String(128), default="")
+    real_date: Mapped[str] = mapped_column(String(32), default="")
+    fake_text: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[datetime] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: ``time`` (the round ran out) or ``button`` (the asker or an admin pressed "Revelar").
+    closed_by: Mapped[str] = mapped_column(String(16), default="")
+    #: Where the round's message is, as the front-end that sent it needs it to edit it.
+    message: Mapped[dict] = mapped_column(default=dict)
+
+
+class GameVote(Base):
+    """A member's guess in a round (one per member; pressing again changes it)."""
+
+    __tablename__ = "game_votes"
+    __table_args__ = (UniqueConstraint("round_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("game_rounds.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    choice: Mapped[str] = mapped_column(String(1))  # "A" or "B": the one voted real
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -18,6 +18,7 @@ from sqlalchemy import Select, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from db.game import forget_votes
 from db.models import AuditEntry, Chat, Generation, Rating, Request, Review, User, utcnow
 
 DECISIONS = ("approved", "rejected", "flagged")
@@ -180,10 +181,12 @@ class Forgotten:
     profile: bool = False
     #: A banned user's row stays (without the name) so deleting data doesn't lift a ban.
     kept_ban: bool = False
+    #: Votes in ¿Real o ficticio? rounds.
+    votes: int = 0
 
     @property
     def anything(self) -> bool:
-        return bool(self.requests or self.ratings or self.profile)
+        return bool(self.requests or self.ratings or self.profile or self.votes)
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,7 @@ class ReviewStore:
     """Review queries and admin actions over the generation log."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     # -- reading -------------------------------------------------------------------------------
@@ -581,6 +585,7 @@ class ReviewStore:
                 or 0
             )
             own_ratings = await session.execute(delete(Rating).where(Rating.user_id == user.id))
+            votes = await forget_votes(session, user.id, generation_ids)
             await session.execute(delete(Rating).where(Rating.generation_id.in_(generation_ids)))
             await session.execute(delete(Review).where(Review.generation_id.in_(generation_ids)))
             await session.execute(delete(Generation).where(Generation.request_id.in_(request_ids)))
@@ -598,6 +603,7 @@ class ReviewStore:
             ratings=own_ratings.rowcount or 0,
             profile=not user.banned,
             kept_ban=user.banned,
+            votes=votes,
         )
 
     async def mark_published(self, generation_id: int, admin: str, destinations: list[str]) -> None:

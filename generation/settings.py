@@ -49,6 +49,9 @@ class ModelSpec(Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     decoding: Decoding = Field(default_factory=Decoding)
+    #: Real tweets this model never trained on (JSONL rows of ``politico-train prepare``'s
+    #: test split, relative to the config file): the real half of ¿Real o ficticio? rounds.
+    real_tweets: str = ""
 
 
 class EngineSettings(Strict):

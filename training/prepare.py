@@ -4,7 +4,8 @@ Output folder layout (what the other commands read):
 
 - ``all.jsonl``, ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: one annotated tweet a
   line, with the fields of :class:`generation.prompts.ControlFields` plus ``tweet``, ``autor``,
-  ``lado`` and ``completo`` (False: the tweet ends open and must not teach an ending).
+  ``lado`` and ``completo`` (False: the tweet ends open and must not teach an ending), and
+  ``fecha`` when the tweets have a date column (``created_at``).
 - ``derecha/`` and ``izquierda/``: the same split, only that side's tweets (the casual models).
 - ``corpus.txt``: the training split's complete tweets, one a line (tokenizer and pretraining).
 - ``stats.json``: counts per label and what cleaning dropped.
@@ -33,10 +34,12 @@ from training.clean import CleanStats, clean_tweets, duplicate_key
 from training.errors import InputError
 from training.metrics import CopyDetector
 from training.sentiment import make_sentiment
-from training.tables import pick_column, read_rows, write_jsonl
+from training.tables import columns_of, pick_column, read_rows, write_jsonl
 
 TEXT_COLUMNS = ("text", "full_text", "tweet", "texto")
 AUTHOR_COLUMNS = ("screen_name", "author", "autor", "user", "username")
+#: A tweet's date, kept as ``fecha`` when the source has one (the bot's game shows it).
+DATE_COLUMNS = ("created_at", "fecha", "date")
 PARTY_COLUMNS = ("partido", "party")
 COALITION_COLUMNS = ("coalicion", "coalition")
 SIDE_COLUMNS = ("lado", "side")
@@ -107,14 +110,16 @@ def load_authors(path: Path) -> dict[str, dict[str, str]]:
     return authors
 
 
-def read_tweets(options: PrepareOptions, need_author: bool) -> list[tuple[str, str]]:
-    """``(author, raw text)`` of every row of every tweets file."""
-    rows: list[tuple[str, str]] = []
+def read_tweets(options: PrepareOptions, need_author: bool) -> list[tuple[str, str, str]]:
+    """``(author, raw text, date or "")`` of every row of every tweets file."""
+    rows: list[tuple[str, str, str]] = []
     for path in options.tweets:
         text = pick_column(path, options.text_column, TEXT_COLUMNS, "text")
         author = pick_column(path, options.author_column, AUTHOR_COLUMNS, "author") if need_author else None
+        date = next((c for c in DATE_COLUMNS if c in columns_of(path)), None)
         for row in read_rows(path):
-            rows.append((str(row[author]).strip() if author else "", str(row[text] or "")))
+            rows.append((str(row[author]).strip() if author else "", str(row[text] or ""),
+                         str(row[date] or "").strip() if date else ""))
     return rows
 
 
@@ -131,7 +136,7 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
     raw = read_tweets(options, need_author=authors is not None)
     stats = CleanStats()
     skip = frozenset(load_authors(options.exclude_authors)) if options.exclude_authors else frozenset()
-    kept = list(clean_tweets((text for _, text in raw), options.min_words, stats, options.retweets, skip))
+    kept = list(clean_tweets((text for _, text, _ in raw), options.min_words, stats, options.retweets, skip))
     if not kept:
         raise InputError("no tweet left after cleaning (is the text column right?)")
     out = options.out
@@ -168,6 +173,7 @@ def prepare(options: PrepareOptions) -> dict[str, Any]:
             "sentimiento": note.sentimiento, "entidades": note.entidades,
             "hashtags": note.hashtags, "frases": note.frases, "tweet": cleaned.text,
             "completo": cleaned.complete,
+            **({"fecha": raw[cleaned.index][2]} if raw[cleaned.index][2] else {}),
         })
     if not (options.validation >= 0 and options.test >= 0 and options.validation + options.test < 1):
         raise InputError("--validation and --test must be shares that add up to less than 1")

@@ -36,6 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.admin.auth import AdminAuth, csrf_matches, new_csrf_token
 from bot.admin.charts import bar_chart
 from bot.admin.publish import Publisher, PublishError
+from bot.types import FICTION_LABEL
+from db.game import GameStore
 from db.review import (
     DECISIONS,
     EXPORT_COLUMNS,
@@ -172,6 +174,7 @@ def create_app(
     environment.filters["when"] = _when
     environment.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2)
     environment.filters["pct"] = lambda value: "—" if value is None else f"{value:.0%}"
+    games = GameStore(store.engine)
     desk = Desk(
         store=store,
         auth=auth,
@@ -350,6 +353,17 @@ def create_app(
         )
 
     @admin_only
+    async def game(request: Request) -> Response:
+        """¿Real o ficticio?: per model, rounds played and the share of votes the fake fooled."""
+        models = await games.models()
+        wanted = request.query_params.get("model", "")
+        model = wanted if wanted in models else (models[0] if models else "")
+        figures = await games.figures(model) if model else None
+        per_day = bar_chart(figures.per_day if figures else [], percent=True)
+        return desk.render(request, "game.html", models=models, figures=figures, per_day=per_day,
+                           fiction_label=FICTION_LABEL)
+
+    @admin_only
     async def audit(request: Request) -> Response:
         return desk.render(request, "audit.html", entries=await store.audit_trail(200))
 
@@ -371,6 +385,7 @@ def create_app(
         Route("/export.{kind:str}", export, methods=["GET"]),
         Route("/stats", stats, methods=["GET"]),
         Route("/audit", audit, methods=["GET"]),
+        Route("/game", game, methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(

@@ -28,7 +28,7 @@ from bot.config import DiscordSettings
 from bot.discord.limits import BUTTON_LABEL, CHOICE_NAME, CHOICES, CONTENT, CUSTOM_ID, chunks, fit
 from bot.resume import Resumer
 from bot.texts import SENTIMENT_NAMES
-from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+from bot.types import FICTION_LABEL, Incoming, MessageRef, Origin, Reply
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -66,6 +66,7 @@ class DiscordFrontend:
         self.tree.on_error = self._on_command_error  # type: ignore[method-assign]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
         self._add_commands()
+        app.core.register_editor(PLATFORM, self.edit)
         self._runner: asyncio.Task[None] | None = None
         self._resuming: asyncio.Task[None] | None = None
         self._started_at = datetime.now(UTC)
@@ -178,6 +179,12 @@ class DiscordFrontend:
         async def opciones(interaction: discord.Interaction) -> None:
             await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/opciones")))
 
+        async def adivina(interaction: discord.Interaction) -> None:
+            await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/adivina")))
+
+        async def puntos(interaction: discord.Interaction) -> None:
+            await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/puntos")))
+
         async def comando(interaction: discord.Interaction, texto: str) -> None:
             command = "/" + texto.strip().lstrip("/")
             await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), command)))
@@ -187,6 +194,8 @@ class DiscordFrontend:
             ("otra", "Otro tuit con las mismas opciones que el anterior", otra),
             ("ayuda", "Cómo pedir un tuit", ayuda),
             ("opciones", "Lados, coaliciones, partidos y sentimientos", opciones),
+            ("adivina", "¿Real o ficticio? Dos tuits, uno inventado: adivina cuál es real", adivina),
+            ("puntos", "Puntos de ¿Real o ficticio? en este canal", puntos),
             ("comando", "Cualquier otro comando del bot (revisión, etc.)", comando),
         ):
             self.tree.add_command(app_commands.Command(name=name, description=description, callback=callback))
@@ -241,6 +250,10 @@ class DiscordFrontend:
         if not done:
             await interaction.response.defer(thinking=True)
         reply = await work
+        if reply.kind == "update" and not interaction.response.is_done():
+            # The press changes the message it was under (a game round revealed).
+            await interaction.response.edit_message(content=fit(reply.text, CONTENT), view=buttons_view(reply))
+            return
         if reply.kind == "tweet":
             if not interaction.response.is_done():
                 await interaction.response.defer(thinking=True)
@@ -280,8 +293,17 @@ class DiscordFrontend:
             return
         tweet = reply.tweet if reply.kind == "tweet" else None
         if tweet is None:
-            for part in chunks(reply.text, CONTENT):
+            parts = chunks(reply.text, CONTENT)
+            for part in parts[:-1]:
                 await _quietly(webhook.send(part))
+            # Buttons go under the last part; a reply that wants to know where it went waits.
+            view = buttons_view(reply)
+            last = await _quietly(webhook.send(parts[-1], wait=True, **({"view": view} if view else {})))
+            if reply.on_sent is not None and last is not None:
+                await reply.on_sent({
+                    "ref": f"{last.channel.id}:{last.id}", "message_id": str(last.id),
+                    "application_id": str(webhook.id), "interaction_token": webhook.token or "",
+                })
             return
         view = buttons_view(reply)
         kwargs: dict[str, Any] = {"view": view} if view is not None else {}
@@ -297,6 +319,16 @@ class DiscordFrontend:
         message = await _quietly(webhook.send(content, wait=True, **kwargs))
         if message is not None:
             await self.core.mark_sent(tweet.generation_id, f"{message.channel.id}:{message.id}")
+
+    async def edit(self, where: MessageRef, reply: Reply) -> bool:
+        """Replace a message sent as an interaction follow-up (``where``: the application id,
+        interaction token and message id; Discord accepts this for 15 minutes)."""
+        webhook = discord.Webhook.partial(int(where["application_id"]), where["interaction_token"],
+                                          client=self.client)
+        edited = await _quietly(webhook.edit_message(
+            int(where["message_id"]), content=fit(reply.text, CONTENT), view=buttons_view(reply),
+        ))
+        return edited is not None
 
     def origin(self, interaction: discord.Interaction) -> Origin:
         user = interaction.user

@@ -57,7 +57,7 @@ from bot.telegram.limits import (
     fit,
 )
 from bot.telegram.polling import ConfirmingPoller
-from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+from bot.types import FICTION_LABEL, Incoming, MessageRef, Origin, Reply
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -73,6 +73,8 @@ MENU = (
     ("tuit", "Un tuit ficticio: /tuit derecha positivo pensiones"),
     ("otra", "Otro tuit con las mismas opciones"),
     ("opciones", "Lados, coaliciones, partidos y sentimientos"),
+    ("adivina", "¿Real o ficticio? Un juego para grupos"),
+    ("puntos", "Puntos del juego en este chat"),
     ("ayuda", "Cómo pedir un tuit"),
     ("start", "Empezar"),
 )
@@ -132,6 +134,7 @@ class TelegramFrontend:
         self.application.add_handler(CallbackQueryHandler(self._on_button))
         self.application.add_handler(InlineQueryHandler(self._on_inline))
         self.application.add_error_handler(self._on_error)
+        app.core.register_editor(PLATFORM, self.edit)
 
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -236,6 +239,12 @@ class TelegramFrontend:
         else:
             reply, notice = await self._while_working(message.chat.id, message.message_id, work)
         if reply.kind == "ignored":
+            return
+        if reply.kind == "update":  # the press changes the message it was under
+            if not answered:
+                await _quietly(query.answer())
+            if message is not None:
+                await self.edit({"chat_id": str(message.chat.id), "message_id": str(message.message_id)}, reply)
             return
         if reply.kind != "tweet":
             text = fit(reply.text, CALLBACK_ANSWER)
@@ -365,7 +374,19 @@ class TelegramFrontend:
             ))
         if tweet is not None and sent is not None:
             await self.core.mark_sent(tweet.generation_id, f"{sent.chat_id}:{sent.message_id}")
+        if reply.on_sent is not None and sent is not None:
+            await reply.on_sent({"ref": f"{sent.chat_id}:{sent.message_id}", "chat_id": str(sent.chat_id),
+                                 "message_id": str(sent.message_id)})
         return sent
+
+    async def edit(self, where: MessageRef, reply: Reply) -> bool:
+        """Replace the text and buttons of a message this bot sent (``where``: its chat and
+        message ids); False when Telegram refused."""
+        edited = await _quietly(self.application.bot.edit_message_text(
+            fit(reply.text, MESSAGE_TEXT), chat_id=where["chat_id"], message_id=int(where["message_id"]),
+            reply_markup=keyboard(reply.buttons),
+        ))
+        return edited is not None
 
 
 def _reply_to(message_id: int | None) -> ReplyParameters | None:
