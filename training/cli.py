@@ -120,6 +120,7 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         prompt=args.prompt, side=args.side, samples=args.samples, candidates=args.candidates,
         guide=not args.no_guide, sentiment=args.sentiment,
         copy_words=args.copy_words, max_new_tokens=args.max_new_tokens, threads=args.threads, seed=args.seed, progress=not args.quiet,
+        human_db=args.human_db,
     ))
 
 
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-words", type=int, default=8, help="memorization: copied run length")
     p.add_argument("--max-new-tokens", type=int, default=60)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--human-db", default="", help="the bot's database URL: add the share of ¿Real o ficticio? "
+                   "votes this model's tweets won (the bot names it as its folder: models/demo → demo)")
     p.set_defaults(handler=run_evaluate)
 
     p = commands.add_parser("export", help="Hugging Face folder with a model card")

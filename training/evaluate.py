@@ -58,6 +58,8 @@ class EvaluateOptions:
     threads: int = 0
     seed: int = 42
     progress: bool = True
+    #: The bot's database URL: adds how its players judged this model (``training/human.py``).
+    human_db: str = ""
 
 
 @torch.no_grad()
@@ -256,4 +258,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     (out / "report.md").write_text(_report(options, metrics, rows, plots), encoding="utf-8")
+    if options.human_db:  # people's verdict, from the bot's ¿Real o ficticio? game
+        from training.human import add_human_figures
+        add_human_figures(options.human_db, options.model, out, metrics)
     return metrics

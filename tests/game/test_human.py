@@ -55,3 +55,35 @@ def test_training_reads_the_game_without_the_bot() -> None:
     code = "import sys, training.human; assert not [m for m in sys.modules if m == 'bot' or m.startswith('bot.')]"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_politico_train_evaluate_human_db(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The real ``evaluate`` on the tiny model, with the bot's game figures for it added."""
+    from tests.game.conftest import ROWS
+    from training.cli import main
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
+
+    async def rounds() -> None:
+        await upgrade(url)
+        engine = create_engine(url)
+        store = GameStore(engine)
+        item = await store.start(new_round("Engañé", real_slot="A", model=tiny_model_dir.name))
+        for user, choice in enumerate("BBBA"):
+            await store.vote(item.id, "telegram", str(user), f"U{user}", choice)
+        await store.close(item.id, "time")
+        await engine.dispose()
+
+    asyncio.run(rounds())
+    rows = [{**row, "tweet": f"{row['tweet']} {n}"} for row in ROWS[:2] for n in range(3)]
+    for name, part in (("train", rows), ("validation", rows[:2])):
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
+    out = tmp_path / "eval"
+    status = main(["--quiet", "evaluate", "--model", str(tiny_model_dir), "--train", str(tmp_path / "train.jsonl"),
+                   "--validation", str(tmp_path / "validation.jsonl"), "--out", str(out), "--samples", "2",
+                   "--max-new-tokens", "8", "--sentiment", "lexicon", "--human-db", url])
+    assert status == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["human_fooled_share"] == 0.75 and metrics["human_votes"] == 4 and "perplexity" in metrics
+    assert "**75.0%** of the votes" in (out / "report.md").read_text(encoding="utf-8")
