@@ -16,6 +16,7 @@ from bot.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.review import ChatReview
 from db.engine import is_sqlite
 from db.game import GameStore
+from db.leases import Heartbeat
 from db.log import GenerationLog
 from db.migrate import upgrade
 from db.review import ReviewStore
@@ -34,16 +35,20 @@ class App:
     generator: TweetGenerator
     backend: Backend
     limiter: RateLimiter
+    #: Renews the leases of the requests in hand while the app runs.
+    heartbeat: Heartbeat
     #: ¿Real o ficticio? (its round timers stop with the app).
     game: Game | None = None
 
     async def aclose(self) -> None:
-        """Let in-flight generations finish (the engine drains), then close the database."""
+        """Let in-flight generations finish (the engine drains, its leases still renewed), then
+        stop the heartbeat and close the database."""
         if self.game is not None:
             await self.game.aclose()
         try:
             await self.generator.aclose()
         finally:
+            await self.heartbeat.stop()
             try:
                 await self.limiter.aclose()
             finally:
@@ -88,4 +93,6 @@ async def build_app(settings: Settings, *, start_engine: bool = True) -> App:
     ChatReview(settings, ReviewStore(log.engine)).install(core)
     game = Game(settings, GameStore(log.engine), core)
     game.install()
-    return App(settings, core, log, generator, backend, limiter, game=game)
+    heartbeat = Heartbeat(log, core.lease_s, core.lease_s / 3, core.max_hold_s)
+    heartbeat.start()
+    return App(settings, core, log, generator, backend, limiter, heartbeat, game=game)

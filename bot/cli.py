@@ -2,9 +2,10 @@
 
 Subcommands are imported only when run, so ``politico --help`` stays fast (no torch import) and a
 front-end whose module or dependency is missing fails with one line instead of a traceback.
-Each target is ``function(argv: list[str]) -> int | None`` and parses its own options; a
-``--config PATH`` given before the subcommand is handed on to it, so both
-``politico --config x.toml chat`` and ``politico chat --config x.toml`` work.
+Each target is ``function(argv: list[str]) -> int | None`` and parses its own options, reading
+the tables of ``config.toml`` its room owns (``generation.config``: the engine and the log
+never import the bot); a ``--config PATH`` given before the subcommand is handed on to it, so
+both ``politico --config x.toml chat`` and ``politico chat --config x.toml`` work.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import Settings, load_settings
+from generation.config import ConfigError, add_config_argument
 
 #: Subcommand → ("module:function", one-line help). Owners add their rows here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,14 +29,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 Target = Callable[[list[str]], "int | None"]
-
-
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    """The ``--config PATH`` option every subcommand accepts."""
-    parser.add_argument(
-        "--config", metavar="PATH", default=None,
-        help="archivo de configuración (por omisión config.toml junto al código)",
-    )
 
 
 def settings_from(path: str | None) -> Settings:

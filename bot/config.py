@@ -1,6 +1,9 @@
 """The whole program's configuration: ``config.toml`` validated at start-up.
 
-Every table forbids unknown keys, so a typo stops the program with one line naming the key
+The chat layer's tables are defined here and composed with the tables other rooms own
+(``[generation]``: ``generation/settings.py``, ``[database]``: ``db/config.py``, ``[logging]``
+and the file machinery: ``generation/config.py``), so the engine and the log never import the
+bot. Every table forbids unknown keys, so a typo stops the program with one line naming the key
 (``ConfigError``). Secrets come from the environment: ``POLITICO_<TABLE>__<KEY>`` overrides any
 key (``POLITICO_TELEGRAM__TOKEN``, ``POLITICO_DATABASE__URL``), and relative paths in the file
 are relative to the file, so the program runs the same from any working directory.
@@ -9,17 +12,21 @@ are relative to the file, so the program runs the same from any working director
 from __future__ import annotations
 
 import os
-import tomllib
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from db.config import DatabaseSettings, resolve_database_paths
+from generation.config import (
+    ConfigRoot,
+    LoggingSettings,
+    PathResolver,
+    load_config,
+    resolve_generation_paths,
+)
 from generation.settings import GenerationSettings
-
-ENV_PREFIX = "POLITICO_"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 
 
 class Strict(BaseModel):
@@ -81,22 +88,44 @@ class BotSettings(Strict):
     #: After a restart, requests left unanswered are answered when younger than this (seconds)
     #: and marked expired when older.
     resume_max_age_s: float = Field(600, ge=0)
+    #: A request's lease (seconds): the process answering it renews it every third of this
+    #: while it works, so a dead process's requests are taken over this long after it died.
+    lease_s: float = Field(15, ge=1, le=600)
+
+
+class FrontendLimits(Strict):
+    """One front-end's limits; a value left out is the ``[rate_limits]`` one."""
+
+    per_user_per_minute: int | None = Field(None, ge=0)
+    per_chat_per_minute: int | None = Field(None, ge=0)
 
 
 class RateLimitSettings(Strict):
-    """Requests allowed per user and per chat in a sliding minute (0 turns a limit off)."""
+    """Requests allowed per user and per chat in a sliding minute (0 turns a limit off).
+
+    The values apply to every front-end unless its own table (``[rate_limits.console]``…) says
+    otherwise. The console has none by default: its one user is the operator at the keyboard,
+    trying the bot or piping a script, not a crowd sharing an engine.
+    """
 
     per_user_per_minute: int = Field(6, ge=0)
     per_chat_per_minute: int = Field(20, ge=0)
     #: When set, limits are shared by every bot process through Redis.
     redis_url: str = ""
+    telegram: FrontendLimits = Field(default_factory=FrontendLimits)
+    discord: FrontendLimits = Field(default_factory=FrontendLimits)
+    console: FrontendLimits = Field(
+        default_factory=lambda: FrontendLimits(per_user_per_minute=0, per_chat_per_minute=0)
+    )
 
-
-class DatabaseSettings(Strict):
-    url: str = "sqlite+aiosqlite:///politico.db"
-    #: Append-only file where log records wait while the database is unreachable.
-    spool_path: str = "politico-spool.jsonl"
-    echo: bool = False
+    def for_platform(self, platform: str) -> tuple[int, int]:
+        """(per user, per chat) limits of a front-end (``telegram``, ``discord``, ``console``)."""
+        own = getattr(self, platform, None)
+        own = own if isinstance(own, FrontendLimits) else FrontendLimits()
+        return (
+            self.per_user_per_minute if own.per_user_per_minute is None else own.per_user_per_minute,
+            self.per_chat_per_minute if own.per_chat_per_minute is None else own.per_chat_per_minute,
+        )
 
 
 class TelegramSettings(Strict):
@@ -130,17 +159,13 @@ class GameSettings(Strict):
     round_s: float = Field(60, ge=1, le=600)
 
 
-class LoggingSettings(Strict):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_format: bool = Field(False, alias="json")
+class Settings(ConfigRoot):
+    """The root of ``config.toml``: every table, none unknown."""
 
-
-class Settings(BaseSettings):
-    """The root of ``config.toml``."""
-
-    model_config = SettingsConfigDict(
-        extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
-    )
+    model_config = SettingsConfigDict(extra="forbid")
+    path_resolvers: ClassVar[Mapping[str, PathResolver]] = {
+        "generation": resolve_generation_paths, "database": resolve_database_paths,
+    }
 
     bot: BotSettings = Field(default_factory=BotSettings)
     politics: PoliticsSettings = Field(default_factory=PoliticsSettings)
@@ -152,18 +177,6 @@ class Settings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     game: GameSettings = Field(default_factory=GameSettings)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment wins over the file (given as init values) so secrets stay out of it.
-        return env_settings, init_settings
-
     @model_validator(mode="after")
     def _sides_use_declared_models(self) -> Settings:
         for name, side in self.politics.sides.items():
@@ -172,56 +185,7 @@ class Settings(BaseSettings):
         return self
 
 
-class ConfigError(Exception):
-    """A config problem, phrased as one line that names the key."""
-
-
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read, resolve and validate a config file (``config.toml`` beside the code by default)."""
-    config_path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        raw = tomllib.loads(config_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{config_path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
-    _resolve_paths(raw, config_path.resolve().parent)
-    try:
-        return Settings(**raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{config_path}: {_first_problem(exc)}") from None
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
-    """Make file paths relative to the config file (model folders, SQLite files, the spool)."""
-    for spec in raw.get("generation", {}).get("models", {}).values():
-        real = spec.get("real_tweets") if isinstance(spec, dict) else None
-        if isinstance(real, str) and real:
-            spec["real_tweets"] = str((base / Path(real).expanduser()).resolve())
-        path = spec.get("path") if isinstance(spec, dict) else None
-        # A path written as one, or whose parent folder exists beside the config ("models/demo"
-        # before it is trained), is a local folder; anything else is a hub id ("owner/name").
-        if isinstance(path, str) and (
-            path.startswith(("./", "../", "/", "~")) or ((base / path).parent.is_dir() and "/" in path)
-        ):
-            spec["path"] = str((base / Path(path).expanduser()).resolve())
-    database = raw.get("database", {})
-    url = database.get("url")
-    prefix = "sqlite+aiosqlite:///"
-    if isinstance(url, str) and url.startswith(prefix) and not url[len(prefix):].startswith("/"):
-        rest = url[len(prefix):]
-        if rest and rest != ":memory:":
-            database["url"] = prefix + str((base / rest).resolve())
-    spool = database.get("spool_path")
-    if isinstance(spool, str) and not Path(spool).is_absolute():
-        database["spool_path"] = str((base / spool).resolve())
-
-
-def _first_problem(exc: ValidationError) -> str:
-    """``key.path: what is wrong`` for the first error pydantic found."""
-    error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    return f"{key}: {message}" + (f" (got {error['input']!r})" if error["type"] != "extra_forbidden" and not isinstance(error.get("input"), dict) else "")
+    """Read, resolve and validate a config file (``config.toml`` beside the code by default);
+    a problem raises ``generation.config.ConfigError``, one line naming the key."""
+    return load_config(Settings, path)

@@ -24,6 +24,7 @@ from bot.app import App, build_app
 from bot.cli import add_config_argument, settings_from
 from bot.config import Settings
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+from generation.logs import quiet_model_loading
 
 PROMPT = "tú> "
 QUIT = {"/salir", "/exit", "/quit"}
@@ -113,6 +114,7 @@ def main(argv: list[str]) -> int:
     settings = settings_from(options.config)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    quiet_model_loading()
     if sys.stdin.isatty():
         with contextlib.suppress(ImportError):  # line editing and history, where available
             importlib.import_module("readline")

@@ -6,9 +6,10 @@ choose the model and controls → generate → ``log.finish`` (committed before 
 returned, so a reply never shows a tweet the log lacks). Nothing here raises to the caller:
 bad input, a busy engine or an unexpected failure all come back as a polite :class:`Reply`.
 
-Answered once: ``begin`` leases the request to this process for as long as generating it may
-take (:func:`lease_seconds`), so another process resumes it only if this one died; a message
-the platform delivers again is recognised by its ``source`` and ignored. Front-ends call
+Answered once: ``begin`` leases the request to this process for ``bot.lease_s`` seconds, and the
+app's heartbeat (``db/leases.py``) renews the lease while the request is in hand (up to
+:func:`max_hold_seconds`), so another process resumes it only if this one died; a message the
+platform delivers again is recognised by its ``source`` and ignored. Front-ends call
 :meth:`BotCore.mark_sending` right before handing a tweet to the platform.
 """
 
@@ -38,7 +39,7 @@ from bot.parser import (
 )
 from bot.ratelimit import RateLimiter
 from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
-from db.log import GenerationLog, LoggedRequest, NewGeneration
+from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
 from generation.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import (
@@ -57,8 +58,8 @@ RANDOM_SENTIMENTS = ("POSITIVE", "NEGATIVE", "NEUTRAL")
 RATE_WINDOW_S = 60.0
 #: Commands longer than this are logged cut (they are refused anyway, past max_command_chars).
 MAX_LOGGED_CHARS = 4000
-#: A lease covers the generation's time limit plus this, for logging before and after it.
-LEASE_MARGIN_S = 10.0
+#: A request is held for at most the generation's time limit plus this (logging around it).
+HOLD_MARGIN_S = 10.0
 
 ActionHandler = Callable[[Origin, int], Awaitable[Reply]]
 CommandHandler = Callable[[Origin, str], Awaitable[Reply]]
@@ -80,8 +81,9 @@ class _Plan:
     casual: bool
 
 
-def lease_seconds(generation: GenerationSettings) -> float:
-    """How long a process may take to answer a request it logged: past this it has surely died.
+def max_hold_seconds(generation: GenerationSettings) -> float:
+    """How long a process may take to answer a request: past this its handler is stuck, and the
+    heartbeat stops renewing the lease so that another process may answer it.
 
     The generator tries up to ``postprocess.max_tries`` rounds, each bounded by the engine's
     (or the remote backend's) time limit; the margin covers the log writes around them.
@@ -89,7 +91,7 @@ def lease_seconds(generation: GenerationSettings) -> float:
     limit = generation.engine.request_timeout_s
     if generation.backend == "remote":
         limit = max(limit, generation.remote.timeout_s)
-    return limit * generation.postprocess.max_tries + LEASE_MARGIN_S
+    return limit * generation.postprocess.max_tries + HOLD_MARGIN_S
 
 
 class BotCore:
@@ -103,7 +105,8 @@ class BotCore:
         self.limiter = limiter
         self.catalog = Catalog.from_settings(settings.politics)
         self.rng = rng or random.Random()
-        self.lease_s = lease_seconds(settings.generation)
+        self.lease_s = settings.bot.lease_s
+        self.max_hold_s = max_hold_seconds(settings.generation)
         self._actions: dict[str, ActionHandler] = {
             "up": self._rate_up, "down": self._rate_down, "again": self.again,
         }
@@ -224,7 +227,7 @@ class BotCore:
             if isinstance(parsed, ParseError):
                 await self.log.finish(request.id, "invalid", error=parsed.message)
                 return Reply("error", parsed.message)
-            return await self._generate(request.id, parsed)
+            return await self._answer(request.id, parsed)
         except Exception:
             logger.exception("unexpected error resuming request %s", request_id)
             return Reply("error", texts.INTERNAL_ERROR)
@@ -316,15 +319,17 @@ class BotCore:
         if isinstance(parsed, ParseError):
             await self.log.finish(request_id, "invalid", error=parsed.message)
             return Reply("error", parsed.message)
-        return await self._generate(request_id, parsed)
+        return await self._answer(request_id, parsed)
 
     async def _admit(self, origin: Origin) -> Reply | None:
         """None when the user may ask for a tweet now, else the refusal."""
         if await self.log.is_banned(origin.platform, origin.user_id):
             return Reply("error", texts.BANNED)
-        limits = self.settings.rate_limits
-        for key, limit in ((f"user:{origin.platform}:{origin.user_id}", limits.per_user_per_minute),
-                           (f"chat:{origin.platform}:{origin.chat_id}", limits.per_chat_per_minute)):
+        per_user, per_chat = self.settings.rate_limits.for_platform(origin.platform)
+        for key, limit, refusal in (
+            (f"user:{origin.platform}:{origin.user_id}", per_user, texts.rate_limited),
+            (f"chat:{origin.platform}:{origin.chat_id}", per_chat, texts.chat_rate_limited),
+        ):
             try:
                 wait = await self.limiter.hit(key, limit, RATE_WINDOW_S)
             except Exception:
@@ -332,8 +337,17 @@ class BotCore:
                 logger.warning("rate limiter failed; letting %s through", key, exc_info=True)
                 continue
             if wait is not None:
-                return Reply("rate_limited", texts.rate_limited(wait))
+                return Reply("rate_limited", refusal(wait))
         return None
+
+    async def _answer(self, request_id: int, parsed: ParsedCommand) -> Reply:
+        """Generate and log the answer; nothing to say when another process took the request
+        over meanwhile (this one's lease ended): that one answers it, not both."""
+        try:
+            return await self._generate(request_id, parsed)
+        except LeaseLost:
+            logger.warning("request %s was taken over by another process: not answered here", request_id)
+            return Reply("ignored", "")
 
     async def _parsed_for(self, request: LoggedRequest) -> ParsedCommand | ParseError:
         """What a logged request asked for: its parent's controls (``/otra``, 🔁) or its text."""

@@ -11,7 +11,9 @@ message. Two kinds of request are picked up, when younger than ``bot.resume_max_
 Several processes may start together on one database, or one may start while another is still
 answering, so each request is first *claimed* (``GenerationLog.claim``: exactly one process
 wins). A request another process still holds (its lease has not ended) is looked at again when
-the lease ends, or sooner, since a process that stops cleanly gives up its leases.
+the lease ends, or sooner, since a process that stops cleanly gives up its leases. Leases are
+short and renewed by their live holder (``db/leases.py``), so a dead process's requests are
+taken over within ``bot.lease_s`` seconds while a live one keeps its own.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class Resumer:
     async def _answer(self, request: LoggedRequest) -> None:
         try:
             reply = await self.core.resume(request.id)
-            if reply.kind != "info":  # "info": answered meanwhile, nothing to say
+            if reply.kind not in ("info", "ignored"):  # answered meanwhile, or taken over
                 await self.send(request, reply)
         except Exception:
             logger.exception("%s: could not resume request %s", self.platform, request.id)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from bot.catalog import normalize
 from bot.config import Settings
+from bot.texts import SENTIMENT_NAMES
 from bot.types import FICTION_LABEL, Button, Origin, Reply
 from db.review import Detail, Forgotten, ReviewStore
 
@@ -185,7 +186,7 @@ def review_text(item: Detail, generation_id: int, pending: int) -> str:
         f"{label} {value}"
         for label, value in (
             ("lado", item.side), ("coalición", item.coalition), ("partido", item.party),
-            ("sentimiento", item.sentiment), ("tema", str(item.controls.get("topic") or "")),
+            ("sentimiento", SENTIMENT_NAMES.get(item.sentiment, item.sentiment)), ("tema", str(item.controls.get("topic") or "")),
         )
         if value
     ]

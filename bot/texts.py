@@ -146,8 +146,16 @@ EXPIRED = "Se me pasó responder tu pedido a tiempo. Pídelo de nuevo con /tuit"
 
 
 def rate_limited(wait_s: float) -> str:
+    """The user's own limit was reached."""
     seconds = max(1, round(wait_s))
     return f"Vas muy rápido: espera {seconds} s antes de pedir otro tuit."
+
+
+def chat_rate_limited(wait_s: float) -> str:
+    """The chat's shared limit was reached: the user may have asked only once."""
+    seconds = max(1, round(wait_s))
+    return (f"En este chat se pidieron muchos tuits en el último minuto: "
+            f"se puede volver a pedir en {seconds} s.")
 
 
 def unknown_command(name: str, suggestion: str | None) -> str:

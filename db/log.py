@@ -7,14 +7,21 @@ be stored elsewhere while the database is down and replayed later exactly as it 
 (``at``) for the same reason.
 
 Answered once: ``begin`` recognises a message the platform delivers again (its ``source``), and
-a request carries a lease (``lease_until``) so that of several processes only the one that
-holds it answers; :meth:`GenerationLog.claim` takes an expired one over in one conditional
-UPDATE. ``mark_sending`` records that a tweet is about to be handed to the platform.
+a request carries a lease (``lease_until``, held by ``lease_holder``: one random id per log, so
+per process) so that of several processes only the one that holds it answers;
+:meth:`GenerationLog.claim` takes an ended one over in one conditional UPDATE. Leases are short
+heartbeats: the holder renews the ones it holds every few seconds (:meth:`GenerationLog.renew`,
+run by ``db/leases.py``), so a dead holder's requests are free within seconds while a slow live
+one keeps its own; a holder whose request was taken over meanwhile is told so by ``finish``
+(:class:`LeaseLost`) and does not answer it too. ``mark_sending`` records that a tweet is about
+to be handed to the platform.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +46,11 @@ class NewGeneration:
     latency_ms: float = 0.0
     seed: int | None = None
     shown: bool = True
+
+
+class LeaseLost(Exception):
+    """The request was taken over by another process (this one's lease had ended): that one
+    answers it, so this one must not."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,7 @@ async def _begin(session: AsyncSession, r: dict[str, Any]) -> Begun:
         created_at=at, platform=platform, user_id=user.id, chat_id=chat.id,
         raw_command=_text(r["raw_command"]), reply_to=r.get("reply_to") or {},
         parent_id=r.get("parent_id"), status="pending", source=source,
-        lease_until=_moment(r.get("lease_until")),
+        lease_until=_moment(r.get("lease_until")), lease_holder=r.get("holder"),
     )
     try:
         async with session.begin_nested():
@@ -194,11 +206,15 @@ async def _begin(session: AsyncSession, r: dict[str, Any]) -> Begun:
     return Begun(request.id)
 
 
-async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int]:
+async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int] | None:
+    """Store a request's outcome and tweets; None (nothing stored) when another process holds
+    the request now: it took it over after this one's lease ended, and answers it itself."""
     at = _at(r)
     request = await session.get(Request, r["request_id"])
     if request is None:
         raise LookupError(f"no request {r['request_id']}")
+    if r.get("holder") and request.lease_holder not in (None, r["holder"]):
+        return None
     for key in ("status", "controls", "side", "coalition", "party", "sentiment", "model", "prompt",
                 "params", "seed", "error", "queue_ms", "latency_ms"):
         if key in r:
@@ -220,7 +236,7 @@ async def _release(session: AsyncSession, r: dict[str, Any]) -> bool:
     """Drop a pending request's lease, so that the next process may answer it at once."""
     result = await session.execute(
         update(Request).where(Request.id == r["request_id"], Request.status == "pending")
-        .values(lease_until=None)
+        .values(lease_until=None, lease_holder=None)
     )
     return bool(result.rowcount)
 
@@ -293,6 +309,10 @@ class GenerationLog:
 
     def __init__(self, engine: AsyncEngine, spool_path: str | None = None) -> None:
         self.engine = engine
+        #: Whose leases this log's writes take and renew: one id per log (one log per process).
+        self.holder = uuid.uuid4().hex
+        #: Requests this log holds a lease on → when it took them (monotonic), for :meth:`renew`.
+        self._held: dict[int, float] = {}
         #: Where ``db/spool.py`` keeps records while the database is unreachable.
         self.spool_path = spool_path
         self.sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -335,8 +355,12 @@ class GenerationLog:
             "chat_title": chat_title, "raw_command": raw_command, "reply_to": dict(reply_to or {}),
             "parent_id": parent_id, "source": source[:128] if source else None,
             "lease_until": (now + timedelta(seconds=lease_s)).isoformat() if lease_s is not None else None,
+            "holder": self.holder if lease_s is not None else None,
         })
-        return result if isinstance(result, Begun) else Begun(result)
+        begun = result if isinstance(result, Begun) else Begun(result)
+        if lease_s is not None and not begun.duplicate and begun.id > 0:  # > 0: not provisional
+            self._held[begun.id] = time.monotonic()
+        return begun
 
     async def claim(self, request_id: int, lease_s: float, status: str = "pending") -> bool:
         """Take a request over to answer it: True for exactly one of several processes trying.
@@ -351,12 +375,41 @@ class GenerationLog:
                 update(Request)
                 .where(Request.id == request_id, Request.status == status,
                        or_(Request.lease_until.is_(None), Request.lease_until < now))
-                .values(lease_until=now + timedelta(seconds=lease_s))
+                .values(lease_until=now + timedelta(seconds=lease_s), lease_holder=self.holder)
             )
-        return result.rowcount == 1
+        won = result.rowcount == 1
+        if won:
+            self._held[request_id] = time.monotonic()
+        return won
+
+    async def renew(self, lease_s: float, max_hold_s: float) -> int:
+        """Extend by ``lease_s`` the leases this process still holds on pending requests (the
+        heartbeat); returns how many. One UPDATE filtered on this log's id, so a lease another
+        process took over is never extended. A request held for over ``max_hold_s`` (longer than
+        answering can take: its handler is stuck) is no longer renewed, so another may take it.
+        Never spooled: a renewal that cannot reach the database raises."""
+        now, clock = utcnow(), time.monotonic()
+        for request_id, since in list(self._held.items()):
+            if clock - since > max_hold_s:
+                del self._held[request_id]
+        held = list(self._held)
+        if not held:
+            return 0
+        async with self.sessions() as session, session.begin():
+            renewed = set((await session.scalars(
+                update(Request)
+                .where(Request.id.in_(held), Request.lease_holder == self.holder,
+                       Request.status == "pending")
+                .values(lease_until=now + timedelta(seconds=lease_s))
+                .returning(Request.id)
+            )).all())
+        for request_id in set(held) - renewed:  # answered, released or taken over
+            self._held.pop(request_id, None)
+        return len(renewed)
 
     async def release(self, request_id: int) -> bool:
         """Give up the lease on a request left pending (shutting down), for the next process."""
+        self._held.pop(request_id, None)
         return bool(await self.write("release", {"at": utcnow().isoformat(), "request_id": request_id}))
 
     async def mark_sending(self, generation_id: int) -> bool:
@@ -371,14 +424,22 @@ class GenerationLog:
         error: str = "", queue_ms: float | None = None, latency_ms: float | None = None,
         generations: list[NewGeneration] | None = None,
     ) -> list[int]:
-        """Record a request's outcome and its tweets (committed); returns the tweets' ids."""
-        return await self.write("finish", {
+        """Record a request's outcome and its tweets (committed); returns the tweets' ids.
+
+        Raises :class:`LeaseLost`, storing nothing, when another process has taken the request
+        over (this one's lease ended, e.g. the database was out of reach for a while).
+        """
+        self._held.pop(request_id, None)
+        ids = await self.write("finish", {
             "at": utcnow().isoformat(), "request_id": request_id, "status": status,
             "controls": dict(controls or {}), "side": side, "coalition": coalition, "party": party,
             "sentiment": sentiment, "model": model, "prompt": prompt, "params": dict(params or {}),
             "seed": seed, "error": error, "queue_ms": queue_ms, "latency_ms": latency_ms,
-            "generations": [asdict(g) for g in generations or ()],
+            "generations": [asdict(g) for g in generations or ()], "holder": self.holder,
         })
+        if ids is None:
+            raise LeaseLost(f"request {request_id} was taken over by another process")
+        return ids
 
     async def mark_sent(self, generation_id: int, message_ref: str) -> bool:
         """Store the platform message id that carried a tweet; False for an unknown tweet."""

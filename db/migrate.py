@@ -65,14 +65,15 @@ def main(argv: list[str]) -> int:
     """``politico db upgrade|current [--config PATH]``."""
     import asyncio
 
-    from bot.cli import add_config_argument, settings_from
+    from db.config import DatabaseConfig
+    from generation.config import add_config_argument, load_config
 
     parser = argparse.ArgumentParser(prog="politico db", description="Base de datos del registro.")
     add_config_argument(parser)
     parser.add_argument("action", choices=["upgrade", "current"],
                         help="upgrade: crear o actualizar las tablas; current: revisión actual")
     options = parser.parse_args(argv)
-    url = settings_from(options.config).database.url
+    url = load_config(DatabaseConfig, options.config).database.url
     if options.action == "upgrade":
         asyncio.run(upgrade(url))
         print(f"base de datos al día (revisión {head()})")

@@ -80,7 +80,8 @@ class Filters:
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the desk's list: a request and (when it produced one) a generated tweet."""
+    """One line of the desk's list: a request and (when it produced one) a generated tweet,
+    with the ranker's ``score`` (None: not ranked)."""
 
     request_id: int
     generation_id: int | None
@@ -99,10 +100,23 @@ class Row:
     shown: bool
     up: int
     down: int
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class RequestGroup:
+    """A request's rows in the list: ``first`` is the tweet users saw (or the request alone,
+    when it produced none), ``others`` the candidates that were not shown."""
+
+    first: Row
+    others: list[Row]
 
 
 @dataclass(frozen=True)
 class Page:
+    """One page of requests (``total`` counts requests); ``rows`` holds each request's rows,
+    the shown tweet first."""
+
     rows: list[Row]
     total: int
     page: int
@@ -111,6 +125,14 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // self.per_page))
+
+    @property
+    def groups(self) -> list[RequestGroup]:
+        """The rows grouped under their request, in page order."""
+        grouped: dict[int, list[Row]] = {}
+        for row in self.rows:
+            grouped.setdefault(row.request_id, []).append(row)
+        return [RequestGroup(rows[0], rows[1:]) for rows in grouped.values()]
 
 
 @dataclass(frozen=True)
@@ -229,21 +251,24 @@ class ReviewStore:
     # -- reading -------------------------------------------------------------------------------
 
     async def search(self, filters: Filters, page: int = 1, per_page: int = 50) -> Page:
-        """One page of the filtered list, newest first."""
+        """One page of the filtered requests, newest first, each with its matching rows (the
+        shown tweet first, then the other candidates in order)."""
         per_page = max(1, min(per_page, MAX_PER_PAGE))
         page = max(1, page)
         base = _filtered(filters)
+        requests = base.with_only_columns(Request.id, Request.created_at).distinct()
         async with self._sessions() as session:
-            total = await session.scalar(
-                select(func.count()).select_from(base.with_only_columns(Request.id).subquery())
-            )
+            total = await session.scalar(select(func.count()).select_from(requests.subquery()))
+            ids = list(await session.scalars(
+                requests.order_by(Request.created_at.desc(), Request.id.desc())
+                .limit(per_page).offset((page - 1) * per_page)
+            ))
             query = (
-                _row_columns(base)
-                .order_by(Request.created_at.desc(), Request.id.desc(), Generation.candidate)
-                .limit(per_page)
-                .offset((page - 1) * per_page)
+                _row_columns(base.where(Request.id.in_(ids)))
+                .order_by(Request.created_at.desc(), Request.id.desc(), Generation.shown.desc(),
+                          Generation.candidate)
             )
-            rows = [_row(r) for r in (await session.execute(query)).all()]
+            rows = [_row(r) for r in (await session.execute(query)).all()] if ids else []
         return Page(rows=rows, total=int(total or 0), page=page, per_page=per_page)
 
     async def next_pending(self, skip: Sequence[int] = ()) -> Detail | None:
@@ -720,6 +745,7 @@ def _row_columns(query: Select[Any]) -> Select[Any]:
         Generation.shown,
         _vote_count(1),
         _vote_count(-1),
+        Generation.score,
     )
 
 
@@ -742,6 +768,7 @@ def _row(r: Any) -> Row:
         shown=bool(r[15]) if r[15] is not None else False,
         up=int(r[16] or 0),
         down=int(r[17] or 0),
+        score=r[18],
     )
 
 

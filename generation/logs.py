@@ -37,3 +37,12 @@ def configure_logging(level: str, json_format: bool) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Every HTTP call (Bot API, remote endpoints) at INFO would drown the program's own lines.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def quiet_model_loading() -> None:
+    """Keep model loading off the terminal: transformers' progress bars ("Loading weights") and
+    advisory warnings would land in the middle of a console conversation (``politico chat``)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()

@@ -117,7 +117,7 @@ def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes],
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--config", str(config), "--port", str(port)],
+            [sys.executable, "-m", "generation.server", "--config", str(config), "--port", str(port)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -214,13 +214,13 @@ async def bot_phase(settings: GenerationSettings, local: LocalBackend, url: str,
 
 
 async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
-    from bot.config import load_settings
+    from generation.config import ServeSettings, load_config
 
     started = time.perf_counter()
     clients = max(plan.concurrency)
     model = build_model(folder / "model", plan)
     config = write_config(folder, model, plan, clients, threads)
-    settings = load_settings(config).generation
+    settings = load_config(ServeSettings, config).generation
     env = machine()
     counts = COUNTS["full" if plan is FULL else "quick"]
     phases: dict[str, Any] = {}

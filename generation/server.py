@@ -458,10 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the server until SIGINT/SIGTERM; in-flight requests finish before it exits."""
     import uvicorn
 
-    from bot.config import load_settings  # the program's config file; the app itself takes settings
+    from generation.config import ServeSettings, load_config  # the file; the app takes settings
 
     args = _parser().parse_args(argv)
-    config = load_settings(args.config)
+    config = load_config(ServeSettings, args.config)
     configure_logging(config.logging.level, config.logging.json_format)
     generation = served_settings(config.generation, args.model)
     if not generation.models:

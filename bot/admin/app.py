@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.admin.auth import AdminAuth, csrf_matches, new_csrf_token
 from bot.admin.charts import bar_chart
 from bot.admin.publish import Publisher, PublishError
+from bot.texts import SENTIMENT_NAMES
 from bot.types import FICTION_LABEL
 from db.game import GameStore
 from db.review import (
@@ -174,6 +175,10 @@ def create_app(
     environment.filters["when"] = _when
     environment.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2)
     environment.filters["pct"] = lambda value: "—" if value is None else f"{value:.0%}"
+    environment.filters["score"] = lambda value: "—" if value is None else f"{value:.2f}"
+    # Sentiments as users type them (positivo…), not the model's control values (POSITIVE…).
+    environment.filters["sentiment"] = lambda value: SENTIMENT_NAMES.get(value, value or "")
+    environment.globals["sentiment_names"] = SENTIMENT_NAMES
     games = GameStore(store.engine)
     desk = Desk(
         store=store,
@@ -337,7 +342,9 @@ def create_app(
         found = await store.stats(filters)
         charts = {
             "Solicitudes por día": bar_chart(found.per_day),
-            "Por sentimiento": bar_chart(found.per_sentiment, width=320),
+            "Por sentimiento": bar_chart(
+                [(SENTIMENT_NAMES.get(name, name), count) for name, count in found.per_sentiment], width=320,
+            ),
             "Por estado": bar_chart(found.per_status, width=320),
             "Tuits por modelo": bar_chart([(m.model, m.generations) for m in found.per_model], width=320),
             "Aprobación por modelo": bar_chart(

@@ -20,6 +20,7 @@ from bot.console import PROMPT, converse, run
 from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL
+from db.leases import Heartbeat
 from db.log import GenerationLog
 from db.migrate import upgrade
 from tests.bot.test_core import FakeGenerator
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def politico(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
     script = Path(sys.executable).with_name("politico")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TRANSFORMERS_VERBOSITY": "error"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([*command, *args], input=stdin, capture_output=True, text=True,
                           env=env, timeout=300)
 
@@ -47,6 +48,7 @@ def test_piped_lines_are_answered_and_logged(config_path: Path) -> None:
     lines = "/tuit derecha positivo pensiones\n\n/tuit partido=XYZ\nizquierda #Salud\n/otra\n/ayuda\n"
     done = politico("chat", "--config", str(config_path), stdin=lines)
     assert done.returncode == 1, done.stderr  # one answer was an error
+    assert "Loading weights" not in done.stderr and "it/s]" not in done.stderr  # no progress bars
     out = done.stdout
     assert out.count(FICTION_LABEL) == 3 + 1  # three tweets, and the help mentions it
     assert "Entendí: lado derecha" in out and "Entendí: lado izquierda" in out and "#Salud" in out
@@ -83,7 +85,8 @@ async def test_interactive_prompt_until_salir(settings: Settings) -> None:
     log = await GenerationLog.open(settings.database.url)
     generator = FakeGenerator()
     core = BotCore(settings, generator, log, MemoryRateLimiter(), rng=random.Random(0))
-    app = App(settings, core, log, generator, generator, MemoryRateLimiter())  # type: ignore[arg-type]
+    heartbeat = Heartbeat(log, core.lease_s, core.lease_s / 3, core.max_hold_s)
+    app = App(settings, core, log, generator, generator, MemoryRateLimiter(), heartbeat)  # type: ignore[arg-type]
     out = io.StringIO()
     try:
         code = await converse(app, io.StringIO("derecha\n/salir\n/tuit\n"), out, as_json=False,

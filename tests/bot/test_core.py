@@ -15,7 +15,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.config import PoliticsSettings, Settings, SideSpec
+from bot.config import FrontendLimits, PoliticsSettings, Settings, SideSpec
 from bot.core import BotCore, best_candidate
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
@@ -180,15 +180,34 @@ async def test_rate_limits_per_user_and_chat_are_logged(settings: Settings, log:
     limited = settings.model_copy(update={"rate_limits": settings.rate_limits.model_copy(
         update={"per_user_per_minute": 2, "per_chat_per_minute": 3})})
     core = BotCore(limited, generator, log, MemoryRateLimiter())
-    kinds = [(await say(core, "/tuit")).kind for _ in range(3)]
+    user, other_user = Origin("telegram", "u1", "c1"), Origin("telegram", "u2", "c1")
+    kinds = [(await say(core, "/tuit", user)).kind for _ in range(3)]
     assert kinds == ["tweet", "tweet", "rate_limited"]
-    other_user = Origin("console", "u2", "c1")
+    assert (await say(core, "/tuit", user)).text.startswith("Vas muy rápido: espera")
     assert (await say(core, "/tuit", other_user)).kind == "tweet"  # the chat's 3rd
-    refused = await say(core, "/tuit", other_user)
-    assert refused.kind == "rate_limited" and "espera" in refused.text
-    assert [r.status for r in await requests(log)] == ["ok", "ok", "rate_limited", "ok", "rate_limited"]
-    assert (await say(core, "/ayuda")).kind == "help"  # help is never limited
+    refused = await say(core, "/tuit", other_user)  # asked twice, but the chat asked for many
+    assert refused.kind == "rate_limited" and "Vas muy rápido" not in refused.text
+    assert refused.text.startswith("En este chat se pidieron muchos tuits") and "volver a pedir en" in refused.text
+    assert [r.status for r in await requests(log)] == ["ok", "ok", "rate_limited", "rate_limited", "ok", "rate_limited"]
+    assert (await say(core, "/ayuda", user)).kind == "help"  # help is never limited
     assert len(generator.requests) == 3
+
+
+async def test_the_console_has_no_limits_by_default_and_the_platforms_do(
+    settings: Settings, log: GenerationLog, generator: FakeGenerator
+) -> None:
+    core = BotCore(settings, generator, log, MemoryRateLimiter())  # the shipped defaults: 6 and 20
+    assert settings.rate_limits.for_platform("console") == (0, 0)
+    assert settings.rate_limits.for_platform("telegram") == settings.rate_limits.for_platform("discord") == (6, 20)
+    assert [(await say(core, "/tuit")).kind for _ in range(10)] == ["tweet"] * 10  # ORIGIN: the console
+    for platform in ("telegram", "discord"):
+        origin = Origin(platform, "u1", "c1")
+        kinds = [(await say(core, "/tuit", origin)).kind for _ in range(7)]
+        assert kinds == ["tweet"] * 6 + ["rate_limited"], platform
+    own = settings.rate_limits.model_copy(update={"console": FrontendLimits(per_user_per_minute=1)})
+    strict = BotCore(settings.model_copy(update={"rate_limits": own}), generator, log, MemoryRateLimiter())
+    assert [(await say(strict, "/tuit")).kind for _ in range(2)] == ["tweet", "rate_limited"]
+    assert own.for_platform("console") == (1, 20)  # the value left out is [rate_limits]'s
 
 
 async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:

@@ -1,6 +1,7 @@
 """Resuming with several processes on one database (bot/resume.py): each request left pending
 or unsent is answered by exactly one process, one a live process holds is answered once its
-lease ends, and a tweet whose send began is never sent again."""
+lease ends (at once for a dead holder, which stops renewing it; never for a live one), and a
+tweet whose send began is never sent again."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from bot.config import Settings
 from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.resume import Resumer, Send
-from bot.types import Reply
+from bot.types import Incoming, Origin, Reply
+from db.leases import Heartbeat
 from db.log import GenerationLog, LoggedRequest, NewGeneration
 from db.migrate import upgrade
 from tests.bot.test_core import FakeGenerator
+from tests.support.waiting import eventually
 
 
 async def test_processes_resuming_together_answer_each_request_once(settings: Settings, database_url: str) -> None:
@@ -63,4 +66,53 @@ async def test_processes_resuming_together_answer_each_request_once(settings: Se
         assert await logs[1].pending() == [] and await logs[1].unsent(600) == []
     finally:
         for log in logs:
+            await log.aclose()
+
+
+async def test_a_dead_holders_requests_are_resumed_at_once_and_a_live_slow_one_is_left_alone(
+    settings: Settings, database_url: str
+) -> None:
+    """Heartbeat leases: a process killed mid-request stops renewing, so the two restarted
+    processes answer its requests (each once) as soon as its short lease ends; a process that
+    is alive, with a generation slower than the lease, keeps renewing and answers its own."""
+    await upgrade(database_url)
+    lease_s = 0.8
+    settings = settings.model_copy(update={"bot": settings.bot.model_copy(update={"lease_s": lease_s})})
+    live_log, dead_log, *logs = [await GenerationLog.open(database_url) for _ in range(4)]
+    gate = asyncio.Event()
+    slow = FakeGenerator(hook=gate.wait)  # generates only once the gate opens
+    live = BotCore(settings, slow, live_log, MemoryRateLimiter())
+    heartbeat = Heartbeat(live_log, lease_s, lease_s / 4, live.max_hold_s)
+    heartbeat.start()
+    cores = [BotCore(settings, FakeGenerator(), log, MemoryRateLimiter()) for log in logs]
+    sent: list[int] = []
+
+    def sender(core: BotCore) -> Send:  # as a front-end does: mark the tweet as being sent first
+        async def send(request: LoggedRequest, reply: Reply) -> None:
+            if reply.tweet is None or await core.mark_sending(reply.tweet.generation_id):
+                sent.append(request.id)
+        return send
+
+    try:
+        orphans = [(await dead_log.begin("telegram", "u2", "Ana", "c2", "private", "", "/tuit derecha", {},
+                                         source=f"c2:{i}", lease_s=lease_s)).id for i in range(4)]
+        slow_reply = asyncio.create_task(live.handle(Incoming(
+            Origin("telegram", "u1", "c1", source="c1:1"), "/tuit izquierda")))
+        await eventually(lambda: asyncio.sleep(0, slow.requests), bool)  # logged and generating
+        started = datetime.now(UTC)
+        resumers = [Resumer(core, "telegram", 600, started, sender(core), answerable=lambda r: True)
+                    for core in cores]
+        resuming = asyncio.gather(*(r.run() for r in resumers))
+        await eventually(lambda: asyncio.sleep(0, sent), lambda s: len(s) >= len(orphans))
+        await asyncio.sleep(2 * lease_s)  # the slow request's first lease is long over by now
+        assert sorted(sent) == sorted(orphans)  # each orphan once; the live one not taken
+        gate.set()
+        reply = await slow_reply
+        assert reply.tweet is not None and await live.mark_sending(reply.tweet.generation_id)
+        await asyncio.wait_for(resuming, 30)
+        assert sorted(sent) == sorted(orphans)
+        assert await logs[0].pending() == []
+    finally:
+        await heartbeat.stop()
+        for log in (live_log, dead_log, *logs):
             await log.aclose()

@@ -56,8 +56,9 @@ class FakeBotAPI(CallLog):
         self.updates: list[dict[str, Any]] = []
         #: Every update pushed, by id (what ``redeliver`` sends again).
         self.pushed: dict[int, dict[str, Any]] = {}
-        #: The offset of every ``getUpdates`` call, in order.
+        #: The offset of every ``getUpdates`` call, in order, and when it came (monotonic).
         self.polls: list[int] = []
+        self.poll_times: list[float] = []
         self.confirmed: list[int] = []
         #: Called with the updates being confirmed, before they are forgotten.
         self.on_confirm: Callable[[list[dict[str, Any]]], None] | None = None
@@ -132,6 +133,7 @@ class FakeBotAPI(CallLog):
         deadline = time.monotonic() + timeout
         async with self._changed:
             self.polls.append(offset)
+            self.poll_times.append(time.monotonic())
             # Confirming (an offset past them) forgets updates, as Telegram does.
             confirmed = [u for u in self.updates if u["update_id"] < offset]
             if confirmed and self.on_confirm is not None:

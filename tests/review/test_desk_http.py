@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from bot.admin import cli
@@ -21,6 +22,7 @@ from bot.admin.publish import Publisher
 from bot.types import FICTION_LABEL
 from db.engine import create_engine
 from db.migrate import upgrade
+from db.models import Generation
 from db.review import ReviewStore
 from tests.review.factory import LogFactory
 from tests.review.live import cheap_hash, fake_rest
@@ -215,3 +217,37 @@ def test_detail_shows_the_closest_training_tweet(url: str) -> None:
     assert "Tuit de entrenamiento más cercano (87%)" in page
     assert "Pensiones dignas &lt;YA&gt; para todos" in page
     assert seen == [("demo", "pensiones dignas <ya>")]
+
+
+async def _seed_candidates(url: str) -> list[int]:
+    """A request as the bot logs one: sentiment as the model's control value, three ranked
+    candidates (one never scored), the second one shown."""
+    await upgrade(url)
+    engine = create_engine(url)
+    _, ids = await LogFactory(engine).tweet("primero", sentiment="POSITIVE", candidates=3)
+    async with engine.begin() as connection:
+        for generation_id, shown, score in zip(ids, (False, True, False), (0.5, 1.25, None), strict=True):
+            await connection.execute(update(Generation).where(Generation.id == generation_id)
+                                     .values(shown=shown, score=score))
+    await engine.dispose()
+    return ids
+
+
+def test_the_register_groups_candidates_under_their_request_with_scores_and_spanish_sentiments(url: str) -> None:
+    asyncio.run(_seed_candidates(url))
+    with _client(url) as client:
+        _login(client)
+        page = client.get("/").text
+        assert page.count('<tbody class="request"') == 1 and "1 solicitud(es)" in page
+        shown_at, folded_at = page.index("primero (1)"), page.index("<details>")
+        assert shown_at < folded_at  # the tweet users saw first, the others folded below it
+        folded = page[folded_at:page.index("</details>")]
+        assert "2 candidato(s) más" in folded and "primero (2)" in folded and ">primero " in folded
+        assert "primero (1)" not in folded
+        assert re.search(r'class="score">1\.25<', page) and re.search(r'class="score">0\.50<', folded)
+        assert re.search(r'class="score">—<', folded)  # never scored
+        assert "POSITIVE" not in page.replace('value="POSITIVE"', "")  # only as the filter's value
+        assert "· positivo ·" in page and '<option value="POSITIVE">positivo</option>' in page
+        assert "sentimiento positivo" in client.get("/requests/1").text
+        stats = client.get("/stats").text
+        assert "positivo" in stats and "POSITIVE" not in stats.replace('value="POSITIVE"', "")
