@@ -174,6 +174,19 @@ class Catalog:
             return rng.choice(fitting)
         return rng.choices(fitting, weights=weights, k=1)[0]
 
+    def contrast_parties(self, side: str, per_side: int) -> list[tuple[str, str]]:
+        """``(coalition, party)`` of up to ``per_side`` parties of every other side, most weighted
+        first: the prompts a candidate's side is weighed against when ranking. Parties the
+        model never saw (weight 0) are left out."""
+        out: list[tuple[str, str]] = []
+        for other in self.sides:
+            if other == side:
+                continue
+            known = sorted((p for p in self.parties.values() if p.side == other and p.weight > 0),
+                           key=lambda p: -p.weight)
+            out += [(p.coalition, p.key) for p in known[:per_side]]
+        return out
+
     def side_model(self, side: str) -> str:
         """The casual model configured for ``side`` ("" when it uses the controlled model)."""
         return self.sides.get(side, "")

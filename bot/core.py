@@ -40,6 +40,8 @@ from bot.parser import (
 from bot.ratelimit import RateLimiter
 from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
+from generation.prompts import SENTIMENTS
+from generation.ranking import contrasts_for
 from generation.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import (
@@ -381,7 +383,13 @@ class BotCore:
         if not parsed.sentiment:
             chosen["sentiment"] = self.rng.choice(RANDOM_SENTIMENTS)
         resolved = with_choices(parsed, **chosen)
-        return _Plan(resolved, None, PromptSpec("controlled", fields=resolved.to_fields()), casual=False)
+        fields = resolved.to_fields()
+        ranking = self.settings.generation.ranking
+        contrasts = contrasts_for(
+            fields, self.catalog.contrast_parties(resolved.side, ranking.side_contrasts),
+            [s for s in SENTIMENTS if s != resolved.sentiment],
+        )
+        return _Plan(resolved, None, PromptSpec("controlled", fields=fields, contrasts=contrasts), casual=False)
 
     async def _generate(self, request_id: int, parsed: ParsedCommand) -> Reply:
         started = time.perf_counter()
@@ -400,15 +408,17 @@ class BotCore:
             result = await self.generator.generate(request)
         except Exception as exc:
             return await self._failed(request_id, exc, summary, seed, started)
-        best = best_candidate(result.texts, [*resolved.entities, *resolved.hashtags])
+        best = 0  # the generator ranks the candidates best first
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
             params=asdict(result.params), seed=result.seed,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
                 NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
-                              shown=index == best)
-                for index, (text, tokens) in enumerate(zip(result.texts, result.tokens, strict=False))
+                              shown=index == best, score=score, score_detail=detail)
+                for index, (text, tokens, score, detail) in enumerate(zip(
+                    result.texts, result.tokens, result.scores or [None] * len(result.texts),
+                    result.score_details or [None] * len(result.texts), strict=False))
             ],
         )
         tweet = Tweet(
@@ -467,15 +477,3 @@ class BotCore:
 
     async def _rate_down(self, origin: Origin, generation_id: int) -> Reply:
         return await self._rate(origin, generation_id, -1)
-
-
-def best_candidate(candidates: list[str], wanted: list[str]) -> int:
-    """Index of the candidate that mentions the most of what the user asked to be mentioned.
-
-    A small model often drifts off the requested topic; sampling a few candidates
-    (``bot.candidates``) and showing one that names the topic keeps the tweet on it. Ties go to
-    the earliest candidate, so with nothing requested the first one is shown.
-    """
-    terms = [f" {normalize(w)} " for w in wanted if normalize(w)]
-    scores = [sum(term in f" {normalize(text)} " for term in terms) for text in candidates]
-    return max(range(len(candidates)), key=lambda i: (scores[i], -i))

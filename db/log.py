@@ -46,6 +46,9 @@ class NewGeneration:
     latency_ms: float = 0.0
     seed: int | None = None
     shown: bool = True
+    #: The ranker's score and its parts (None: not ranked).
+    score: float | None = None
+    score_detail: dict[str, float] | None = None
 
 
 class LeaseLost(Exception):
@@ -224,7 +227,8 @@ async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int] | None:
     rows = [
         Generation(request_id=request.id, created_at=at, candidate=index, text=_text(g["text"]),
                    tokens=g.get("tokens", 0), latency_ms=g.get("latency_ms", 0.0),
-                   seed=g.get("seed"), shown=g.get("shown", True))
+                   seed=g.get("seed"), shown=g.get("shown", True), score=g.get("score"),
+                   score_detail=g.get("score_detail"))
         for index, g in enumerate(r.get("generations", ()))
     ]
     session.add_all(rows)

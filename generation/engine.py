@@ -28,6 +28,7 @@ from generation.sampling import (
     candidate_seed,
     decode_batch,
 )
+from generation.scoring import Prompt, score_candidates
 from generation.settings import EngineSettings
 from generation.types import (
     Completion,
@@ -53,6 +54,8 @@ class _Job:
     future: asyncio.Future[list[Completion]]
     cancel: Event = field(default_factory=Event)
     settled: bool = False
+    #: Other prompts to score each candidate after (ranking); none: no scoring pass.
+    contrasts: list[Prompt] = field(default_factory=list)
 
     def fits_with(self, other: _Job) -> bool:
         """Whether both can share a sampling batch (beam search always runs alone)."""
@@ -210,10 +213,17 @@ class _Worker:
             results = [beam_generate(lm, table, row) for row in rows]
         else:
             results = decode_batch(lm, table, rows)
-        outcomes: list[list[Completion] | BaseException] = [
-            errors[i] if i in errors else [_completion(r) for r in results[a:b]]
-            for i, (a, b) in enumerate(spans)
-        ]
+        outcomes: list[list[Completion] | BaseException] = []
+        for i, (job, (a, b)) in enumerate(zip(jobs, spans, strict=True)):
+            if i in errors:
+                outcomes.append(errors[i])
+                continue
+            done = results[a:b]
+            scores: list[tuple[float, ...]] = [()] * len(done)
+            if job.contrasts:
+                prompts = [(job.prompt_ids, job.token_type_ids), *job.contrasts]
+                scores = score_candidates(lm, prompts, [r.token_ids for r in done])
+            outcomes.append([_completion(r, s) for r, s in zip(done, scores, strict=True)])
         return outcomes, len(rows), sum(len(r.token_ids) for r in results)
 
 
@@ -235,8 +245,10 @@ def _fit(lm: LoadedModel, table: TokenTable, job: _Job) -> SamplingParams:
     return replace(job.params, max_new_tokens=room, min_new_tokens=min(job.params.min_new_tokens, room))
 
 
-def _completion(result: RowResult) -> Completion:
-    return Completion(result.text, len(result.token_ids), "stop" if result.finish_reason == "stop" else "length")
+def _completion(result: RowResult, logprobs: tuple[float, ...]) -> Completion:
+    finish = "stop" if result.finish_reason == "stop" else "length"
+    scored = len(result.token_ids) + 1 if logprobs else 0  # the tweet and its EOS
+    return Completion(result.text, len(result.token_ids), finish, logprobs, scored)
 
 
 class Engine:
@@ -267,9 +279,13 @@ class Engine:
 
     async def generate(
         self, model: str, prompt_ids: list[int], token_type_ids: list[int] | None,
-        params: SamplingParams, seed: int, n: int = 1,
+        params: SamplingParams, seed: int, n: int = 1, contrasts: list[Prompt] | None = None,
     ) -> list[Completion]:
         """``n`` completions of a tokenized prompt; the same seed gives the same completions.
+
+        With ``contrasts`` every completion also carries its log-probability after the prompt
+        and after each contrast prompt (``Completion.logprobs``), computed on the model thread
+        right after decoding.
 
         Raises ``EngineBusy`` at once when the queue is full, ``GenerationTimeout`` after
         ``request_timeout_s``, ``EngineClosed`` once shutdown began, ``UnknownModel``, and
@@ -286,7 +302,7 @@ class Engine:
         worker = self._worker(model)
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         job = _Job(list(prompt_ids), None if token_type_ids is None else list(token_type_ids),
-                   params, seed, n, future)
+                   params, seed, n, future, contrasts=list(contrasts or []))
         try:
             worker.queue.put_nowait(job)
         except asyncio.QueueFull:

@@ -93,6 +93,8 @@ class CompletionRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=5)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=-1)
+    min_p: float | None = Field(None, ge=0, lt=1)
+    typical_p: float | None = Field(None, gt=0, le=1)
     n: int | None = Field(None, ge=1, le=64)
     seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     stop: str | list[str] | None = None
@@ -103,6 +105,9 @@ class CompletionRequest(BaseModel):
     guide: list[str] | None = None
     guide_bias: float | None = Field(None, ge=0, le=20)
     guide_start_bias: float | None = Field(None, ge=0, le=20)
+    #: Our ranking extension: other controlled prompts to score every choice after; each
+    #: choice then carries ``ranking: {logprobs, tokens}`` (its own prompt's first).
+    rank_contrasts: list[str] | None = Field(None, max_length=32)
     add_special_tokens: bool | None = None
     stream: bool | None = None
     echo: bool | None = None
@@ -134,6 +139,8 @@ class CompletionRequest(BaseModel):
             temperature=1.0 if self.temperature is None else self.temperature,
             top_p=1.0 if self.top_p is None else self.top_p,
             top_k=max(self.top_k or 0, 0),  # vLLM's -1 and 0 both mean "off"
+            min_p=self.min_p or 0.0,
+            typical_p=1.0 if self.typical_p is None else self.typical_p,
             repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
             no_repeat_ngram_size=self.no_repeat_ngram_size or 0,
             ignore_eos=bool(self.ignore_eos),
@@ -306,12 +313,14 @@ class CompletionsServer:
             _check_length(lm, prompt, params)
         seed = req.seed if req.seed is not None else secrets.randbits(63)
         n = req.n or 1
+        contrasts = [encode_text(lm, text, req.add_special_tokens is not False)
+                     for text in req.rank_contrasts or () if text]
+        scoring = [(c.ids, c.token_types) for c in contrasts]
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
-                    group.create_task(
-                        self.backend.engine.generate(req.model, p.ids, p.token_types, params, seed, n)
-                    )
+                    group.create_task(self.backend.engine.generate(
+                        req.model, p.ids, p.token_types, params, seed, n, scoring))
                     for p in prompts
                 ]
         except ExceptionGroup as group_error:
@@ -324,10 +333,7 @@ class CompletionsServer:
             "object": "text_completion",
             "created": int(time.time()),
             "model": req.model,
-            "choices": [
-                {"index": i, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason}
-                for i, c in enumerate(outputs)
-            ],
+            "choices": [_choice(i, c) for i, c in enumerate(outputs)],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": tokens,
@@ -352,6 +358,14 @@ class CompletionsServer:
             else:
                 prompts.append(Prompt(list(item), None))
         return prompts
+
+
+def _choice(index: int, completion: Completion) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": index, "text": completion.text, "logprobs": None,
+                              "finish_reason": completion.finish_reason}
+    if completion.logprobs:
+        choice["ranking"] = {"logprobs": list(completion.logprobs), "tokens": completion.scored}
+    return choice
 
 
 def _check_length(lm: LoadedModel, prompt: Prompt, params: SamplingParams) -> None:

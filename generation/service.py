@@ -16,8 +16,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from generation.postprocess import clean, rejection_reason
+from generation.ranking import rank
 from generation.settings import Decoding, GenerationSettings, ModelSpec
-from generation.types import Backend, BlockedOutput, PromptSpec, SamplingParams, UnknownModel
+from generation.types import (
+    Backend,
+    BlockedOutput,
+    Completion,
+    PromptSpec,
+    SamplingParams,
+    UnknownModel,
+)
 
 #: Request overrides that are not model defaults but still decoding options.
 _EXTRA_OPTIONS = {f.name for f in fields(SamplingParams)} - set(Decoding.model_fields)
@@ -36,7 +44,7 @@ class TweetRequest:
 
 @dataclass
 class TweetResult:
-    """Accepted tweets and everything needed to log and reproduce them."""
+    """Accepted tweets, best first, and everything needed to log and reproduce them."""
 
     texts: list[str]
     model: str
@@ -49,6 +57,9 @@ class TweetResult:
     tries: int
     #: Rejected candidates and why (``(text, reason)``).
     rejected: list[tuple[str, str]]
+    #: Each accepted text's ranking score (higher fits the request better) and its parts.
+    scores: list[float] = field(default_factory=list)
+    score_details: list[dict[str, float]] = field(default_factory=list)
 
 
 def retry_seed(seed: int, attempt: int) -> int:
@@ -90,7 +101,8 @@ class TweetGenerator:
             raise UnknownModel(f"unknown model {name!r}; configured: {sorted(self.settings.models)}") from None
 
     async def generate(self, req: TweetRequest) -> TweetResult:
-        """``req.n`` acceptable tweets (fewer only when retries ran out after some succeeded).
+        """``req.n`` acceptable tweets (fewer only when retries ran out after some succeeded),
+        ranked best first (``generation/ranking.py``).
 
         Raises ``BlockedOutput`` when no candidate was acceptable in ``max_tries`` rounds, and
         ``ValueError`` for bad overrides; backend errors (busy, timeout...) pass through.
@@ -110,7 +122,9 @@ class TweetGenerator:
         prefix = prompt.seed_text if spec.kind == "casual" else ""
         seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
         post = self.settings.postprocess
-        accepted: list[tuple[str, int]] = []
+        if spec.kind != "controlled" or not self.settings.ranking.enabled:
+            prompt = replace(prompt, contrasts=())
+        accepted: list[tuple[str, Completion]] = []
         rejected: list[tuple[str, str]] = []
         tries = 0
         while len(accepted) < req.n and tries < post.max_tries:
@@ -124,20 +138,24 @@ class TweetGenerator:
                 if reason:
                     rejected.append((text, reason))
                 else:
-                    accepted.append((text, completion.tokens))
+                    accepted.append((text, completion))
         if not accepted:
             reasons = sorted({reason for _, reason in rejected})
             raise BlockedOutput(f"no acceptable tweet in {tries} tries ({', '.join(reasons)})")
+        topics = prompt.fields.topics() if spec.kind == "controlled" else ()
+        ranked = rank(accepted, prompt.contrasts, topics, self.settings.ranking)
         return TweetResult(
-            texts=[text for text, _ in accepted],
+            texts=[r.text for r in ranked],
             model=name,
             prompt_text=prompt.text(),
             params=params,
             seed=seed,
             latency_ms=(time.perf_counter() - started) * 1000,
-            tokens=[count for _, count in accepted],
+            tokens=[r.tokens for r in ranked],
             tries=tries,
             rejected=rejected,
+            scores=[r.score for r in ranked],
+            score_details=[r.detail for r in ranked],
         )
 
     async def aclose(self) -> None:

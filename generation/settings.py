@@ -23,6 +23,8 @@ class Decoding(Strict):
     temperature: float = Field(0.9, ge=0.0, le=5.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     top_k: int = Field(0, ge=0)
+    min_p: float = Field(0.0, ge=0.0, lt=1.0)
+    typical_p: float = Field(1.0, gt=0.0, le=1.0)
     repetition_penalty: float = Field(1.0, ge=1.0, le=5.0)
     no_repeat_ngram_size: int = Field(0, ge=0, le=10)
     num_beams: int = Field(1, ge=1, le=16)
@@ -48,10 +50,24 @@ class ModelSpec(Strict):
     seed_text: str = ""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    #: "int8": int8 weights for the matrix multiplications, on the CPU (generation/int8.py);
+    #: about twice the tweets per second of float32 there.
+    quantize: Literal["none", "int8"] = "none"
     decoding: Decoding = Field(default_factory=Decoding)
     #: Real tweets this model never trained on (JSONL rows of ``politico-train prepare``'s
     #: test split, relative to the config file): the real half of ¿Real o ficticio? rounds.
     real_tweets: str = ""
+
+    @model_validator(mode="after")
+    def _int8_runs_on_the_cpu(self) -> ModelSpec:
+        if self.quantize == "int8" and self.device in ("cuda", "mps"):
+            raise ValueError(
+                f"quantize = 'int8' runs on the CPU only, not device = {self.device!r}: "
+                "set device = 'cpu' or drop quantize (GPUs run bfloat16/float16 instead)"
+            )
+        if self.quantize == "int8" and self.dtype not in ("auto", "float32"):
+            raise ValueError(f"quantize = 'int8' keeps the rest of the model in float32, not {self.dtype!r}")
+        return self
 
 
 class EngineSettings(Strict):
@@ -77,6 +93,23 @@ class PostprocessSettings(Strict):
     blocklist: list[str] = Field(default_factory=list)
 
 
+class RankingSettings(Strict):
+    """How candidates are ranked (``generation/ranking.py``): the weight of each part."""
+
+    enabled: bool = True
+    #: Mean log-probability per token under the requested controls.
+    fit: float = Field(1.0, ge=0)
+    #: Log-probability that the requested side (sentiment) wrote it, against the others.
+    side: float = Field(1.0, ge=0)
+    sentiment: float = Field(0.5, ge=0)
+    #: Share of requested topics named.
+    topic: float = Field(2.0, ge=0)
+    #: Penalty for a tweet that stops mid-sentence.
+    open: float = Field(3.0, ge=0)
+    #: Contrast prompts per other side (its parties, most likely first); 0 skips side scoring.
+    side_contrasts: int = Field(2, ge=0, le=8)
+
+
 class RemoteSettings(Strict):
     """OpenAI-completions endpoints (``politico serve`` or vLLM) for the remote backend."""
 
@@ -98,6 +131,7 @@ class GenerationSettings(Strict):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     engine: EngineSettings = Field(default_factory=EngineSettings)
     postprocess: PostprocessSettings = Field(default_factory=PostprocessSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
     remote: RemoteSettings = Field(default_factory=RemoteSettings)
 
     @model_validator(mode="after")

@@ -22,6 +22,11 @@ class SamplingParams:
     temperature: float = 0.9
     top_p: float = 0.9
     top_k: int = 0
+    #: Min-p: drop tokens less likely than ``min_p`` × the most likely one (0 = off).
+    min_p: float = 0.0
+    #: Locally typical sampling: keep the tokens closest to the expected surprise, up to this
+    #: mass (1 = off).
+    typical_p: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     num_beams: int = 1
@@ -36,12 +41,26 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class Contrast:
+    """Another prompt a candidate is scored after; ``group`` says which control it varies."""
+
+    group: Literal["side", "sentiment"]
+    fields: ControlFields
+
+
+@dataclass(frozen=True)
 class PromptSpec:
-    """A prompt before tokenization: controlled (control fields) or casual (BOS + seed text)."""
+    """A prompt before tokenization: controlled (control fields) or casual (BOS + seed text).
+
+    ``contrasts`` asks the backend to rank: each candidate is also scored after these other
+    controlled prompts (the other sides, the other sentiments), and a tweet that the requested
+    controls explain better than the contrasts fits the request (``generation/ranking.py``).
+    """
 
     kind: PromptKind
     fields: ControlFields = field(default_factory=ControlFields)
     seed_text: str = ""
+    contrasts: tuple[Contrast, ...] = ()
 
     def text(self) -> str:
         """The prompt as plain text, for servers that tokenize it themselves."""
@@ -52,11 +71,18 @@ class PromptSpec:
 
 @dataclass(frozen=True)
 class Completion:
-    """One raw continuation as the model produced it (before post-processing)."""
+    """One raw continuation as the model produced it (before post-processing).
+
+    ``logprobs``, when the request asked for ranking: the continuation's (plus EOS) summed
+    log-probability after the prompt, then after each contrast prompt, in order; ``scored``
+    is how many tokens that counts.
+    """
 
     text: str
     tokens: int
     finish_reason: Literal["stop", "length"] = "length"
+    logprobs: tuple[float, ...] = ()
+    scored: int = 0
 
 
 class GenerationError(Exception):

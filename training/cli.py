@@ -113,14 +113,16 @@ def run_contextual(args: argparse.Namespace) -> dict:
 
 
 def run_evaluate(args: argparse.Namespace) -> dict:
+    from training.decode import parse_overrides
     from training.evaluate import EvaluateOptions, evaluate
 
     return evaluate(EvaluateOptions(
-        model=args.model, train=args.train, validation=args.validation, out=args.out, kind=args.kind,
+        model=args.model, train=args.train, held_out=args.held_out, out=args.out, kind=args.kind,
         prompt=args.prompt, side=args.side, samples=args.samples, candidates=args.candidates,
-        guide=not args.no_guide, sentiment=args.sentiment,
-        copy_words=args.copy_words, max_new_tokens=args.max_new_tokens, threads=args.threads, seed=args.seed, progress=not args.quiet,
-        human_db=args.human_db,
+        bot_config=args.bot_config, bot_model=args.bot_model, decoding=parse_overrides(args.set or []),
+        ranking=parse_overrides(args.rank or []), sentiment=args.sentiment, copy_words=args.copy_words,
+        latency_requests=args.latency_requests, threads=args.threads, seed=args.seed,
+        progress=not args.quiet, human_db=args.human_db,
     ))
 
 
@@ -206,20 +208,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("evaluate", help="perplexity and control adherence, Markdown report")
     p.add_argument("--model", required=True, help="model folder")
     p.add_argument("--train", type=Path, required=True, help="prepare's train.jsonl (classifier, copies)")
-    p.add_argument("--validation", type=Path, required=True, help="prepare's validation.jsonl (prompts)")
+    p.add_argument("--held-out", "--validation", dest="held_out", type=Path, required=True,
+                   help="prepare's validation.jsonl (choosing settings) or test.jsonl (the report)")
     p.add_argument("--out", type=Path, required=True, help="folder for report.md, plots, samples")
     p.add_argument("--kind", default="controlled", choices=["controlled", "casual"])
     p.add_argument("--prompt", default="user", choices=["user", "full"],
                    help="user: labels, sentiment and one topic; full: the whole held-out context")
     p.add_argument("--side", default="", help="casual models: the side they were trained on")
     p.add_argument("--samples", type=int, default=300)
-    p.add_argument("--candidates", type=int, default=1,
-                   help="tweets per prompt; the first naming the topic is kept (as bot.candidates)")
-    p.add_argument("--no-guide", action="store_true",
-                   help="decode without topic guidance (the model alone; the bot guides)")
+    p.add_argument("--candidates", type=int, default=8, help="tweets per prompt, ranked (as bot.candidates)")
+    p.add_argument("--bot-config", type=Path, help="read decoding and ranking from the bot's config.toml")
+    p.add_argument("--bot-model", default="demo", help="whose [generation.models.NAME.decoding] to read")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="decoding override, e.g. --set temperature=0.7 --set guide_bias=0")
+    p.add_argument("--rank", action="append", metavar="KEY=VALUE",
+                   help="ranking override, e.g. --rank side=2 --rank enabled=false")
     p.add_argument("--sentiment", default="auto", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--copy-words", type=int, default=8, help="memorization: copied run length")
-    p.add_argument("--max-new-tokens", type=int, default=60)
+    p.add_argument("--latency-requests", type=int, default=20, help="lone requests timed for latency")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--human-db", default="", help="the bot's database URL: add the share of ¿Real o ficticio? "
                    "votes this model's tweets won (the bot names it as its folder: models/demo → demo)")

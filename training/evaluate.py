@@ -1,10 +1,15 @@
-"""``evaluate``: held-out perplexity and control adherence, written up as Markdown with plots.
+"""``evaluate``: is the model's output believable and on request? Measured, written up with plots.
 
-Prompts come from the validation split, which no training step saw. For a controlled model
-each prompt is what a user of the bot gives (``--prompt user``: coalition, party, sentiment and
-one topic word, the held-out tweet's first entity) or the held-out tweet's whole annotated
-context (``--prompt full``). A casual model is prompted with BOS alone and checked against
-``--side``.
+Prompts come from a held-out split (``--held-out``: validation while settings are chosen, test
+once for the report; every figure names its split). For a controlled model each prompt is what a
+user of the bot gives (``--prompt user``: coalition, party, sentiment and one topic word, the
+held-out tweet's first entity) or the tweet's whole annotated context (``--prompt full``); a
+casual model is prompted with BOS alone and checked against ``--side``. Tweets are written by
+the bot's own generation service (``training/decode.py``): same decoding, guidance, ranking.
+
+Realism: a classifier's two-sample test against the prompts' own real tweets and the share that
+stops mid-sentence (``training/realism.py``); adherence: side (a classifier trained on real
+tweets), sentiment, topic; and memorization, diversity, latency and perplexity.
 """
 
 from __future__ import annotations
@@ -12,26 +17,32 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass, replace
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from generation.prompts import ControlFields
+from generation.prompts import SENTIMENTS, ControlFields
+from generation.ranking import contrasts_for
+from generation.types import PromptSpec
 from training.contextual import ContextualDataset, Example, fields_of
 from training.corpus import PackedCorpus
+from training.decode import bot_settings, draw, settings_for
 from training.errors import InputError
-from training.generate import Decoding, sample
 from training.lm import PadCollator, load_model, load_tokenizer, set_threads
 from training.metrics import CopyDetector, SideClassifier, agreement, contains_topic, distinct_n
+from training.realism import open_share, two_sample_accuracy
 from training.sentiment import make_sentiment
 from training.tables import read_jsonl
 
-#: The demo model's targets (issue 3): metric → (comparison, value).
+#: The demo model's targets (issue 12): metric → (comparison, value).
 TARGETS: dict[str, tuple[str, float]] = {
-    "side_adherence": (">=", 0.75),
-    "topic_inclusion": (">=", 0.85),
+    "open_share": ("<=", 0.05),
+    "realism_accuracy": ("<=", 0.72),
+    "side_adherence": (">=", 0.85),
+    "topic_inclusion": (">=", 0.90),
     "memorization": ("<=", 0.05),
     "distinct_2": (">=", 0.5),
 }
@@ -41,20 +52,24 @@ TARGETS: dict[str, tuple[str, float]] = {
 class EvaluateOptions:
     model: str
     train: Path
-    validation: Path
+    #: The held-out split the prompts (and the real tweets compared with) come from.
+    held_out: Path
     out: Path
     kind: str = "controlled"
     prompt: str = "user"
     side: str = ""
     samples: int = 300
-    #: Tweets sampled per prompt; the first that names the prompt's topic is kept, as the bot
-    #: does with ``bot.candidates`` (1 = plain sampling).
-    candidates: int = 1
-    #: Decode with topic guidance, as the bot does for the demo model (False: the model alone).
-    guide: bool = True
+    #: Tweets sampled per prompt and ranked, the best shown, as the bot does (``bot.candidates``).
+    candidates: int = 8
+    #: Decoding and ranking: the bot config's tables for ``bot_model`` (if given), then overrides.
+    bot_config: Path | None = None
+    bot_model: str = "demo"
+    decoding: dict[str, Any] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)
     sentiment: str = "auto"
     copy_words: int = 8
-    max_new_tokens: int = 60
+    #: Lone requests timed for latency (before the batched run).
+    latency_requests: int = 20
     threads: int = 0
     seed: int = 42
     progress: bool = True
@@ -130,19 +145,28 @@ def _plots(out: Path, metrics: dict[str, Any], confusion: dict[str, dict[str, in
 
 def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[str, Any]],
             plots: list[str]) -> str:
+    split = metrics["split"]
     lines = [
-        f"# Evaluation of `{options.model}`", "",
-        f"- kind: {options.kind}; prompts: {options.prompt}; {metrics['prompts']} prompts from "
-        f"`{options.validation.name}` (held out); seed {options.seed}",
+        f"# Evaluation of `{options.model}` on the {split} split", "",
+        f"- kind: {options.kind}; prompts: {options.prompt}; {metrics['prompts']} prompts drawn (seed "
+        f"{options.seed}) from `{options.held_out}` (**{split}**: no training step saw it); every "
+        f"figure below is computed on these prompts and their own real tweets",
+        f"- realism: a TF-IDF (word 1-3 + char 2-5 grams) logistic regression telling the "
+        f"generated tweets from the {metrics['realism_real']} real ones, 5-fold accuracy (0.5: "
+        "indistinguishable); open: stops mid-sentence (`generation/endings.py`)",
         f"- side classifier: TF-IDF + logistic regression on `{options.train.name}`, accuracy on the "
-        f"held-out real tweets {metrics['classifier_accuracy']:.3f} (the ceiling for side adherence)",
+        f"{split} split's real tweets {metrics['classifier_accuracy']:.3f} (the ceiling for side adherence)",
         f"- sentiment annotator: {metrics['sentiment_annotator']}; memorization: a generated tweet "
         f"repeating {options.copy_words}+ consecutive words of a training tweet",
-        "- decoding: " + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items()), "",
-        "| metric | value | target |", "| --- | --- | --- |",
+        f"- {metrics['candidates']} candidates per prompt, ranked (`generation/ranking.py`), the best kept",
+        "- decoding: " + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items()),
+        "- ranking: " + ", ".join(f"{k} {v}" for k, v in metrics["ranking"].items()), "",
+        "| metric | generated | real tweets | target |", "| --- | --- | --- | --- |",
     ]
-    shown = ["perplexity", "side_adherence", "sentiment_adherence", "topic_inclusion",
-             "topic_inclusion_first_candidate", "memorization", "distinct_2", "empty"]
+    real = {"open_share": metrics.get("open_share_real"), "realism_accuracy": 0.5,
+            "side_adherence": metrics.get("classifier_accuracy")}
+    shown = ["open_share", "realism_accuracy", "side_adherence", "sentiment_adherence", "topic_inclusion",
+             "memorization", "distinct_2", "perplexity", "latency_ms_median", "latency_ms_p90", "empty"]
     for name in shown:
         value = metrics.get(name)
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -152,26 +176,40 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         if target:
             ok = value >= target[1] if target[0] == ">=" else value <= target[1]
             verdict = f"{target[0]} {target[1]} {'✅' if ok else '❌'}"
-        lines.append(f"| {name} | {value:.3f} | {verdict} |")
+        other = real.get(name)
+        lines.append(f"| {name} | {value:.3f} | {'' if other is None else f'{other:.3f}'} | {verdict} |")
     if metrics.get("topic_prompts") is not None:
-        lines += ["", f"Topic inclusion is over the {metrics['topic_prompts']} prompts that carried a topic; "
-                  f"{metrics['candidates']} tweet(s) sampled per prompt, the first naming the topic kept "
-                  "(as the bot does with `bot.candidates`); `topic_inclusion_first_candidate` is plain "
-                  "sampling, one tweet per prompt."]
-    lines += ["", *[f"![{p}]({p})" for p in plots], "", "## Samples", "",
-              "| prompt | generated |", "| --- | --- |"]
-    for row in rows[:12]:
+        lines += ["", f"Topic inclusion is over the {metrics['topic_prompts']} prompts that carried a topic. "
+                  "Latency: one request at a time (all candidates and ranking), milliseconds."]
+    lines += ["", *[f"![{p}]({p})" for p in plots], "", "## 20 random samples", "",
+              "| prompt | generated | the real tweet it was prompted from |", "| --- | --- | --- |"]
+    picked = random.Random(options.seed + 1).sample(rows, min(20, len(rows)))
+    for row in picked:
         prompt = " ".join(f"{k}={v}" for k, v in row["prompt"].items() if v)
-        text = row["generated"].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {prompt} | {text} |")
+        cells = [row["generated"], row.get("real", "")]
+        text, real_text = (c.replace("|", "\\|").replace("\n", " ") for c in cells)
+        lines.append(f"| {prompt} | {text} | {real_text} |")
     return "\n".join(lines) + "\n"
 
 
-def _on_topic(group: list[str], prompt: ControlFields | None) -> str:
-    """The first candidate that names the prompt's topic, else the first one."""
-    if prompt is not None and prompt.entidades:
-        return next((t for t in group if contains_topic(t, prompt.entidades[0])), group[0])
-    return group[0]
+def contrast_table(rows: list[dict[str, Any]], per_side: int) -> dict[str, list[tuple[str, str]]]:
+    """Side → its most frequent (coalition, party) pairs in ``rows``: what the bot's catalog
+    gives the ranker, read from the training data instead."""
+    counts: dict[str, Counter[tuple[str, str]]] = {}
+    for row in rows:
+        counts.setdefault(row["lado"], Counter())[(row["coalicion"], row["partido"])] += 1
+    return {side: [pair for pair, _ in c.most_common(per_side)] for side, c in counts.items()}
+
+
+def prompt_specs(fields: list[ControlFields], sides: list[str], table: dict[str, list[tuple[str, str]]]
+                 ) -> list[PromptSpec]:
+    """Controlled prompts with the contrasts the bot would send (other sides, other sentiments)."""
+    specs = []
+    for f, side in zip(fields, sides, strict=True):
+        others = [pair for other, pairs in table.items() if other != side for pair in pairs]
+        sentiments = [s for s in SENTIMENTS if s != f.sentimiento] if f.sentimiento else []
+        specs.append(PromptSpec("controlled", fields=f, contrasts=contrasts_for(f, others, sentiments)))
+    return specs
 
 
 def evaluate(options: EvaluateOptions) -> dict[str, Any]:
@@ -181,44 +219,55 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     if options.prompt not in ("user", "full"):
         raise InputError(f"unknown prompt mode {options.prompt!r} (user, full)")
     set_threads(options.threads)
+    decoding, ranking = bot_settings(options.bot_config, options.bot_model)
+    settings = settings_for(options.model, options.kind, {**decoding, **options.decoding},
+                            {**ranking, **options.ranking}, options.threads)
     tokenizer = load_tokenizer(options.model)
     model = load_model(options.model, tokenizer)
-    train_rows, held_out = read_jsonl(options.train), read_jsonl(options.validation)
+    train_rows, held_out = read_jsonl(options.train), read_jsonl(options.held_out)
     for row in train_rows + held_out:
         if not row.get("lado"):
             raise InputError("rows need a 'lado' (side) label: use prepare's JSONL with an authors table")
+    # Prompts from complete tweets only, so the real sample they are compared with has no cut ends.
+    complete = [r for r in held_out if r.get("completo", True)]
     rng = random.Random(options.seed)
-    chosen = rng.sample(held_out, min(options.samples, len(held_out)))
+    chosen = rng.sample(complete, min(options.samples, len(complete)))
     block = model.config.n_positions
     if options.kind == "controlled":
         examples = [Example(fields_of(r), r["tweet"], r.get("completo", True)) for r in held_out]
         ppl = perplexity(model, tokenizer, ContextualDataset(examples, tokenizer, block))
         fields = [fields_of(r) for r in chosen]
-        prompts: list[ControlFields | None] = [user_prompt(f) if options.prompt == "user" else f for f in fields]
+        prompts = [user_prompt(f) if options.prompt == "user" else f for f in fields]
         wanted_sides = [r["lado"] for r in chosen]
+        table = contrast_table(train_rows, settings.ranking.side_contrasts)
+        specs = prompt_specs(prompts, wanted_sides, table)
     else:
         if not options.side:
             raise InputError("a casual model needs --side (the side it was fine-tuned on)")
-        ppl = perplexity(model, tokenizer, PackedCorpus([options.validation], tokenizer, block, wrap=True,
+        ppl = perplexity(model, tokenizer, PackedCorpus([options.held_out], tokenizer, block, wrap=True,
                                                         shuffle_buffer=1))
-        prompts = [None] * len(chosen)
+        prompts = []
         wanted_sides = [options.side] * len(chosen)
-    n = max(1, options.candidates)
-    decoding = Decoding(max_new_tokens=options.max_new_tokens)
-    if not options.guide:
-        decoding = replace(decoding, guide_start_bias=0.0, guide_bias=0.0)
-    drawn = sample(model, tokenizer, [p for p in prompts for _ in range(n)], decoding, options.seed,
-                   options.progress)
-    groups = [drawn[i * n:(i + 1) * n] for i in range(len(prompts))]
-    texts = [_on_topic(group, prompt) for group, prompt in zip(groups, prompts, strict=True)]
+        specs = [PromptSpec("casual")] * len(chosen)
+    del model  # the generation service loads its own copy
+    drawn, latency = draw(settings, specs, max(1, options.candidates), options.seed,
+                          options.latency_requests, options.progress)
+    texts = [d.texts[0] if d.texts else "" for d in drawn]
+    real = [r["tweet"] for r in chosen]
 
     classifier = SideClassifier(options.seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
     sides = classifier.predict(texts)
     annotator = make_sentiment(options.sentiment)
     sentiments = annotator(texts)
+    split = Path(options.held_out).stem
     metrics: dict[str, Any] = {
+        "split": split,
         "prompts": len(texts),
         "perplexity": ppl,
+        "open_share": open_share([t for t in texts if t]),
+        "open_share_real": open_share(real),
+        "realism_accuracy": two_sample_accuracy([t for t in texts if t], real, seed=options.seed),
+        "realism_real": len(real),
         "classifier_accuracy": agreement(classifier.predict([r["tweet"] for r in held_out]),
                                          [r["lado"] for r in held_out]),
         "side_adherence": agreement(sides, wanted_sides),
@@ -226,25 +275,28 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         "distinct_2": distinct_n(texts, 2),
         "empty": sum(not t for t in texts) / len(texts),
         "sentiment_annotator": annotator.name,
-        "decoding": {k: v for k, v in asdict(decoding).items() if k != "batch_size"},
+        "candidates": max(1, options.candidates),
+        "decoding": settings.models["evaluated"].decoding.model_dump(),
+        "ranking": settings.ranking.model_dump(),
+        **latency,
     }
     rows = []
     topic_hits = []
-    for prompt, text, side, sentiment, wanted in zip(prompts, texts, sides, sentiments, wanted_sides, strict=True):
-        row: dict[str, Any] = {"prompt": {"lado": wanted}, "generated": text, "side": side, "sentimiento": sentiment}
-        if prompt is not None:
-            row["prompt"].update({k: v for k, v in asdict(prompt).items() if v})
+    for i, (text, side, sentiment, wanted) in enumerate(zip(texts, sides, sentiments, wanted_sides, strict=True)):
+        row: dict[str, Any] = {"prompt": {"lado": wanted}, "generated": text, "side": side,
+                               "sentimiento": sentiment, "real": real[i],
+                               "candidates": [{"text": t, "score": s, "parts": p} for t, s, p in
+                                              zip(drawn[i].texts, drawn[i].scores, drawn[i].details, strict=False)]}
+        if prompts:
+            prompt = prompts[i]
+            row["prompt"].update({k: v for k, v in prompt.__dict__.items() if v})
             if prompt.entidades:
                 topic_hits.append(contains_topic(text, prompt.entidades[0]))
         rows.append(row)
     if options.kind == "controlled":
-        metrics["sentiment_adherence"] = agreement(sentiments, [p.sentimiento for p in prompts if p])
+        metrics["sentiment_adherence"] = agreement(sentiments, [p.sentimiento for p in prompts])
         metrics["topic_prompts"] = len(topic_hits)
         metrics["topic_inclusion"] = sum(topic_hits) / len(topic_hits) if topic_hits else float("nan")
-        metrics["candidates"] = n
-        single = [contains_topic(g[0], p.entidades[0]) for g, p in zip(groups, prompts, strict=True)
-                  if p is not None and p.entidades]
-        metrics["topic_inclusion_first_candidate"] = sum(single) / len(single) if single else float("nan")
     confusion: dict[str, dict[str, int]] = {}
     for wanted, got in zip(wanted_sides, sides, strict=True):
         confusion.setdefault(wanted, {}).setdefault(got, 0)

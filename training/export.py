@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from generation.prompts import ControlFields, prompt_text
+from generation.settings import Decoding
 from training.errors import InputError
 from training.evaluate import TARGETS
-from training.generate import Decoding
 from training.lm import load_model, load_tokenizer
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -33,8 +33,9 @@ def _read_json(path: Path | None) -> dict[str, Any]:
 
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:
     rows = ["| metric | value | target |", "| --- | --- | --- |"]
-    for name in ("perplexity", "side_adherence", "sentiment_adherence", "topic_inclusion",
-                 "memorization", "distinct_2", "classifier_accuracy"):
+    for name in ("open_share", "realism_accuracy", "side_adherence", "sentiment_adherence",
+                 "topic_inclusion", "memorization", "distinct_2", "perplexity", "classifier_accuracy",
+                 "latency_ms_median"):
         if isinstance(metrics.get(name), int | float):
             target = TARGETS.get(name)
             rows.append(f"| {name} | {metrics[name]:.3f} | {f'{target[0]} {target[1]}' if target else ''} |")
@@ -93,7 +94,9 @@ def model_card(
     if commands:
         lines += ["", "## How it was made", "", "```bash", commands.strip(), "```"]
     if metrics:
-        lines += ["", "## Evaluation (held-out prompts)", "", *_metrics_table(metrics)]
+        split = metrics.get("split", "held-out")
+        lines += ["", f"## Evaluation ({split} split: held-out prompts and their real tweets)", "",
+                  *_metrics_table(metrics)]
         if metrics.get("decoding"):
             lines += ["", f"Decoded with {metrics.get('candidates', 1)} candidate(s) per prompt and "
                       + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items())
@@ -117,12 +120,15 @@ def export(
         raise InputError(f"unknown dtype {dtype!r} (use {', '.join(DTYPES)})")
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, tokenizer).to(DTYPES[dtype])
-    decoding = Decoding()
+    evaluated = _read_json(evaluation) if evaluation else {}
+    # The decoding the model was evaluated with (the bot's), else the defaults.
+    decoding = Decoding.model_validate(evaluated.get("decoding") or {})
     # No repetition settings here: plain ``generate`` would count the control prompt too and so
     # refuse to write the requested topic (see generation/penalties.py).
     model.generation_config.update(
         do_sample=True, max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
-        top_p=decoding.top_p, no_repeat_ngram_size=0, repetition_penalty=1.0,
+        top_p=decoding.top_p, min_p=decoding.min_p or None, typical_p=decoding.typical_p,
+        no_repeat_ngram_size=0, repetition_penalty=1.0,
     )
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
@@ -131,7 +137,7 @@ def export(
     command_text = Path(commands).read_text(encoding="utf-8") if commands else ""
     weights = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     card = model_card(name or out.name, kind, model, tokenizer, run, _read_json(data_stats),
-                      _read_json(evaluation), command_text, weights)
+                      evaluated, command_text, weights)
     (out / "README.md").write_text(card, encoding="utf-8")
     files = sorted(f.name for f in out.iterdir() if f.is_file())
     return {"out": str(out), "files": files, "bytes": sum((out / f).stat().st_size for f in files)}

@@ -59,7 +59,12 @@ class LocalBackend:
             else await asyncio.to_thread(self.registry.get, model)
         )
         ids, types = encode(lm, prompt)
-        return await self.engine.generate(model, ids, types, params, seed, n)
+        contrasts = []
+        if prompt.contrasts and lm.spec.kind == "controlled":
+            for contrast in prompt.contrasts:
+                encoded = encode_prompt(lm.tokenizer, contrast.fields)
+                contrasts.append((encoded.input_ids, encoded.token_type_ids))
+        return await self.engine.generate(model, ids, types, params, seed, n, contrasts)
 
     async def aclose(self) -> None:
         await self.engine.aclose(drain=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from generation.prompts import prompt_text
 from generation.settings import GenerationSettings
 from generation.types import (
     Completion,
@@ -127,6 +128,10 @@ def request_body(served_model: str, prompt: str, params: SamplingParams, seed: i
     }
     if params.top_k > 0:  # older vLLM refuses 0 ("off" there is -1); leaving it out is "off" everywhere
         body["top_k"] = params.top_k
+    if params.min_p > 0:  # vLLM knows min_p; typical_p only our server does
+        body["min_p"] = params.min_p
+    if params.typical_p < 1:
+        body["typical_p"] = params.typical_p
     if params.no_repeat_ngram_size:
         body["no_repeat_ngram_size"] = params.no_repeat_ngram_size
     if params.banned:
@@ -155,7 +160,10 @@ def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
         token_ids = choice.get("token_ids")
         tokens = len(token_ids) if isinstance(token_ids, list) else share
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
-        out.append(Completion(text=text, tokens=tokens, finish_reason=finish))
+        ranking = choice.get("ranking") or {}
+        logprobs = tuple(float(v) for v in ranking.get("logprobs") or ())
+        out.append(Completion(text=text, tokens=tokens, finish_reason=finish, logprobs=logprobs,
+                              scored=int(ranking.get("tokens") or 0)))
     return out
 
 
@@ -222,6 +230,8 @@ class RemoteBackend:
         if model not in self._served:
             raise UnknownModel(model)
         body = request_body(self._served[model], prompt.text(), params, seed, n)
+        if prompt.contrasts:  # politico serve's extension; vLLM ignores it (no scores come back)
+            body["rank_contrasts"] = [prompt_text(c.fields) for c in prompt.contrasts]
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
         for endpoint in self._order():

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.config import FrontendLimits, PoliticsSettings, Settings, SideSpec
-from bot.core import BotCore, best_candidate
+from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 from db.log import GenerationLog
@@ -342,29 +342,33 @@ async def test_candidates_are_all_stored_one_shown(settings: Settings, log: Gene
     assert shown == [True, False, False]
 
 
-async def test_the_candidate_that_names_the_topic_is_shown(settings: Settings, log: GenerationLog) -> None:
-    class OnTopicSecond(FakeGenerator):
+async def test_the_best_ranked_candidate_is_shown_and_every_score_stored(settings: Settings, log: GenerationLog) -> None:
+    class Ranked(FakeGenerator):
         async def generate(self, req: TweetRequest) -> TweetResult:
             result = await super().generate(req)
-            texts = ["Nada que ver con el tema.", "Las Pensiones dignas son urgentes.", "Otra cosa."]
-            return TweetResult(**{**result.__dict__, "texts": texts})
+            texts = ["Las pensiones dignas son urgentes.", "Nada que ver.", "Otra cosa."]
+            details = [{"fit": -2.0, "topic": 1.0}, {"fit": -3.0, "topic": 0.0}, {"fit": -4.0, "topic": 0.0}]
+            return TweetResult(**{**result.__dict__, "texts": texts, "scores": [0.5, -1.0, -2.5],
+                                  "score_details": details})
 
     three = settings.model_copy(update={"bot": settings.bot.model_copy(update={"candidates": 3})})
-    core = BotCore(three, OnTopicSecond(), log, MemoryRateLimiter())
-    reply = await say(core, "/tuit derecha pensiones")
-    assert reply.tweet is not None and reply.tweet.text == "Las Pensiones dignas son urgentes."
+    generator = Ranked()
+    core = BotCore(three, generator, log, MemoryRateLimiter())
+    reply = await say(core, "/tuit derecha negativo pensiones")
+    assert reply.tweet is not None and reply.tweet.text == "Las pensiones dignas son urgentes."
     async with log.sessions() as session:
-        shown = (await session.scalars(select(Generation.shown).order_by(Generation.id))).all()
-    assert shown == [False, True, False]
-
-
-def test_best_candidate_prefers_more_requested_words_then_the_first() -> None:
-    texts = ["hola", "educación y salud", "la educacion"]
-    assert best_candidate(texts, ["educación", "salud"]) == 1
-    assert best_candidate(texts, ["EDUCACION"]) == 1
-    assert best_candidate(texts, []) == 0
-    assert best_candidate(texts, ["vivienda"]) == 0
-    assert best_candidate(["pensionesx"], ["pensiones"]) == 0  # whole words only, and one text
+        rows = (await session.execute(select(Generation.shown, Generation.score, Generation.score_detail)
+                                      .order_by(Generation.id))).all()
+    assert [tuple(r) for r in rows] == [
+        (True, 0.5, {"fit": -2.0, "topic": 1.0}), (False, -1.0, {"fit": -3.0, "topic": 0.0}),
+        (False, -2.5, {"fit": -4.0, "topic": 0.0}),
+    ]
+    # The candidates are weighed against the other sides' parties and the other sentiments.
+    contrasts = generator.requests[0].prompt.contrasts
+    sides = {core.catalog.parties[c.fields.partido].side for c in contrasts if c.group == "side"}
+    assert sides and "derecha" not in sides
+    assert {c.fields.sentimiento for c in contrasts if c.group == "sentiment"} == {"POSITIVE", "NEUTRAL", "MIXED"}
+    assert all(c.fields.entidades == ("pensiones",) for c in contrasts)
 
 
 async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:

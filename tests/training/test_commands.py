@@ -142,27 +142,47 @@ def test_finetune_on_one_side(pipeline: dict[str, Path]) -> None:
 
 def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
     out = pipeline["root"] / "eval"
+    config = pipeline["root"] / "bot.toml"
+    config.write_text("[generation.models.demo.decoding]\nmax_new_tokens = 8\nguide_bias = 4.0\n"
+                      "[generation.ranking]\nside = 2.0\n", encoding="utf-8")
     run("evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
-        "--validation", pipeline["data"] / "validation.jsonl", "--out", out, "--samples", "6",
-        "--max-new-tokens", "8", "--sentiment", "lexicon", "--threads", "1", "--candidates", "3")
+        "--held-out", pipeline["data"] / "validation.jsonl", "--out", out, "--samples", "6",
+        "--sentiment", "lexicon", "--threads", "1", "--candidates", "3", "--bot-config", config,
+        "--set", "temperature=0.7", "--latency-requests", "2")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["candidates"] == 3
-    if metrics["topic_prompts"]:  # keeping an on-topic candidate can only help
-        assert metrics["topic_inclusion"] >= metrics["topic_inclusion_first_candidate"]
-    for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2"):
+    assert metrics["candidates"] == 3 and metrics["split"] == "validation"
+    # Decoding and ranking: the bot config's values, then the overrides.
+    assert metrics["decoding"]["guide_bias"] == 4.0 and metrics["decoding"]["temperature"] == 0.7
+    assert metrics["decoding"]["max_new_tokens"] == 8 and metrics["ranking"]["side"] == 2.0
+    for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2", "open_share",
+                 "open_share_real", "realism_accuracy"):
         assert 0.0 <= metrics[name] <= 1.0
-    assert metrics["perplexity"] > 1.0
+    assert metrics["perplexity"] > 1.0 and metrics["latency_ms_median"] > 0
     assert metrics["prompts"] == 6
     report = (out / "report.md").read_text()
-    assert "side_adherence" in report and "![metrics.png](metrics.png)" in report
+    assert "validation split" in report and "realism_accuracy" in report and "20 random samples" in report
     assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((out / "samples.jsonl").read_text().splitlines()) == 6
-    assert metrics["decoding"]["guide_bias"] > 0 and "guide_bias" in report
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 6
+    # Every candidate is kept with its ranking score, best first; the shown tweet is the best.
+    for sample in samples:
+        scores = [c["score"] for c in sample["candidates"]]
+        assert scores == sorted(scores, reverse=True) and sample["generated"] == sample["candidates"][0]["text"]
+        assert {"fit", "side", "sentiment", "open"} <= set(sample["candidates"][0]["parts"])
     alone = pipeline["root"] / "eval-alone"
     run("evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
         "--validation", pipeline["data"] / "validation.jsonl", "--out", alone, "--samples", "2",
-        "--max-new-tokens", "4", "--sentiment", "lexicon", "--threads", "1", "--no-guide")
-    assert json.loads((alone / "metrics.json").read_text())["decoding"]["guide_bias"] == 0
+        "--candidates", "1", "--sentiment", "lexicon", "--threads", "1", "--rank", "enabled=false",
+        "--set", "max_new_tokens=4", "--latency-requests", "0")
+    metrics = json.loads((alone / "metrics.json").read_text())
+    assert metrics["ranking"]["enabled"] is False and "latency_ms_median" not in metrics
+
+
+def test_evaluate_refuses_a_bad_override(pipeline: dict[str, Path], capsys) -> None:
+    err = fails(capsys, "evaluate", "--model", pipeline["ctx"], "--train", pipeline["data"] / "train.jsonl",
+                "--held-out", pipeline["data"] / "validation.jsonl", "--out", pipeline["root"] / "x",
+                "--set", "temperature=hot")
+    assert "temperature" in err
 
 
 def test_config_file_supplies_flags(pipeline: dict[str, Path], capsys) -> None:

@@ -1,0 +1,104 @@
+"""Choosing among sampled candidates by how well each fits the request.
+
+A small model writes a good tweet only some of the time, so the bot samples several and shows
+the best. "Best" is a weighted sum of what a reader would check, each part measurable:
+
+- ``fit``: the tweet's mean log-probability per token (EOS included) under the requested
+  controls. Fluent, complete tweets score higher; word salad and cut-offs lower.
+- ``side`` / ``sentiment``: GeDi's contrast. The model is a class-conditional LM, so Bayes
+  gives the log-probability that the requested side (sentiment) wrote the tweet rather than
+  the others: ``log p(x|c) − log Σ_c' p(x|c')`` over the contrast prompts. 0 is certain.
+- ``topic``: the share of requested topics (entities, hashtags) the tweet names.
+- ``open``: 1 when the tweet stops mid-sentence (``generation/endings.py``), a penalty.
+
+Backends that cannot score (vLLM) still rank on topic and ending. Weights are chosen on the
+validation split (``docs/demo-model.md``) and set in ``[generation.ranking]``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from generation.endings import ends_mid_sentence
+from generation.prompts import ControlFields
+from generation.settings import RankingSettings
+from generation.types import Completion, Contrast
+
+_WORD = re.compile(r"\w+")
+
+
+def _words(text: str) -> list[str]:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return _WORD.findall("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
+
+
+def names(text: str, topic: str) -> bool:
+    """The topic appears as whole words (case, accents, ``#`` and ``@`` ignored)."""
+    wanted, have = _words(topic), _words(text)
+    n = len(wanted)
+    return n > 0 and any(have[i:i + n] == wanted for i in range(len(have) - n + 1))
+
+
+def _log_sum_exp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topics: Sequence[str]) -> dict[str, float]:
+    """The measured parts of one candidate (only those this request and backend allow)."""
+    out: dict[str, float] = {}
+    if completion.logprobs and completion.scored:
+        own = completion.logprobs[0]
+        out["fit"] = own / completion.scored
+        for group in ("side", "sentiment"):
+            others = [lp for c, lp in zip(contrasts, completion.logprobs[1:], strict=False) if c.group == group]
+            if others:
+                out[group] = own - _log_sum_exp([own, *others])
+    if topics:
+        out["topic"] = sum(names(text, t) for t in topics) / len(topics)
+    out["open"] = 1.0 if ends_mid_sentence(text) else 0.0
+    return out
+
+
+def total(detail: dict[str, float], weights: RankingSettings) -> float:
+    """The weighted sum; ``open`` counts against."""
+    return (weights.fit * detail.get("fit", 0.0) + weights.side * detail.get("side", 0.0)
+            + weights.sentiment * detail.get("sentiment", 0.0) + weights.topic * detail.get("topic", 0.0)
+            - weights.open * detail.get("open", 0.0))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A candidate with its score (higher is better) and the parts behind it."""
+
+    text: str
+    tokens: int
+    score: float
+    detail: dict[str, float]
+
+
+def rank(
+    candidates: Sequence[tuple[str, Completion]], contrasts: Sequence[Contrast], topics: Sequence[str],
+    weights: RankingSettings,
+) -> list[Ranked]:
+    """The candidates best first; ties keep sampling order, so ranking off shows the first."""
+    ranked = []
+    for text, completion in candidates:
+        detail = parts(text, completion, contrasts, topics) if weights.enabled else {}
+        ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail))
+    order = sorted(range(len(ranked)), key=lambda i: (-ranked[i].score, i))
+    return [ranked[i] for i in order]
+
+
+def contrasts_for(
+    fields: ControlFields, other_sides: Sequence[tuple[str, str]], other_sentiments: Sequence[str] = ()
+) -> tuple[Contrast, ...]:
+    """The request's prompt with each other side's (coalition, party), then with each other
+    sentiment: what the requested controls are weighed against."""
+    out = [Contrast("side", replace(fields, coalicion=c, partido=p)) for c, p in other_sides]
+    out += [Contrast("sentiment", replace(fields, sentimiento=s)) for s in other_sentiments]
+    return tuple(out)

@@ -1,0 +1,135 @@
+"""Candidate ranking: the parts, their weights, and a model that judges its own candidates."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from generation.backends.local import encode
+from generation.prompts import ControlFields, encode_example
+from generation.ranking import contrasts_for, names, parts, rank, total
+from generation.registry import LoadedModel, ModelRegistry
+from generation.scoring import score_candidates
+from generation.settings import ModelSpec, RankingSettings
+from generation.types import Completion, Contrast, PromptSpec, SamplingParams
+
+UDI = ControlFields("Chile Vamos", "UDI", "POSITIVE", ("pensiones",))
+SIDES = [("Frente Amplio", "RD")]
+CONTRASTS = contrasts_for(UDI, SIDES, ["NEGATIVE"])
+
+
+def test_contrasts_vary_one_control_and_keep_the_rest() -> None:
+    assert [c.group for c in CONTRASTS] == ["side", "sentiment"]
+    side, sentiment = (c.fields for c in CONTRASTS)
+    assert (side.coalicion, side.partido, side.sentimiento, side.entidades) == (
+        "Frente Amplio", "RD", "POSITIVE", ("pensiones",))
+    assert (sentiment.partido, sentiment.sentimiento) == ("UDI", "NEGATIVE")
+
+
+def test_parts_measure_fit_contrast_topic_and_ending() -> None:
+    # log p(x | UDI) = -10 over 5 tokens; the other side and sentiment explain it worse.
+    done = Completion("Pensiones dignas para Chile.", 4, "stop", (-10.0, -12.0, -10.0), 5)
+    detail = parts("Pensiones dignas para Chile.", done, CONTRASTS, ["pensiones"])
+    assert detail["fit"] == pytest.approx(-2.0)
+    assert detail["side"] == pytest.approx(-10 - math.log(math.exp(-10) + math.exp(-12)))
+    assert detail["sentiment"] == pytest.approx(-math.log(2))  # as likely as the contrast
+    assert (detail["topic"], detail["open"]) == (1.0, 0.0)
+    cut = parts("Pensiones dignas para", Completion("x", 3), CONTRASTS, ["#vivienda"])
+    assert cut == {"topic": 0.0, "open": 1.0}  # no scores from this backend: text parts only
+
+
+def test_weights_decide_and_ties_keep_sampling_order() -> None:
+    weights = RankingSettings(fit=1, side=0, sentiment=0, topic=2, open=3)
+    assert total({"fit": -2.0, "topic": 1.0, "open": 1.0}, weights) == pytest.approx(-3.0)
+    candidates = [
+        ("Hablemos de vivienda y", Completion("a", 4)),         # open, off topic
+        ("Pensiones dignas ya.", Completion("b", 4)),            # complete, on topic
+        ("Hablemos de vivienda.", Completion("c", 4)),           # complete, off topic
+        ("Otra cosa distinta.", Completion("d", 4)),             # same score as the one before
+    ]
+    ranked = rank(candidates, (), ["pensiones"], weights)
+    assert [r.text for r in ranked] == [
+        "Pensiones dignas ya.", "Hablemos de vivienda.", "Otra cosa distinta.", "Hablemos de vivienda y"]
+    off = rank(candidates, (), ["pensiones"], RankingSettings(enabled=False))
+    assert [r.text for r in off] == [t for t, _ in candidates] and off[0].detail == {}
+
+
+def test_topics_are_whole_words_without_case_accents_or_marks() -> None:
+    assert names("Gran día en VALPARAÍSO", "Valparaiso")
+    assert names("Vamos #Pensiones", "#pensiones") and names("gracias @Juan", "Juan")
+    assert not names("pensionesx", "pensiones")
+
+
+# --- the model as its own judge ----------------------------------------------------------------
+
+STYLE = {  # two parties that write unmistakably different tweets
+    "UDI": "Orden y seguridad para las familias de Chile.",
+    "RD": "Educación pública y gratuita para todos.",
+}
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    """The tiny test model, trained for a few steps to write each party's tweet after its prompt."""
+    from tests.support.tiny_model import build_tiny_model
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("taught"))
+    registry = ModelRegistry({"demo": ModelSpec(path=str(folder), kind="controlled")}, threads=1, warmup=False)
+    lm = registry.get("demo")
+    model, tokenizer = lm.model, lm.tokenizer
+    examples = [encode_example(tokenizer, ControlFields(partido=party, sentimiento="POSITIVE"), tweet, 128)
+                for party, tweet in STYLE.items()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    torch.manual_seed(0)
+    for _ in range(60):
+        for example in examples:
+            out = model(input_ids=torch.tensor([example.input_ids]),
+                        token_type_ids=torch.tensor([example.token_type_ids]),
+                        labels=torch.tensor([example.labels]))
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    return lm
+
+
+@pytest.mark.parametrize(("party", "other"), [("UDI", "RD"), ("RD", "UDI")])
+def test_the_candidate_that_fits_the_requested_party_wins(taught: LoadedModel, party: str, other: str) -> None:
+    fields = ControlFields(partido=party, sentimiento="POSITIVE")
+    contrasts = (Contrast("side", ControlFields(partido=other, sentimiento="POSITIVE")),)
+    prompts = [encode(taught, PromptSpec("controlled", f)) for f in (fields, contrasts[0].fields)]
+    texts = [STYLE[other], STYLE[party]]  # the fitting one sampled second
+    tokens = [taught.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+    scores = score_candidates(taught, prompts, tokens)
+    candidates = [(t, Completion(t, len(ids), "stop", s, len(ids) + 1))
+                  for t, ids, s in zip(texts, tokens, scores, strict=True)]
+    ranked = rank(candidates, contrasts, (), RankingSettings())
+    assert ranked[0].text == STYLE[party]
+    assert ranked[0].detail["side"] > math.log(0.5) > ranked[1].detail["side"]
+    assert ranked[0].detail["fit"] > ranked[1].detail["fit"]
+
+
+async def test_the_engine_scores_its_own_candidates(taught: LoadedModel, tmp_path: Path) -> None:
+    from generation.engine import Engine
+    from generation.settings import EngineSettings
+
+    registry = ModelRegistry({"demo": taught.spec}, threads=1, warmup=False)
+    registry._loaded["demo"] = taught  # the taught weights, not the folder's
+    engine = Engine(registry, EngineSettings(batch_window_ms=1))
+    try:
+        fields = ControlFields(partido="UDI", sentimiento="POSITIVE")
+        ids, types = encode(taught, PromptSpec("controlled", fields))
+        other = encode(taught, PromptSpec("controlled", ControlFields(partido="RD", sentimiento="POSITIVE")))
+        done = await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=12), 7, n=3,
+                                     contrasts=[other])
+    finally:
+        await engine.aclose()
+    for completion in done:
+        assert len(completion.logprobs) == 2 and completion.scored == completion.tokens + 1
+        tokens = taught.tokenizer.encode(completion.text, add_special_tokens=False)
+        again = score_candidates(taught, [(ids, types), other], [tokens])[0]
+        assert again == pytest.approx(completion.logprobs, abs=1e-3)
