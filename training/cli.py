@@ -130,6 +130,7 @@ def run_export(args: argparse.Namespace) -> dict:
     from training.export import export
 
     return export(args.model, args.out, kind=args.kind, name=args.name, dtype=args.dtype,
+                  sources=args.sources, real_tweets=args.real_tweets,
                   data_stats=args.data_stats, evaluation=args.evaluation, commands=args.commands)
 
 
@@ -239,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--data-stats", type=Path, help="prepare's stats.json")
     p.add_argument("--evaluation", type=Path, help="evaluate's metrics.json")
+    p.add_argument("--sources", type=Path, help="Markdown: the training text's sources and licences")
+    p.add_argument("--real-tweets", type=Path,
+                   help="prepare's test.jsonl: up to 1,000 complete tweets shipped as test_tweets.jsonl")
     p.add_argument("--commands", type=Path, help="script with the commands that made the model")
     p.set_defaults(handler=run_export)
     return parser

@@ -18,6 +18,7 @@ from generation.settings import Decoding
 from training.errors import InputError
 from training.evaluate import TARGETS
 from training.lm import load_model, load_tokenizer
+from training.tables import read_jsonl
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -109,11 +110,33 @@ def model_card(
     return "\n".join(lines) + "\n"
 
 
+#: Real tweets shipped beside a model (the ¿Real o ficticio? game's real half) at the most.
+MAX_REAL_TWEETS = 1000
+
+
+def ship_real_tweets(source: Path, out: Path) -> int:
+    """Copy up to ``MAX_REAL_TWEETS`` complete rows of a held-out split to ``test_tweets.jsonl``.
+
+    The bot's guessing game needs real tweets the model never trained on; only the test split
+    qualifies, and only its complete tweets (a cut one would give the real tweet away).
+    """
+    rows = [r for r in read_jsonl(source) if r.get("completo", True)][:MAX_REAL_TWEETS]
+    with (out / "test_tweets.jsonl").open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(rows)
+
+
 def export(
     model_path: str, out: Path, *, kind: str = "controlled", name: str = "", dtype: str = "float32",
     data_stats: Path | None = None, evaluation: Path | None = None, commands: Path | None = None,
+    sources: Path | None = None, real_tweets: Path | None = None,
 ) -> dict[str, Any]:
-    """Write the folder; returns its files and size."""
+    """Write the folder; returns its files and size.
+
+    ``sources``: Markdown naming where the training text came from and its licences, added to
+    the card; ``real_tweets``: the test split, shipped beside the model for the guessing game.
+    """
     if kind not in ("controlled", "casual"):
         raise InputError(f"unknown model kind {kind!r} (controlled, casual)")
     if dtype not in DTYPES:
@@ -138,6 +161,15 @@ def export(
     weights = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     card = model_card(name or out.name, kind, model, tokenizer, run, _read_json(data_stats),
                       evaluated, command_text, weights)
+    if sources:
+        card += "\n" + Path(sources).read_text(encoding="utf-8").strip() + "\n"
+    if real_tweets:
+        shipped = ship_real_tweets(Path(real_tweets), out)
+        card += (f"\n## Real tweets shipped beside it\n\n`test_tweets.jsonl`: {shipped} complete tweets of "
+                 "the test split (public tweets of the 2017 presidential candidates, collected through "
+                 "the Twitter API in November 2017; cleaned and labelled by `politico-train prepare`). "
+                 "No training step saw them; the bot's ¿Real o ficticio? game shows them beside "
+                 "generated ones.\n")
     (out / "README.md").write_text(card, encoding="utf-8")
     files = sorted(f.name for f in out.iterdir() if f.is_file())
     return {"out": str(out), "files": files, "bytes": sum((out / f).stat().st_size for f in files)}

@@ -254,3 +254,18 @@ async def test_exported_model_runs_in_the_bots_engine(exported: Path) -> None:
     finally:
         await backend.aclose()
     assert len(completions) == 1 and completions[0].tokens == 6
+
+
+def test_export_ships_complete_test_tweets_and_names_the_sources(pipeline: dict[str, Path]) -> None:
+    out = pipeline["root"] / "export-shipped"
+    sources = pipeline["root"] / "sources.md"
+    sources.write_text("## Pretraining text\n\n- fortunes-es (GPL-2+)\n", encoding="utf-8")
+    rows = [json.loads(x) for x in (pipeline["data"] / "test.jsonl").read_text().splitlines()]
+    rows[0]["completo"] = False
+    held_out = pipeline["root"] / "held.jsonl"
+    held_out.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run("export", "--model", pipeline["ctx"], "--out", out, "--sources", sources, "--real-tweets", held_out)
+    shipped = [json.loads(x) for x in (out / "test_tweets.jsonl").read_text().splitlines()]
+    assert [r["tweet"] for r in shipped] == [r["tweet"] for r in rows[1:]]
+    card = (out / "README.md").read_text()
+    assert "fortunes-es (GPL-2+)" in card and f"{len(rows) - 1} complete tweets of the test split" in card
