@@ -126,6 +126,14 @@ def run_evaluate(args: argparse.Namespace) -> dict:
     ))
 
 
+def run_rerank(args: argparse.Namespace) -> dict:
+    from training.rerank import rerank
+
+    summary = rerank(args.samples, args.train, args.weights, args.out, args.sentiment, args.copy_words, args.seed)
+    print(summary["table"], file=sys.stderr)
+    return summary
+
+
 def run_export(args: argparse.Namespace) -> dict:
     from training.export import export
 
@@ -231,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--human-db", default="", help="the bot's database URL: add the share of ¿Real o ficticio? "
                    "votes this model's tweets won (the bot names it as its folder: models/demo → demo)")
     p.set_defaults(handler=run_evaluate)
+
+    p = commands.add_parser("rerank", help="compare ranking weights on candidates evaluate already drew")
+    p.add_argument("--samples", type=Path, required=True, help="evaluate's samples.jsonl")
+    p.add_argument("--train", type=Path, required=True, help="prepare's train.jsonl (classifier, copies)")
+    p.add_argument("--weights", nargs="+", required=True, metavar="K=V,K=V",
+                   help='weight settings to compare, e.g. "side=1,open=3" "side=2,open=3"')
+    p.add_argument("--out", type=Path, help="JSON file for the results")
+    p.add_argument("--sentiment", default="lexicon", choices=["auto", "lexicon", "pysentimiento"])
+    p.add_argument("--copy-words", type=int, default=8)
+    p.set_defaults(handler=run_rerank)
 
     p = commands.add_parser("export", help="Hugging Face folder with a model card")
     p.add_argument("--model", required=True, help="trained model folder")

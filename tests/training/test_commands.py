@@ -269,3 +269,21 @@ def test_export_ships_complete_test_tweets_and_names_the_sources(pipeline: dict[
     assert [r["tweet"] for r in shipped] == [r["tweet"] for r in rows[1:]]
     card = (out / "README.md").read_text()
     assert "fortunes-es (GPL-2+)" in card and f"{len(rows) - 1} complete tweets of the test split" in card
+
+
+def test_rerank_compares_weights_on_drawn_candidates(pipeline: dict[str, Path], capsys) -> None:
+    samples = pipeline["root"] / "drawn.jsonl"
+    prompt = {"lado": "derecha", "sentimiento": "POSITIVE", "entidades": ["Temuco"]}
+    rows = [{"prompt": prompt, "real": f"Gran jornada en Temuco con los vecinos {i}.", "candidates": [
+        {"text": "Gracias a todos por venir y", "parts": {"fit": -1.0, "topic": 0.0, "open": 1.0}},
+        {"text": f"Gran jornada en Temuco, seguimos {i}.", "parts": {"fit": -3.0, "topic": 1.0, "open": 0.0}},
+    ]} for i in range(6)]
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    run("rerank", "--samples", samples, "--train", pipeline["data"] / "train.jsonl",
+        "--weights", "fit=1,topic=0,open=0", "fit=1,topic=2,open=3", "--out", pipeline["root"] / "rerank.json")
+    fit_only, balanced = json.loads((pipeline["root"] / "rerank.json").read_text())["results"]
+    assert (fit_only["open_share"], fit_only["topic_inclusion"]) == (1.0, 0.0)
+    assert (balanced["open_share"], balanced["topic_inclusion"]) == (0.0, 1.0)
+    assert "| fit=1,topic=2,open=3 |" in capsys.readouterr().err
+    assert "already ranked" in fails(capsys, "rerank", "--samples", samples, "--train",
+                                     pipeline["data"] / "train.jsonl", "--weights", "enabled=false")
