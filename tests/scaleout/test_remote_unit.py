@@ -13,6 +13,7 @@ from generation.backends.remote import CircuitBreaker, RemoteBackend, normalise_
 from generation.prompts import ControlFields, prompt_text
 from generation.settings import GenerationSettings
 from generation.types import (
+    Contrast,
     EngineBusy,
     GenerationError,
     GenerationTimeout,
@@ -191,3 +192,23 @@ async def test_a_body_that_is_not_json_counts_as_a_failure() -> None:
     remote = backend(endpoints)
     assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
     assert endpoints.calls == ["a", "b"]
+
+
+async def test_contrasts_travel_and_scores_come_back() -> None:
+    def scored(request: httpx.Request) -> httpx.Response:
+        choices = [{"index": i, "text": f" tuit {i}", "finish_reason": "stop",
+                    "ranking": {"logprobs": [-4.0 - i, -6.0], "tokens": 3}} for i in range(2)]
+        return httpx.Response(200, json={"choices": choices, "usage": {"completion_tokens": 6}})
+
+    endpoints = Endpoints(a=scored)
+    remote = backend(endpoints)
+    other = ControlFields(partido="RD")
+    prompt = PromptSpec("controlled", ControlFields(partido="RN"), contrasts=(Contrast("side", other),))
+    out = await remote.complete("demo", prompt, PARAMS, seed=1, n=2)
+    assert endpoints.bodies[0]["rank_contrasts"] == [prompt_text(other)]
+    assert [(c.logprobs, c.scored) for c in out] == [((-4.0, -6.0), 3), ((-5.0, -6.0), 3)]
+    await remote.aclose()
+    plain = backend(Endpoints(a=lambda r: ok(1)))  # vLLM: no ranking field, no scores
+    (only,) = await plain.complete("demo", prompt, PARAMS, seed=1, n=1)
+    assert (only.logprobs, only.scored) == ((), 0)
+    await plain.aclose()

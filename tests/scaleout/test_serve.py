@@ -183,3 +183,13 @@ def test_guide_fields_reach_the_sampling_parameters() -> None:
     params = CompletionRequest(model="demo", prompt="x", guide=["Piñera", ""], guide_bias=8, guide_start_bias=1).params()
     assert (params.guide, params.guide_bias, params.guide_start_bias) == (("Piñera",), 8.0, 1.0)
     assert CompletionRequest(model="demo", prompt="x").params().guide == ()
+
+
+def test_rank_contrasts_score_every_choice(client: httpx.Client) -> None:
+    other = prompt_text(ControlFields(coalicion="Frente Amplio", partido="RD", sentimiento="POSITIVE"))
+    body = complete(client, n=2, seed=5, max_tokens=6, rank_contrasts=[other])
+    for choice in body["choices"]:
+        ranking = choice["ranking"]
+        assert len(ranking["logprobs"]) == 2 and all(lp < 0 for lp in ranking["logprobs"])
+        assert ranking["tokens"] >= 1
+    assert "ranking" not in complete(client, max_tokens=4, seed=5)["choices"][0]
