@@ -15,6 +15,7 @@ from bot.discord.frontend import DiscordFrontend
 from bot.game import texts
 from bot.types import FICTION_LABEL
 from db.game import GameStore, Round
+from tests.discord.test_bot import callback, followups
 from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, TOKEN, Call, FakeDiscord
 from tests.game.conftest import REAL_TEXTS, game_config, write_real_tweets
 from tests.support.waiting import eventually
@@ -47,14 +48,6 @@ def start_bot(tmp_path: Path, tiny_model_dir: Path, fake: FakeDiscord) -> Start:
             await app.aclose()
 
     return start
-
-
-def followups(fake: FakeDiscord, token: str) -> list[Call]:
-    return [c for c in fake.for_token(token) if c.method == "POST" and c.path.startswith("/webhooks/")]
-
-
-def callback(fake: FakeDiscord, token: str) -> Call | None:
-    return next((c for c in fake.for_token(token) if c.path.endswith("/callback")), None)
 
 
 def custom_ids(call: Call) -> list[str]:
