@@ -4,8 +4,11 @@ Builds a GPT-2 small sized model (124M parameters, random weights: speed does no
 the weights say, and nothing is downloaded) with a thesis-style tokenizer, then times, for
 fixed-length tweets: the thesis's decoding (10 beams + sampling) one request at a time, plain
 sampling one request at a time, one bare batched ``generate`` call, and the engine with 1, 8 and
-32 concurrent clients, while a ticker measures how late the event loop wakes up. Ratios within
-one run are what count: absolute figures depend on the machine and on what else it is doing.
+32 concurrent clients, while a ticker measures how late the event loop wakes up. Then the same
+model with int8 weights (``quantize = "int8"``) in the engine at 1 and 32 clients, beside
+CTranslate2's int8 (when the optional ``ctranslate2`` package is installed) at batch 1 and 32 as
+the reference. Ratios within one run are what count: absolute figures depend on the machine and
+on what else it is doing.
 
 Run ``python -m generation.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
 few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
@@ -30,6 +33,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from generation import ctranslate2_anchor
 from generation.engine import Engine
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry
@@ -69,10 +73,12 @@ class Plan:
     requests_per_client: dict[int, int]
     #: How long the ticker runs alone first, to measure the machine's own scheduling noise.
     idle_probe_s: float
+    #: Full batches CTranslate2 decodes at the top concurrency (as many tweets as the engine's).
+    anchor_batches: int
 
 
-FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0)
-QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3)
+FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0, 2)
+QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3, 1)
 
 
 def build_model(folder: Path, plan: Plan) -> Path:
@@ -232,6 +238,12 @@ class Bench:
         return result
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def machine() -> dict[str, Any]:
     import transformers
 
@@ -257,6 +269,14 @@ def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
         f"engine_c{low}_latency_vs_bare_generate": engine_low["latency_ms"]["mean"] / sequential["latency_ms"]["mean"],
         "max_loop_lag_ms": max(p["loop_lag_ms"]["max"] for k, p in phases.items() if k.startswith("engine")),
     }
+    int8_top, int8_low = phases[f"engine_int8_c{top}"], phases[f"engine_int8_c{low}"]
+    out[f"engine_int8_c{top}_vs_engine_c{top}"] = int8_top["tweets_per_s"] / engine_top["tweets_per_s"]
+    anchor_top, anchor_low = phases.get(f"ctranslate2_int8_x{top}"), phases.get(f"ctranslate2_int8_x{low}")
+    if anchor_top and anchor_low:
+        out[f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}"] = int8_top["tweets_per_s"] / anchor_top["tweets_per_s"]
+        out[f"engine_int8_c{low}_latency_vs_ctranslate2_int8_x{low}"] = (
+            int8_low["latency_ms"]["mean"] / anchor_low["latency_ms"]["mean"]
+        )
     out = {k: round(v, 3) for k, v in out.items()}
     out["targets_met"] = {
         "throughput_x4.5_sequential": out[f"engine_c{top}_vs_sequential_sampling"] >= 4.5,
@@ -264,7 +284,56 @@ def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
         "latency_within_10pct": out[f"engine_c{low}_latency_vs_bare_generate"] <= 1.1,
         "loop_lag_under_50ms": out["max_loop_lag_ms"] < 50,
     }
+    if anchor_top and anchor_low:
+        out["targets_met"]["int8_throughput_x1.1_ctranslate2"] = (
+            out[f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}"] >= 1.1
+        )
+        out["targets_met"]["int8_latency_at_most_ctranslate2"] = (
+            out[f"engine_int8_c{low}_latency_vs_ctranslate2_int8_x{low}"] <= 1.0
+        )
     return out
+
+
+async def int8_phases(
+    plan: Plan, folder: Path, lm: LoadedModel, threads: int
+) -> dict[str, dict[str, Any]]:
+    """The engine on the int8 model at the lowest and highest concurrency, each next to
+    CTranslate2 int8 at the same batch size (when installed)."""
+    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu", quantize="int8")
+    registry = ModelRegistry({"bench_int8": spec}, threads=threads)
+    bench = Bench(registry.get("bench_int8"), plan)
+    anchor = None
+    if ctranslate2_anchor.available():
+        anchor = ctranslate2_anchor.Anchor(
+            lm.model, lm.tokenizer, folder / "ctranslate2-int8", threads or torch.get_num_threads()
+        )
+    low, top = min(plan.concurrency), max(plan.concurrency)
+    phases: dict[str, dict[str, Any]] = {}
+    engine = Engine(registry, EngineSettings(max_batch=top, queue_size=4 * top, request_timeout_s=3600))
+    try:
+        # Back to back with its reference: the engine alone, then CTranslate2 one at a time;
+        # CTranslate2's full batches, then the engine under `top` clients.
+        phases[f"engine_int8_c{low}"] = await bench.engine(engine, low, plan.requests_per_client[low])
+        if anchor is not None:
+            phases[f"ctranslate2_int8_x{low}"] = anchor_phase(
+                anchor, bench, [[i] for i in range(plan.sequential_requests)]
+            )
+            phases[f"ctranslate2_int8_x{top}"] = anchor_phase(
+                anchor, bench, [list(range(b * top, (b + 1) * top)) for b in range(plan.anchor_batches)]
+            )
+        phases[f"engine_int8_c{top}"] = await bench.engine(engine, top, plan.requests_per_client[top])
+    finally:
+        await engine.aclose()
+    return phases
+
+
+def anchor_phase(anchor: ctranslate2_anchor.Anchor, bench: Bench, batches: list[list[int]]) -> dict[str, Any]:
+    """CTranslate2 over ``batches`` of prompt indices; the report says if any tweet fell short."""
+    prompts = [[bench.prompt(i).input_ids for i in batch] for batch in batches]
+    latencies, seconds, shortest = anchor.timed(prompts, bench.plan.tokens)
+    result = summary(latencies, seconds)
+    result["fewest_new_tokens"] = shortest
+    return result
 
 
 async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
@@ -296,12 +365,14 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     finally:
         await engine.aclose()
     phases[f"bare_generate_x{top}"] = bench.batched(top, plan.bare_batches)
+    phases.update(await int8_phases(plan, folder, lm, threads))
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     env["loop_lag_idle_ms"] = idle.report()
     return {
         "command": "politico bench" + (" --quick" if plan is QUICK else "") + (f" --threads {threads}" if threads else ""),
         "machine": env,
         "model": {"parameters": params, "layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
+        "ctranslate2": _version("ctranslate2") if ctranslate2_anchor.available() else "not installed",
         "new_tokens_per_tweet": plan.tokens,
         "phases": phases,
         "ratios": ratios(phases, plan),

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from generation.int8 import quantize_int8
 from generation.settings import ModelSpec
 from generation.types import GenerationError, UnknownModel
 
@@ -140,6 +141,11 @@ class ModelRegistry:
                 raise ModelLoadError(f"model {name!r}: folder {str(folder)!r} not found")
             path = str(folder)
         device = pick_device(spec.device)
+        if spec.quantize == "int8" and device.type != "cpu":
+            raise ModelLoadError(
+                f"model {name!r}: quantize = 'int8' runs on the CPU only, but device "
+                f"{spec.device!r} picked {device.type}: set device = 'cpu' or drop quantize"
+            )
         dtype = pick_dtype(spec.dtype, device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
@@ -149,6 +155,8 @@ class ModelRegistry:
             raise ModelLoadError(f"model {name!r}: cannot load {where} {path!r}: {exc}") from exc
         model = model.to(device=device, dtype=dtype).eval()
         fuse_activations(model)
+        if spec.quantize == "int8":
+            quantize_int8(model)
         loaded = LoadedModel(name, spec, model, tokenizer, device, dtype)
         if self.warmup:
             self._warm_up(loaded)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from generation import bench
+from generation import bench, ctranslate2_anchor
 
 
 def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -16,14 +16,21 @@ def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureF
     report = json.loads(out.read_text(encoding="utf-8"))
     assert json.loads(capsys.readouterr().out) == report
     phases = report["phases"]
+    anchor = {"ctranslate2_int8_x1", "ctranslate2_int8_x4"} if ctranslate2_anchor.available() else set()
     assert set(phases) == {
         "thesis_beams_sequential", "sampling_sequential", "bare_generate_x4", "engine_c1", "engine_c4",
+        "engine_int8_c1", "engine_int8_c4", *anchor,
     }
+    assert phases["engine_int8_c4"]["requests"] == 4
+    for name in anchor:
+        assert phases[name]["fewest_new_tokens"] == report["new_tokens_per_tweet"]
     assert phases["engine_c4"]["requests"] == 4 and phases["engine_c4"]["batches"] >= 1
     assert all(p["tweets_per_s"] > 0 for p in phases.values())
     assert phases["engine_c1"]["loop_lag_ms"]["max"] >= 0
     assert set(report["ratios"]["targets_met"]) == {
         "throughput_x4.5_sequential", "throughput_90pct_bare_batched", "latency_within_10pct",
         "loop_lag_under_50ms",
+        *(["int8_throughput_x1.1_ctranslate2", "int8_latency_at_most_ctranslate2"] if anchor else []),
     }
+    assert report["ratios"]["engine_int8_c4_vs_engine_c4"] > 0
     assert report["model"]["layers"] == 2 and report["machine"]["cpus"]
