@@ -155,7 +155,7 @@ def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
     assert metrics["decoding"]["guide_bias"] == 4.0 and metrics["decoding"]["temperature"] == 0.7
     assert metrics["decoding"]["max_new_tokens"] == 8 and metrics["ranking"]["side"] == 2.0
     for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2", "open_share",
-                 "open_share_real", "realism_accuracy"):
+                 "realism_accuracy", "realism_accuracy_unpaired"):
         assert 0.0 <= metrics[name] <= 1.0
     assert metrics["perplexity"] > 1.0 and metrics["latency_ms_median"] > 0
     assert metrics["prompts"] == 6
