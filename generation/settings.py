@@ -97,10 +97,11 @@ class RankingSettings(Strict):
     """How candidates are ranked (``generation/ranking.py``): the weight of each part."""
 
     enabled: bool = True
-    #: Mean log-probability per token under the requested controls.
-    fit: float = Field(1.0, ge=0)
+    #: Mean log-probability per token under the requested controls (on the demo model any
+    #: weight above 0 chose more copies of training tweets: docs/demo-model.md).
+    fit: float = Field(0.0, ge=0)
     #: Log-probability that the requested side (sentiment) wrote it, against the others.
-    side: float = Field(1.0, ge=0)
+    side: float = Field(2.0, ge=0)
     sentiment: float = Field(0.5, ge=0)
     #: Share of requested topics named.
     topic: float = Field(2.0, ge=0)

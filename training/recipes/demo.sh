@@ -34,3 +34,26 @@ $T --seed 42 pretrain --tokenizer "$RUNS/tokenizer" --corpus "$RUNS/pretrain.txt
 $T --seed 42 contextual --base "$RUNS/base" --train "$RUNS/data/train.jsonl" --validation "$RUNS/data/validation.jsonl" \
   --out "$RUNS/contextual" --field-dropout 0.3 --max-steps 4000 --batch-size 16 --lr 1e-3 --warmup-steps 100 \
   --save-steps 1000 --save-total-limit 4 --threads 2
+# 8. Settings are chosen on the validation split: candidates drawn with the bot's decoding and
+#    ranked, ranking weights compared on those draws (rerank), decoding variants drawn again.
+#    Every run and its figures: docs/demo-model.md.
+E="$T --seed 42 evaluate --model $RUNS/contextual --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0"
+$E --out "$RUNS/eval/t08"
+$E --out "$RUNS/eval/t07" --set temperature=0.7
+$E --out "$RUNS/eval/minp" --set temperature=1.0 --set top_p=1.0 --set min_p=0.1
+$E --out "$RUNS/eval/typical" --set typical_p=0.9
+$E --out "$RUNS/eval/c16" --candidates 16
+$E --out "$RUNS/eval/topic-first" --rank fit=0 --rank side=0 --rank sentiment=0 --rank topic=1 --rank open=0
+$T rerank --samples "$RUNS/eval/t08/samples.jsonl" --train "$RUNS/data/train.jsonl" --weights \
+  "fit=1,side=1,sentiment=0.5,topic=2,open=3" "fit=0,side=1,sentiment=0.5,topic=2,open=3" \
+  "fit=0,side=2,sentiment=0.5,topic=2,open=3" "fit=0,side=2,sentiment=1,topic=2,open=3" \
+  "fit=0,side=3,sentiment=1,topic=2,open=3" "fit=0,side=4,sentiment=0.5,topic=2,open=3" \
+  "fit=0.5,side=4,sentiment=0.5,topic=2,open=3" "fit=0,side=8,sentiment=0.5,topic=3,open=3"
+# 9. The report: the test split, once, as the bot decodes (config.toml, with the chosen weights);
+#    then the folder in fp16, the test split's real tweets beside it (the /adivina game) and the
+#    training text's sources and licences in its card.
+$T --seed 42 evaluate --model "$RUNS/contextual" --train "$RUNS/data/train.jsonl" \
+  --held-out "$RUNS/data/test.jsonl" --out docs/demo-eval --bot-config config.toml --sentiment lexicon --threads 2
+$T export --model "$RUNS/contextual" --out models/demo --kind controlled --name "Demo: candidatos presidenciales 2017" \
+  --dtype float16 --data-stats "$RUNS/data/stats.json" --evaluation docs/demo-eval/metrics.json \
+  --commands training/recipes/demo.sh --sources training/recipes/demo-sources.md --real-tweets "$RUNS/data/test.jsonl"
