@@ -77,8 +77,11 @@ def model_card(
         labels = data.get("labels", {})
         lines += ["", "## Data", ""]
         if rows:
-            lines.append(f"- {rows.get('train', '?')} training and {rows.get('validation', '?')} held-out tweets "
-                         f"after cleaning ({json.dumps(data.get('cleaning', {}))})")
+            held_out = f"{rows.get('validation', '?')} validation"
+            if "test" in rows:
+                held_out += f" and {rows['test']} test"
+            lines.append(f"- {rows.get('train', '?')} training, {held_out} tweets after cleaning "
+                         f"({json.dumps(data.get('cleaning', {}))})")
         for field in ("partido", "lado", "sentimiento"):
             if field in labels:
                 lines.append(f"- {field}: " + ", ".join(f"{k} {v}" for k, v in labels[field].items()))
