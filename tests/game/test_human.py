@@ -81,8 +81,9 @@ def test_politico_train_evaluate_human_db(tmp_path: Path, tiny_model_dir: Path) 
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part), encoding="utf-8")
     out = tmp_path / "eval"
     status = main(["--quiet", "evaluate", "--model", str(tiny_model_dir), "--train", str(tmp_path / "train.jsonl"),
-                   "--validation", str(tmp_path / "validation.jsonl"), "--out", str(out), "--samples", "2",
-                   "--max-new-tokens", "8", "--sentiment", "lexicon", "--human-db", url])
+                   "--held-out", str(tmp_path / "validation.jsonl"), "--out", str(out), "--samples", "2",
+                   "--set", "max_new_tokens=8", "--candidates", "2", "--latency-requests", "0",
+                   "--sentiment", "lexicon", "--human-db", url])
     assert status == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["human_fooled_share"] == 0.75 and metrics["human_votes"] == 4 and "perplexity" in metrics
