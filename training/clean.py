@@ -39,11 +39,6 @@ def retweeted(text: str) -> tuple[str, str] | None:
     return (match.group(1), text[match.end():]) if match else None
 
 
-def clean_text(text: str) -> str:
-    """One tweet's text without the API's truncation tail, links, HTML entities and extra spaces."""
-    return clean_tweet(text)[0]
-
-
 def last_sentences(text: str) -> str:
     """``text`` up to the end of its last complete sentence ("" when it has none)."""
     ends = [m.end() for m in SENTENCE_END.finditer(text + " ")]

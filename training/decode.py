@@ -104,15 +104,17 @@ async def _draw(settings: GenerationSettings, prompts: Sequence[PromptSpec], can
                 return Drawn([])
             return Drawn(result.texts, result.scores, result.score_details)
 
-        # Latency first, one request at a time, as a lone user of the bot would see it.
+        # The first prompts one at a time, timed, as a lone user of the bot would see them.
+        first: list[Drawn] = []
         latencies = []
         for index, prompt in enumerate(prompts[:timed]):
             started = time.perf_counter()
-            await one(index, prompt)
+            first.append(await one(index, prompt))
             latencies.append((time.perf_counter() - started) * 1000)
-        # Then every prompt, a few at a time so the engine batches them (same seeds, same tweets).
+        # Then the rest, a few at a time so the engine batches them (a seed per prompt, so a
+        # prompt's tweets do not depend on which way it ran).
         gate = asyncio.Semaphore(4)
-        bar = tqdm(total=len(prompts), desc="generating", disable=not progress)
+        bar = tqdm(total=len(prompts), initial=len(first), desc="generating", disable=not progress)
 
         async def gated(index: int, prompt: PromptSpec) -> Drawn:
             async with gate:
@@ -120,9 +122,9 @@ async def _draw(settings: GenerationSettings, prompts: Sequence[PromptSpec], can
             bar.update()
             return drawn
 
-        drawn = await asyncio.gather(*(gated(i, p) for i, p in enumerate(prompts)))
+        rest = await asyncio.gather(*(gated(i, p) for i, p in enumerate(prompts) if i >= len(first)))
         bar.close()
-        return list(drawn), latencies
+        return [*first, *rest], latencies
     finally:
         await generator.aclose()
 

@@ -31,10 +31,10 @@ from training.contextual import ContextualDataset, Example, fields_of
 from training.corpus import PackedCorpus
 from training.decode import bot_settings, draw, settings_for
 from training.errors import InputError
+from training.judge import Judge
 from training.lm import PadCollator, load_model, load_tokenizer, set_threads
-from training.metrics import CopyDetector, SideClassifier, agreement, contains_topic, distinct_n
-from training.realism import open_share, two_sample_accuracy
-from training.sentiment import make_sentiment
+from training.metrics import agreement
+from training.realism import two_sample_accuracy
 from training.tables import read_jsonl
 
 #: The demo model's targets (issue 12): metric → (comparison, value).
@@ -262,49 +262,36 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     others = [r["tweet"] for r in random.Random(options.seed + 2).sample(complete, len(complete))
               if id(r) not in taken][:len(chosen)] or real
 
-    classifier = SideClassifier(options.seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
-    sides = classifier.predict(texts)
-    annotator = make_sentiment(options.sentiment)
-    sentiments = annotator(texts)
-    split = Path(options.held_out).stem
-    metrics: dict[str, Any] = {
-        "split": split,
-        "prompts": len(texts),
-        "perplexity": ppl,
-        "open_share": open_share([t for t in texts if t]),
-        "realism_accuracy": two_sample_accuracy([t for t in texts if t], real, seed=options.seed),
-        # Against real tweets on other topics too: what a reader scrolling a feed compares with.
-        "realism_accuracy_unpaired": two_sample_accuracy([t for t in texts if t], others, seed=options.seed),
-        "realism_real": len(real),
-        "classifier_accuracy": agreement(classifier.predict([r["tweet"] for r in held_out]),
-                                         [r["lado"] for r in held_out]),
-        "side_adherence": agreement(sides, wanted_sides),
-        "memorization": CopyDetector((r["tweet"] for r in train_rows), options.copy_words).share(texts),
-        "distinct_2": distinct_n(texts, 2),
-        "empty": sum(not t for t in texts) / len(texts),
-        "sentiment_annotator": annotator.name,
-        "candidates": max(1, options.candidates),
-        "decoding": settings.models["evaluated"].decoding.model_dump(),
-        "ranking": settings.ranking.model_dump(),
-        **latency,
-    }
+    judge = Judge(train_rows, options.sentiment, options.copy_words, options.seed)
+    sides, sentiments = judge.label(texts)
     rows = []
-    topic_hits = []
     for i, (text, side, sentiment, wanted) in enumerate(zip(texts, sides, sentiments, wanted_sides, strict=True)):
         row: dict[str, Any] = {"prompt": {"lado": wanted}, "generated": text, "side": side,
                                "sentimiento": sentiment, "real": real[i],
                                "candidates": [{"text": t, "score": s, "parts": p} for t, s, p in
                                               zip(drawn[i].texts, drawn[i].scores, drawn[i].details, strict=False)]}
         if prompts:
-            prompt = prompts[i]
-            row["prompt"].update({k: v for k, v in prompt.__dict__.items() if v})
-            if prompt.entidades:
-                topic_hits.append(contains_topic(text, prompt.entidades[0]))
+            row["prompt"].update({k: v for k, v in prompts[i].__dict__.items() if v})
         rows.append(row)
+    metrics: dict[str, Any] = {
+        "split": Path(options.held_out).stem,
+        "prompts": len(texts),
+        "perplexity": ppl,
+        **judge.measure(texts, rows, sides, sentiments),
+        # Against real tweets on other topics too: what a reader scrolling a feed compares with.
+        "realism_accuracy_unpaired": two_sample_accuracy([t for t in texts if t], others, seed=options.seed),
+        "realism_real": len(real),
+        "classifier_accuracy": agreement(judge.classifier.predict([r["tweet"] for r in held_out]),
+                                         [r["lado"] for r in held_out]),
+        "empty": sum(not t for t in texts) / len(texts),
+        "sentiment_annotator": judge.annotator.name,
+        "candidates": max(1, options.candidates),
+        "decoding": settings.models["evaluated"].decoding.model_dump(),
+        "ranking": settings.ranking.model_dump(),
+        **latency,
+    }
     if options.kind == "controlled":
-        metrics["sentiment_adherence"] = agreement(sentiments, [p.sentimiento for p in prompts])
-        metrics["topic_prompts"] = len(topic_hits)
-        metrics["topic_inclusion"] = sum(topic_hits) / len(topic_hits) if topic_hits else float("nan")
+        metrics["topic_prompts"] = sum(bool(p.entidades) for p in prompts)
     confusion: dict[str, dict[str, int]] = {}
     for wanted, got in zip(wanted_sides, sides, strict=True):
         confusion.setdefault(wanted, {}).setdefault(got, 0)

@@ -146,7 +146,7 @@ def export(
         raise InputError(f"unknown dtype {dtype!r} (use {', '.join(DTYPES)})")
     tokenizer = load_tokenizer(model_path)
     model = load_model(model_path, tokenizer).to(DTYPES[dtype])
-    evaluated = _read_json(evaluation) if evaluation else {}
+    evaluated = _read_json(evaluation)
     # The decoding the model was evaluated with (the bot's), else the defaults.
     decoding = Decoding.model_validate(evaluated.get("decoding") or {})
     # No repetition settings here: plain ``generate`` would count the control prompt too and so

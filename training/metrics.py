@@ -1,8 +1,7 @@
 """Control adherence and quality measures of generated tweets.
 
 Each is the simplest check that a reader would accept: a side classifier trained on real
-tweets, the sentiment annotator used to label the training data, the topic word found in the
-text, long verbatim copies of training tweets, and the share of distinct word pairs.
+tweets, the sentiment annotator used to label the training data, long verbatim copies of training tweets, and the share of distinct word pairs.
 """
 
 from __future__ import annotations
@@ -51,14 +50,6 @@ class SideClassifier:
 def agreement(predicted: Sequence[str], wanted: Sequence[str]) -> float:
     pairs = [(p, w) for p, w in zip(predicted, wanted, strict=True) if w]
     return sum(p == w for p, w in pairs) / len(pairs) if pairs else float("nan")
-
-
-def contains_topic(text: str, topic: str) -> bool:
-    """The topic appears as whole words (case and accents ignored; ``#``/``@`` optional)."""
-    wanted = [w.lstrip("#@") for w in words(topic)]
-    have = [w.lstrip("#@") for w in words(text)]
-    n = len(wanted)
-    return n > 0 and any(have[i:i + n] == wanted for i in range(len(have) - n + 1))
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:

@@ -16,38 +16,11 @@ from generation.ranking import total
 from generation.settings import RankingSettings
 from training.decode import parse_overrides
 from training.errors import InputError
-from training.metrics import CopyDetector, SideClassifier, agreement, contains_topic, distinct_n
-from training.realism import open_share, two_sample_accuracy
-from training.sentiment import make_sentiment
+from training.judge import Judge
 from training.tables import read_jsonl
 
 SHOWN = ("open_share", "realism_accuracy", "side_adherence", "sentiment_adherence", "topic_inclusion",
          "memorization", "distinct_2")
-
-
-class Judge:
-    """The evaluation's measures, fitted once and applied to any choice of shown tweets."""
-
-    def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int) -> None:
-        self.classifier = SideClassifier(seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
-        self.annotator = make_sentiment(sentiment)
-        self.copies = CopyDetector((r["tweet"] for r in train_rows), copy_words)
-        self.seed = seed
-
-    def measure(self, texts: list[str], samples: list[dict[str, Any]]) -> dict[str, float]:
-        said = [t for t in texts if t]
-        topics = [(t, s["prompt"]["entidades"][0]) for t, s in zip(texts, samples, strict=True)
-                  if s["prompt"].get("entidades")]
-        return {
-            "open_share": open_share(said),
-            "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
-            "side_adherence": agreement(self.classifier.predict(texts), [s["prompt"]["lado"] for s in samples]),
-            "sentiment_adherence": agreement(self.annotator(texts),
-                                             [s["prompt"].get("sentimiento", "") for s in samples]),
-            "topic_inclusion": sum(contains_topic(t, e) for t, e in topics) / len(topics) if topics else float("nan"),
-            "memorization": self.copies.share(texts),
-            "distinct_2": distinct_n(texts, 2),
-        }
 
 
 def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
@@ -76,7 +49,7 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
         if not weights.enabled:
             raise InputError("the stored candidates are already ranked: evaluate with --rank enabled=false instead")
         texts = [choose(s, weights) for s in samples]
-        results.append({"weights": setting, **judge.measure(texts, samples)})
+        results.append({"weights": setting, **judge.measure(texts, samples, *judge.label(texts))})
     table = ["| weights | " + " | ".join(SHOWN) + " |", "|" + " --- |" * (len(SHOWN) + 1)]
     table += ["| " + r["weights"] + " | " + " | ".join(f"{r[m]:.3f}" for m in SHOWN) + " |" for r in results]
     summary = {"samples": str(samples_path), "results": results, "table": "\n".join(table)}

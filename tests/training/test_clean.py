@@ -1,6 +1,5 @@
 from training.clean import (
     CleanStats,
-    clean_text,
     clean_tweet,
     clean_tweets,
     last_sentences,
@@ -9,9 +8,9 @@ from training.clean import (
 
 
 def test_links_and_entities_go_mentions_stay() -> None:
-    assert clean_text("Mira esto https://t.co/abc y esto www.ejemplo.cl hoy") == "Mira esto y esto hoy"
-    assert clean_text("Salud &amp; educación\n\nya") == "Salud & educación ya"
-    assert clean_text("Gracias @CarolinaLeitao por todo.") == "Gracias @CarolinaLeitao por todo."
+    assert clean_tweet("Mira esto https://t.co/abc y esto www.ejemplo.cl hoy")[0] == "Mira esto y esto hoy"
+    assert clean_tweet("Salud &amp; educación\n\nya")[0] == "Salud & educación ya"
+    assert clean_tweet("Gracias @CarolinaLeitao por todo.")[0] == "Gracias @CarolinaLeitao por todo."
 
 
 def test_a_cut_tweet_is_trimmed_to_its_last_complete_sentence() -> None:
