@@ -41,7 +41,7 @@ from bot.ratelimit import RateLimiter
 from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
 from generation.prompts import SENTIMENTS
-from generation.ranking import contrasts_for
+from generation.ranking import contrasts_for, negatives_for
 from generation.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import (
@@ -389,7 +389,9 @@ class BotCore:
             fields, self.catalog.contrast_parties(resolved.side, ranking.side_contrasts),
             [s for s in SENTIMENTS if s != resolved.sentiment],
         )
-        return _Plan(resolved, None, PromptSpec("controlled", fields=fields, contrasts=contrasts), casual=False)
+        negatives = negatives_for(fields, self.catalog.contrast_parties(resolved.side, 1))
+        spec = PromptSpec("controlled", fields=fields, contrasts=contrasts, negatives=negatives)
+        return _Plan(resolved, None, spec, casual=False)
 
     async def _generate(self, request_id: int, parsed: ParsedCommand) -> Reply:
         started = time.perf_counter()

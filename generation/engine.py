@@ -56,6 +56,8 @@ class _Job:
     settled: bool = False
     #: Other prompts to score each candidate after (ranking); none: no scoring pass.
     contrasts: list[Prompt] = field(default_factory=list)
+    #: Negative prompts each candidate is guided away from (``params.contrast_guidance``).
+    negatives: list[Prompt] = field(default_factory=list)
 
     def fits_with(self, other: _Job) -> bool:
         """Whether both can share a sampling batch (beam search always runs alone)."""
@@ -67,7 +69,7 @@ class _Job:
     def rows(self, params: SamplingParams) -> list[Row]:
         return [
             Row(self.prompt_ids, self.token_type_ids, params, candidate_seed(self.seed, i),
-                self.cancel.is_set)
+                self.cancel.is_set, tuple(self.negatives))
             for i in range(self.n)
         ]
 
@@ -231,13 +233,17 @@ def _fit(lm: LoadedModel, table: TokenTable, job: _Job) -> SamplingParams:
     """Check a job against the model, shortening ``max_new_tokens`` to the positions left."""
     if job.params.max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
-    bad = [t for t in job.prompt_ids if not 0 <= t < table.vocab_size]
+    prompts = [job.prompt_ids, *(ids for ids, _ in job.negatives)]
+    bad = [t for ids in prompts for t in ids if not 0 <= t < table.vocab_size]
     if bad:
         raise ValueError(f"token ids outside the vocabulary of {lm.name!r}: {bad[:5]}")
+    if any((types is None) != (job.token_type_ids is None) for _, types in job.negatives):
+        raise ValueError("negative prompts and the prompt differ in having token types")
     limit = lm.max_positions
     if limit is None:
         return job.params
-    room = limit - len(job.prompt_ids)
+    # A negative prompt decodes in lockstep with its row, so the longest prompt sets the room.
+    room = limit - max(len(ids) for ids in prompts)
     if room < 1:
         raise ValueError(f"prompt of {len(job.prompt_ids)} tokens leaves no room in {limit} positions")
     if job.params.max_new_tokens <= room:
@@ -280,12 +286,14 @@ class Engine:
     async def generate(
         self, model: str, prompt_ids: list[int], token_type_ids: list[int] | None,
         params: SamplingParams, seed: int, n: int = 1, contrasts: list[Prompt] | None = None,
+        negatives: list[Prompt] | None = None,
     ) -> list[Completion]:
         """``n`` completions of a tokenized prompt; the same seed gives the same completions.
 
         With ``contrasts`` every completion also carries its log-probability after the prompt
         and after each contrast prompt (``Completion.logprobs``), computed on the model thread
-        right after decoding.
+        right after decoding. With ``negatives`` and ``params.contrast_guidance`` > 0 each step
+        leans away from what the negative prompts would write (``generation/contrast.py``).
 
         Raises ``EngineBusy`` at once when the queue is full, ``GenerationTimeout`` after
         ``request_timeout_s``, ``EngineClosed`` once shutdown began, ``UnknownModel``, and
@@ -302,7 +310,7 @@ class Engine:
         worker = self._worker(model)
         future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
         job = _Job(list(prompt_ids), None if token_type_ids is None else list(token_type_ids),
-                   params, seed, n, future, contrasts=list(contrasts or []))
+                   params, seed, n, future, contrasts=list(contrasts or []), negatives=list(negatives or []))
         try:
             worker.queue.put_nowait(job)
         except asyncio.QueueFull:

@@ -94,6 +94,12 @@ def rank(
     return [ranked[i] for i in order]
 
 
+def negatives_for(fields: ControlFields, other_sides: Sequence[tuple[str, str]]) -> tuple[ControlFields, ...]:
+    """The request's prompt with each other side's most likely (coalition, party): the negative
+    prompts of contrast guidance (``generation/contrast.py``)."""
+    return tuple(replace(fields, coalicion=c, partido=p) for c, p in other_sides)
+
+
 def contrasts_for(
     fields: ControlFields, other_sides: Sequence[tuple[str, str]], other_sentiments: Sequence[str] = ()
 ) -> tuple[Contrast, ...]:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import torch
 
+from generation.contrast import NegativeLines
 from generation.guidance import GuideProcessor, Variants, boosts, just_written, topic_variants
 from generation.penalties import tweet_penalties
 from generation.registry import LoadedModel
@@ -49,6 +50,8 @@ class Row:
     params: SamplingParams
     seed: int
     cancelled: Callable[[], bool] = lambda: False
+    #: Negative prompts for contrast guidance (``params.contrast_guidance``): ids and types.
+    negatives: tuple[tuple[list[int], list[int] | None], ...] = ()
 
 
 @dataclass
@@ -285,17 +288,21 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         raise ValueError("rows with and without token type ids cannot share a batch")
     model, device = lm.model, lm.device
     cache_name, keep_name = _forward_names(model)
-    width = max(len(r.prompt_ids) for r in rows)
     size = len(rows)
-    ids = torch.full((size, width), table.pad_id, dtype=torch.long)
-    mask = torch.zeros((size, width), dtype=torch.long)
-    types = None if rows[0].token_type_ids is None else torch.zeros((size, width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row.prompt_ids)
-        ids[i, width - n:] = torch.tensor(row.prompt_ids)
+    # The batch's lines: every row's prompt, then the negative prompts of guided rows.
+    guided = [(i, negative) for i, r in enumerate(rows) if r.params.contrast_guidance > 0 for negative in r.negatives]
+    negatives = NegativeLines([i for i, _ in guided], [r.params.contrast_guidance for r in rows])
+    prompts = [(r.prompt_ids, r.token_type_ids) for r in rows] + [negative for _, negative in guided]
+    width = max(len(ids) for ids, _ in prompts)
+    ids = torch.full((len(prompts), width), table.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    types = None if rows[0].token_type_ids is None else torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, (prompt_ids, type_ids) in enumerate(prompts):
+        n = len(prompt_ids)
+        ids[i, width - n:] = torch.tensor(prompt_ids)
         mask[i, width - n:] = 1
         if types is not None:
-            types[i, width - n:] = torch.tensor(row.token_type_ids)
+            types[i, width - n:] = torch.tensor(type_ids)
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp_(min=0)
     next_type = None
@@ -334,14 +341,21 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
     next_pos = positions[:, -1:] + 1
     max_steps = max(p.max_new_tokens for p in params)
     for _ in range(max_steps):
+        # The repetition penalty and topic bonuses are the row's, so its negative lines get
+        # them too: guidance then weighs the controls alone (generation/contrast.py).
         logits = out.logits[:, -1, :].float()
         if penalise:
-            rp = penalty[:, None]
-            logits = torch.where(seen, torch.where(logits > 0, logits / rp, logits * rp), logits)
+            rp = negatives.spread(penalty)[:, None]
+            logits = torch.where(negatives.spread(seen), torch.where(logits > 0, logits / rp, logits * rp), logits)
+        for line, index in enumerate(active):
+            bonus = states[index].boosts()
+            if bonus:
+                lines = negatives.lines_of(line)
+                for token, bias in bonus.items():
+                    logits[lines, token] += bias
+        logits = negatives.combine(logits[:len(active)], logits[len(active):])
         ban = static_ban.clone()
         for line, index in enumerate(active):
-            for token, bias in states[index].boosts().items():
-                logits[line, token] += bias
             extra = states[index].dynamic_bans(table)
             if extra:
                 ban[line, extra] = True
@@ -370,11 +384,14 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         keep = [line for line, index in enumerate(active) if states[index].finish is None]
         if not keep:
             break
-        step = torch.tensor([[tokens[line]] for line in keep], device=device)
         if len(keep) < len(active):
+            stay = negatives.keep(keep)
+            lines = torch.tensor([*keep, *(len(active) + j for j in stay)], device=device)
+            cache.batch_select_indices(lines)
+            mask, next_pos = mask[lines], next_pos[lines]
+            if next_type is not None:
+                next_type = next_type[lines]
             select = torch.tensor(keep, device=device)
-            cache.batch_select_indices(select)
-            mask, next_pos = mask[select], next_pos[select]
             static_ban, temperature, top_p, top_k, min_p, typical_p = (
                 static_ban[select], temperature[select], top_p[select], top_k[select],
                 min_p[select], typical_p[select],
@@ -382,10 +399,12 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
             penalty = penalty[select]
             if seen is not None:
                 seen = seen[select]
-            if next_type is not None:
-                next_type = next_type[select]
             active = [active[line] for line in keep]
-        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        # A negative line is given its row's token: it follows the row, never samples.
+        kept_tokens = [tokens[line] for line in keep]
+        step = torch.tensor([[t] for t in [*kept_tokens, *(kept_tokens[o] for o in negatives.owners)]],
+                            device=device)
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
         out = model(
             input_ids=step, attention_mask=mask, position_ids=next_pos, token_type_ids=next_type,
             use_cache=True, **{cache_name: cache},

@@ -3,7 +3,8 @@
 Concurrent HTTP requests each await ``Engine.generate``, so they land in the same micro-batches
 as concurrent bot users do in-process. Routes: ``POST /v1/completions`` (text or token-id
 prompts, one or many, OpenAI's sampling fields plus vLLM's ``min_tokens``, ``ignore_eos``,
-``repetition_penalty``, ``top_k``, and our ``no_repeat_ngram_size`` / ``bad_words`` / ``guide*``),
+``repetition_penalty``, ``top_k``, and our ``no_repeat_ngram_size`` / ``bad_words`` / ``guide*`` /
+``rank_contrasts`` / ``negative_prompts`` with ``contrast_guidance``),
 ``GET /v1/models``, ``GET /health`` and ``GET /metrics`` (Prometheus). ``/v1`` routes take an
 optional bearer token; errors come back as OpenAI's ``{"error": {...}}`` JSON.
 
@@ -108,6 +109,9 @@ class CompletionRequest(BaseModel):
     #: Our ranking extension: other controlled prompts to score every choice after; each
     #: choice then carries ``ranking: {logprobs, tokens}`` (its own prompt's first).
     rank_contrasts: list[str] | None = Field(None, max_length=32)
+    #: Our contrast-guidance extension: prompts each step leans away from, and how hard.
+    negative_prompts: list[str] | None = Field(None, max_length=8)
+    contrast_guidance: float | None = Field(None, ge=0, le=10)
     add_special_tokens: bool | None = None
     stream: bool | None = None
     echo: bool | None = None
@@ -149,6 +153,7 @@ class CompletionRequest(BaseModel):
             guide=tuple(t for t in self.guide or () if t),
             guide_bias=self.guide_bias or 0.0,
             guide_start_bias=self.guide_start_bias or 0.0,
+            contrast_guidance=self.contrast_guidance or 0.0,
         )
 
 
@@ -316,11 +321,14 @@ class CompletionsServer:
         contrasts = [encode_text(lm, text, req.add_special_tokens is not False)
                      for text in req.rank_contrasts or () if text]
         scoring = [(c.ids, c.token_types) for c in contrasts]
+        negatives = [encode_text(lm, text, req.add_special_tokens is not False)
+                     for text in req.negative_prompts or () if text] if params.contrast_guidance > 0 else []
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
                     group.create_task(self.backend.engine.generate(
-                        req.model, p.ids, p.token_types, params, seed, n, scoring))
+                        req.model, p.ids, p.token_types, params, seed, n, scoring,
+                        [(q.ids, q.token_types) for q in negatives]))
                     for p in prompts
                 ]
         except ExceptionGroup as group_error:

@@ -32,6 +32,9 @@ class Decoding(Strict):
     #: Topic guidance for controlled prompts (generation/guidance.py); 0 turns it off.
     guide_start_bias: float = Field(0.0, ge=0.0, le=20.0)
     guide_bias: float = Field(0.0, ge=0.0, le=20.0)
+    #: Contrast guidance toward the requested side, away from the others (generation/contrast.py);
+    #: 0 turns it off. Each other side adds a row to the batch while decoding.
+    contrast_guidance: float = Field(0.0, ge=0.0, le=10.0)
 
     def params(self, **overrides: object) -> SamplingParams:
         values = self.model_dump()

@@ -38,6 +38,9 @@ class SamplingParams:
     guide: tuple[str, ...] = ()
     guide_start_bias: float = 0.0
     guide_bias: float = 0.0
+    #: Contrast guidance: how hard each step leans away from the negative prompts (the other
+    #: sides' controls) toward the requested ones (generation/contrast.py); 0 = off.
+    contrast_guidance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,15 @@ class PromptSpec:
     ``contrasts`` asks the backend to rank: each candidate is also scored after these other
     controlled prompts (the other sides, the other sentiments), and a tweet that the requested
     controls explain better than the contrasts fits the request (``generation/ranking.py``).
+    ``negatives`` are the other sides' prompts that decoding leans away from when the model's
+    ``contrast_guidance`` is on (``generation/contrast.py``).
     """
 
     kind: PromptKind
     fields: ControlFields = field(default_factory=ControlFields)
     seed_text: str = ""
     contrasts: tuple[Contrast, ...] = ()
+    negatives: tuple[ControlFields, ...] = ()
 
     def text(self) -> str:
         """The prompt as plain text, for servers that tokenize it themselves."""

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from generation.prompts import SENTIMENTS, ControlFields
-from generation.ranking import contrasts_for
+from generation.ranking import contrasts_for, negatives_for
 from generation.types import PromptSpec
 from training.contextual import ContextualDataset, Example, fields_of
 from training.corpus import PackedCorpus
@@ -207,12 +207,15 @@ def contrast_table(rows: list[dict[str, Any]], per_side: int) -> dict[str, list[
 
 def prompt_specs(fields: list[ControlFields], sides: list[str], table: dict[str, list[tuple[str, str]]]
                  ) -> list[PromptSpec]:
-    """Controlled prompts with the contrasts the bot would send (other sides, other sentiments)."""
+    """Controlled prompts with the contrasts and negatives the bot would send (other sides,
+    other sentiments; each other side's most frequent party)."""
     specs = []
     for f, side in zip(fields, sides, strict=True):
         others = [pair for other, pairs in table.items() if other != side for pair in pairs]
+        negatives = negatives_for(f, [pairs[0] for other, pairs in table.items() if other != side and pairs])
         sentiments = [s for s in SENTIMENTS if s != f.sentimiento] if f.sentimiento else []
-        specs.append(PromptSpec("controlled", fields=f, contrasts=contrasts_for(f, others, sentiments)))
+        specs.append(PromptSpec("controlled", fields=f, contrasts=contrasts_for(f, others, sentiments),
+                                negatives=negatives))
     return specs
 
 

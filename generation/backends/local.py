@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from generation.engine import Engine
-from generation.prompts import encode_prompt
+from generation.prompts import ControlFields, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry
 from generation.settings import GenerationSettings
 from generation.types import Completion, PromptSpec, SamplingParams
@@ -36,6 +36,11 @@ def encode(lm: LoadedModel, prompt: PromptSpec) -> tuple[list[int], list[int] | 
     return encode_casual(lm.tokenizer, prompt.seed_text), None
 
 
+def _ids(lm: LoadedModel, fields: ControlFields) -> tuple[list[int], list[int]]:
+    encoded = encode_prompt(lm.tokenizer, fields)
+    return encoded.input_ids, encoded.token_type_ids
+
+
 class LocalBackend:
     """Runs the configured models in this process (see ``generation.engine``)."""
 
@@ -59,12 +64,12 @@ class LocalBackend:
             else await asyncio.to_thread(self.registry.get, model)
         )
         ids, types = encode(lm, prompt)
-        contrasts = []
-        if prompt.contrasts and lm.spec.kind == "controlled":
-            for contrast in prompt.contrasts:
-                encoded = encode_prompt(lm.tokenizer, contrast.fields)
-                contrasts.append((encoded.input_ids, encoded.token_type_ids))
-        return await self.engine.generate(model, ids, types, params, seed, n, contrasts)
+        contrasts, negatives = [], []
+        if lm.spec.kind == "controlled":
+            contrasts = [_ids(lm, contrast.fields) for contrast in prompt.contrasts]
+            if params.contrast_guidance > 0:
+                negatives = [_ids(lm, fields) for fields in prompt.negatives]
+        return await self.engine.generate(model, ids, types, params, seed, n, contrasts, negatives)
 
     async def aclose(self) -> None:
         await self.engine.aclose(drain=True)

@@ -232,6 +232,9 @@ class RemoteBackend:
         body = request_body(self._served[model], prompt.text(), params, seed, n)
         if prompt.contrasts:  # politico serve's extension; vLLM ignores it (no scores come back)
             body["rank_contrasts"] = [prompt_text(c.fields) for c in prompt.contrasts]
+        if prompt.negatives and params.contrast_guidance > 0:  # politico serve's extension too
+            body.update(negative_prompts=[prompt_text(f) for f in prompt.negatives],
+                        contrast_guidance=params.contrast_guidance)
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
         for endpoint in self._order():

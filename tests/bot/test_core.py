@@ -369,6 +369,11 @@ async def test_the_best_ranked_candidate_is_shown_and_every_score_stored(setting
     assert sides and "derecha" not in sides
     assert {c.fields.sentimiento for c in contrasts if c.group == "sentiment"} == {"POSITIVE", "NEUTRAL", "MIXED"}
     assert all(c.fields.entidades == ("pensiones",) for c in contrasts)
+    # Decoding leans away from one prompt per other side: its most weighted party.
+    negatives = generator.requests[0].prompt.negatives
+    negative_sides = [core.catalog.parties[f.partido].side for f in negatives]
+    assert sorted(negative_sides) == sorted(set(core.catalog.sides) - {"derecha"})
+    assert all(f.entidades == ("pensiones",) and f.sentimiento == "NEGATIVE" for f in negatives)
 
 
 async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:

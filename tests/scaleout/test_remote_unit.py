@@ -200,13 +200,18 @@ async def test_contrasts_travel_and_scores_come_back() -> None:
                     "ranking": {"logprobs": [-4.0 - i, -6.0], "tokens": 3}} for i in range(2)]
         return httpx.Response(200, json={"choices": choices, "usage": {"completion_tokens": 6}})
 
-    endpoints = Endpoints(a=scored)
+    endpoints = Endpoints(a=scored, b=scored)
     remote = backend(endpoints)
     other = ControlFields(partido="RD")
     prompt = PromptSpec("controlled", ControlFields(partido="RN"), contrasts=(Contrast("side", other),))
     out = await remote.complete("demo", prompt, PARAMS, seed=1, n=2)
     assert endpoints.bodies[0]["rank_contrasts"] == [prompt_text(other)]
     assert [(c.logprobs, c.scored) for c in out] == [((-4.0, -6.0), 3), ((-5.0, -6.0), 3)]
+    assert "negative_prompts" not in endpoints.bodies[0]  # no guidance asked
+    guided = replace(prompt, negatives=(other,))
+    await remote.complete("demo", guided, replace(PARAMS, contrast_guidance=1.5), seed=1, n=2)
+    assert endpoints.bodies[1]["negative_prompts"] == [prompt_text(other)]
+    assert endpoints.bodies[1]["contrast_guidance"] == 1.5
     await remote.aclose()
     plain = backend(Endpoints(a=lambda r: ok(1)))  # vLLM: no ranking field, no scores
     (only,) = await plain.complete("demo", prompt, PARAMS, seed=1, n=1)

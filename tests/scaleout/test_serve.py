@@ -193,3 +193,16 @@ def test_rank_contrasts_score_every_choice(client: httpx.Client) -> None:
         assert len(ranking["logprobs"]) == 2 and all(lp < 0 for lp in ranking["logprobs"])
         assert ranking["tokens"] >= 1
     assert "ranking" not in complete(client, max_tokens=4, seed=5)["choices"][0]
+
+
+def test_negative_prompts_guide_the_choices(client: httpx.Client) -> None:
+    other = prompt_text(ControlFields(coalicion="Frente Amplio", partido="RD", sentimiento="POSITIVE"))
+    plain = complete(client, n=3, seed=5, max_tokens=8, temperature=1.0)
+    unguided = complete(client, n=3, seed=5, max_tokens=8, temperature=1.0, negative_prompts=[other])
+    guided = complete(client, n=3, seed=5, max_tokens=8, temperature=1.0, negative_prompts=[other],
+                      contrast_guidance=3)
+    texts = [[c["text"] for c in body["choices"]] for body in (plain, unguided, guided)]
+    assert texts[0] == texts[1]  # negatives without a weight change nothing
+    assert texts[2] != texts[0]
+    assert texts[2] == [c["text"] for c in complete(
+        client, n=3, seed=5, max_tokens=8, temperature=1.0, negative_prompts=[other], contrast_guidance=3)["choices"]]
