@@ -42,9 +42,6 @@ class NegativeLines:
         self.owners = owners
         self.weights = torch.tensor(weights, dtype=torch.float32)
 
-    def __len__(self) -> int:
-        return len(self.owners)
-
     def spread(self, per_row: torch.Tensor) -> torch.Tensor:
         """A per-main-line tensor extended to every line of the batch (negatives copy their row)."""
         if not self.owners:

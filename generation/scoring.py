@@ -42,18 +42,26 @@ def continuation_logprobs(
             if types is not None and prompt_types is not None:
                 # New tokens carry the type of the prompt's last token ([TWEET]), as in decoding.
                 types[i, :len(row)] = torch.tensor(prompt_types + [prompt_types[-1]] * len(cont))
-        logits = model(
+        hidden = model.base_model(
             input_ids=ids.to(device), attention_mask=mask.to(device),
             token_type_ids=None if types is None else types.to(device),
-        ).logits.float()
-        logp = logits.log_softmax(-1)
+        ).last_hidden_state
+        # The LM head and softmax only where a continuation token is predicted: the prompt and
+        # the padding would be most of a (rows × width × vocabulary) tensor, for nothing.
+        rows: list[int] = []
+        at: list[int] = []
+        targets: list[int] = []
         for i, ((prompt_ids, _), cont) in enumerate(chunk):
-            if not cont:
-                sums.append(0.0)
-                continue
-            at = torch.arange(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(cont), device=logp.device)
-            targets = torch.tensor(cont, device=logp.device)
-            sums.append(float(logp[i, at, targets].sum()))
+            rows += [i] * len(cont)
+            at += range(len(prompt_ids) - 1, len(prompt_ids) - 1 + len(cont))
+            targets += cont
+        row_index = torch.tensor(rows, device=device, dtype=torch.long)
+        picked = hidden[row_index, torch.tensor(at, device=device, dtype=torch.long)]
+        logp = model.get_output_embeddings()(picked).float().log_softmax(-1)
+        token_logp = logp.gather(1, torch.tensor(targets, device=device)[:, None]).squeeze(1)
+        per_row = torch.zeros(len(chunk), device=device, dtype=torch.float32)
+        per_row.index_add_(0, row_index, token_logp)
+        sums += per_row.tolist()
     return sums
 
 

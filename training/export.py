@@ -104,7 +104,8 @@ def model_card(
         if metrics.get("decoding"):
             lines += ["", f"Decoded with {metrics.get('candidates', 1)} candidate(s) per prompt and "
                       + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items())
-                      + " (guide_*: topic guidance, as the bot decodes; `generation/guidance.py`)."]
+                      + " (guide_*: topic guidance, `generation/guidance.py`; contrast_guidance: leaning"
+                      " away from the other sides' prompts, `generation/contrast.py`; as the bot decodes)."]
     lines += [
         "", "## Limitations", "",
         "Small and trained on little data: it imitates surface style, mixes facts, and may "

@@ -88,7 +88,9 @@ async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(api: Fa
         assert item.real_text in REAL_TEXTS and item.fake_text in text and item.real_text in text
         assert text.index("A)") < text.index(item.text_of("A")) < text.index("B)") < text.index(item.text_of("B"))
         assert item.real_author not in text  # nothing gives the answer away
-        generation = await frontend.app.log.generation(item.generation_id)
+        # The generation is marked sent just after the round stores its message: wait for both.
+        generation = await eventually(lambda: frontend.app.log.generation(item.generation_id),
+                                      lambda g: bool(g.message_ref))
         assert generation.text == item.fake_text and generation.message_ref == item.message["ref"]
         # The fake was asked with the real one's party, sentiment and topic.
         wanted = ("IND-RN", "POSITIVE", ["Puente Alto"]) if "Puente" in item.real_text else \

@@ -133,3 +133,22 @@ async def test_the_engine_scores_its_own_candidates(taught: LoadedModel, tmp_pat
         tokens = taught.tokenizer.encode(completion.text, add_special_tokens=False)
         again = score_candidates(taught, [(ids, types), other], [tokens])[0]
         assert again == pytest.approx(completion.logprobs, abs=1e-3)
+
+
+def test_batched_scores_equal_one_full_forward_each(taught: LoadedModel) -> None:
+    """Padding, the prompt's token types and scoring only the continuation's positions change
+    nothing: each sum is what one unpadded forward pass over prompt + continuation gives."""
+    from generation.scoring import continuation_logprobs
+
+    prompts = [encode(taught, PromptSpec("controlled", ControlFields(partido=p, sentimiento="POSITIVE")))
+               for p in ("UDI", "RD", "Partido Comunista de Chile")]
+    continuations = [taught.tokenizer.encode(t, add_special_tokens=False) for t in STYLE.values()]
+    pairs = [(p, c) for p in prompts for c in continuations]
+    expected = []
+    with torch.inference_mode():
+        for (ids, types), cont in pairs:
+            out = taught.model(input_ids=torch.tensor([ids + cont]),
+                               token_type_ids=torch.tensor([types + [types[-1]] * len(cont)]))
+            logp = out.logits[0].float().log_softmax(-1)
+            expected.append(sum(float(logp[len(ids) - 1 + k, t]) for k, t in enumerate(cont)))
+    assert continuation_logprobs(taught, pairs, batch_size=4) == pytest.approx(expected, abs=1e-3)

@@ -37,7 +37,7 @@ $T --seed 42 contextual --base "$RUNS/base" --train "$RUNS/data/train.jsonl" --v
 # 8. Settings are chosen on the validation split: candidates drawn with the bot's decoding and
 #    ranked, ranking weights compared on those draws (rerank), decoding variants drawn again.
 #    Every run and its figures: docs/demo-model.md.
-E="$T --seed 42 evaluate --model $RUNS/contextual --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0"
+E="$T --seed 42 evaluate --model $RUNS/contextual --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0 --set contrast_guidance=0 --rank side=2"
 $E --out "$RUNS/eval/t08"
 $E --out "$RUNS/eval/t07" --set temperature=0.7
 $E --out "$RUNS/eval/minp" --set temperature=1.0 --set top_p=1.0 --set min_p=0.1
@@ -49,6 +49,17 @@ $T rerank --samples "$RUNS/eval/t08/samples.jsonl" --train "$RUNS/data/train.jso
   "fit=0,side=2,sentiment=0.5,topic=2,open=3" "fit=0,side=2,sentiment=1,topic=2,open=3" \
   "fit=0,side=3,sentiment=1,topic=2,open=3" "fit=0,side=4,sentiment=0.5,topic=2,open=3" \
   "fit=0.5,side=4,sentiment=0.5,topic=2,open=3" "fit=0,side=8,sentiment=0.5,topic=3,open=3"
+# 8b. Contrast guidance (issue 12, second round): each step leans away from the other sides'
+#     prompts, at several weights, then the ranking weights again on the guided draws
+#     (measured on the exported fp16 folder, models/demo, which the bot loads).
+G="$T --seed 42 evaluate --model models/demo --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0 --rank side=2"
+for w in 0.5 1.0 1.5 2.0 3.0; do $G --out "$RUNS/eval/g$w" --set contrast_guidance=$w; done
+for w in 1.5 2.0; do
+  $T rerank --samples "$RUNS/eval/g$w/samples.jsonl" --train "$RUNS/data/train.jsonl" --sentiment lexicon --weights \
+    "fit=0,side=2,sentiment=0.5,topic=2,open=3" "fit=0,side=4,sentiment=0.5,topic=2,open=3" \
+    "fit=0,side=8,sentiment=0.5,topic=2,open=3" "fit=0,side=8,sentiment=1,topic=2,open=3" \
+    "fit=0,side=2,sentiment=0,topic=2,open=3"
+done
 # 9. The report: the test split, once, as the bot decodes (config.toml, with the chosen weights);
 #    then the folder in fp16, the test split's real tweets beside it (the /adivina game) and the
 #    training text's sources and licences in its card.
