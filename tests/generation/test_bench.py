@@ -24,6 +24,12 @@ def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureF
     assert phases["engine_int8_c4"]["requests"] == 4
     for name in anchor:
         assert phases[name]["fewest_new_tokens"] == report["new_tokens_per_tweet"]
+    if anchor:  # at one client the engine and CTranslate2 take turns; the figure is the pairs' median
+        pairs = phases["engine_int8_c1"]["latency_vs_ctranslate2_pairs"]
+        assert len(pairs) == phases["ctranslate2_int8_x1"]["requests"] == bench.QUICK.int8_pairs
+        median = phases["engine_int8_c1"]["latency_vs_ctranslate2_median"]
+        assert min(pairs) <= median <= max(pairs)
+        assert report["ratios"]["engine_int8_c1_latency_vs_ctranslate2_int8_x1"] == median
     assert phases["engine_c4"]["requests"] == 4 and phases["engine_c4"]["batches"] >= 1
     assert all(p["tweets_per_s"] > 0 for p in phases.values())
     assert phases["engine_c1"]["loop_lag_ms"]["max"] >= 0
