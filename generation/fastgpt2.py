@@ -57,16 +57,22 @@ class GPT2Stepper:
         self.next_positions = torch.zeros(0, dtype=torch.long)
 
     def prefill(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+        new_tokens: int = 0,
     ) -> torch.Tensor:
-        """Run the left-padded prompts (lines × width); the next-token logits of each line."""
+        """Run the left-padded prompts (lines × width); the next-token logits of each line.
+
+        The cache starts with room for ``new_tokens`` more: growing it mid-decode copies every
+        layer's keys and values, into fresh memory the kernel must first map.
+        """
         lines, width = input_ids.shape
         valid = attention_mask.bool()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
         hidden = self._embed(input_ids, positions, token_type_ids)
         head_size = self.width // self.heads
         self.cache = [
-            hidden.new_empty((2, lines, self.heads, max(2 * width, 16), head_size)) for _ in self.blocks
+            hidden.new_empty((2, lines, self.heads, max(width + new_tokens, 16), head_size))
+            for _ in self.blocks
         ]
         self.mask = torch.zeros((lines, self.cache[0].shape[3]), dtype=torch.bool, device=valid.device)
         self.mask[:, :width] = valid

@@ -324,8 +324,8 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
     # Like the n-grams, the repetition penalty counts the tweet's own tokens, not the prompt's.
     seen = torch.zeros((size, vocab), dtype=torch.bool, device=device) if penalise else None
 
-    next_logits = stepper.prefill(ids, mask, types)
     max_steps = max(p.max_new_tokens for p in params)
+    next_logits = stepper.prefill(ids, mask, types, max_steps)
     for _ in range(max_steps):
         # The repetition penalty and topic bonuses are the row's, so its negative lines get
         # them too: guidance then weighs the controls alone (generation/contrast.py).

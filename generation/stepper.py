@@ -19,8 +19,11 @@ class Stepper(Protocol):
     """A model decoding a batch of lines: each call returns next-token logits (lines × vocab)."""
 
     def prefill(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
-    ) -> torch.Tensor: ...
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+        new_tokens: int = 0,
+    ) -> torch.Tensor:
+        """``new_tokens``: how many steps are expected to follow (room to set aside, if any)."""
+        ...
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor: ...
 
@@ -41,7 +44,8 @@ class HFStepper:
         self.next_positions = torch.zeros((0, 1), dtype=torch.long)
 
     def prefill(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+        new_tokens: int = 0,
     ) -> torch.Tensor:
         positions = (attention_mask.cumsum(-1) - 1).clamp_(min=0)
         out = self.model(
