@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -60,6 +62,23 @@ def test_stepper_logits_equal_the_models_with_padding_types_growth_and_keep(gpt2
         ids, types = torch.cat([ids, new], 1), torch.cat([types, new_types], 1)
         mask = torch.cat([mask, torch.ones_like(new)], 1)
         torch.testing.assert_close(got, reference(gpt2, ids, mask, types), rtol=1e-4, atol=1e-5)
+
+
+@torch.inference_mode()
+def test_half_precision_follows_the_model_too(gpt2: torch.nn.Module) -> None:
+    half = copy.deepcopy(gpt2).half()
+    ids, mask = left_padded([[5, 6, 7], [8, 9, 10, 11, 12]])
+    lean, reference_stepper = GPT2Stepper(half), HFStepper(half)
+    got, expected = lean.prefill(ids, mask, None, 8), reference_stepper.prefill(ids, mask, None)
+    for step in range(8):
+        assert got.dtype == torch.float16
+        torch.testing.assert_close(got, expected, rtol=1e-2, atol=1e-2)
+        new = got.argmax(-1, keepdim=True)
+        if step == 3:
+            lean.keep(torch.tensor([1]))
+            reference_stepper.keep(torch.tensor([1]))
+            new = new[1:]
+        got, expected = lean.step(new, None), reference_stepper.step(new, None)
 
 
 def test_gpt2_gets_the_lean_stepper_and_others_the_hugging_face_one(gpt2: torch.nn.Module) -> None:
