@@ -45,7 +45,7 @@ from tqdm import tqdm
 from generation import ctranslate2_anchor
 from generation.engine import Engine
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
-from generation.registry import LoadedModel, ModelRegistry
+from generation.registry import LoadedModel, ModelRegistry, on_own_thread
 from generation.settings import EngineSettings, ModelSpec
 from generation.types import SamplingParams
 
@@ -426,7 +426,9 @@ def anchor_phase(anchor: AnchorProcess, bench: Bench, batches: list[list[int]]) 
 
 async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     started = time.perf_counter()
-    build_model(folder, plan)
+    # Torch work off the main thread, on threads that end with it (registry.on_own_thread): a
+    # thread that lives on with an OpenMP team would slow every engine phase after it.
+    on_own_thread(lambda: build_model(folder, plan))
     spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")
     registry = ModelRegistry({"bench": spec}, threads=threads)
     lm = registry.get("bench")
@@ -434,13 +436,13 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     params = sum(p.numel() for p in lm.model.parameters())
     phases: dict[str, dict[str, Any]] = {}
     env = machine()
-    phases["thesis_beams_sequential"] = bench.sequential(
+    phases["thesis_beams_sequential"] = on_own_thread(lambda: bench.sequential(
         "thesis 10 beams", plan.thesis_requests, do_sample=True, num_beams=10, temperature=0.9,
         top_p=0.9, no_repeat_ngram_size=2,
-    )
-    phases["sampling_sequential"] = bench.sequential(
+    ))
+    phases["sampling_sequential"] = on_own_thread(lambda: bench.sequential(
         "sampling", plan.sequential_requests, do_sample=True, temperature=0.9, top_p=0.9
-    )
+    ))
     top = max(plan.concurrency)
     # Phases compared with each other run back to back, so a change in the machine's load
     # between them skews their ratio as little as it can.
@@ -452,7 +454,7 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
             phases[f"engine_c{clients}"] = await bench.engine(engine, clients, plan.requests_per_client[clients])
     finally:
         await engine.aclose()
-    phases[f"bare_generate_x{top}"] = bench.batched(top, plan.bare_batches)
+    phases[f"bare_generate_x{top}"] = on_own_thread(lambda: bench.batched(top, plan.bare_batches))
     phases.update(await int8_phases(plan, folder, threads))
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     env["loop_lag_idle_ms"] = idle.report()
