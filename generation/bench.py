@@ -13,9 +13,9 @@ request, and the figure is the median of each pair's ratio, so a drift in the ma
 (2x within minutes on a shared one) falls on both sides of every pair.
 
 CTranslate2 runs in a process of its own: once it has decoded in a process, torch's decoding
-in that process runs about 2x slower for good (measured: 218 then 423 ms per tweet at batch 1,
-whichever thread decodes), while CTranslate2 is as fast beside torch as alone. Neither shares a
-process with the other when serving, so neither does here.
+in that process runs up to 2x slower for good (measured: 212-218 then 344-423 ms per tweet at
+batch 1), while CTranslate2 is as fast beside torch as alone. Neither shares a process with the
+other when serving, so neither does here.
 
 Run ``python -m generation.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
 few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
