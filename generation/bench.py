@@ -8,7 +8,14 @@ sampling one request at a time, one bare batched ``generate`` call, and the engi
 model with int8 weights (``quantize = "int8"``) in the engine at 1 and 32 clients, beside
 CTranslate2's int8 (when the optional ``ctranslate2`` package is installed) at batch 1 and 32 as
 the reference. Ratios within one run are what count: absolute figures depend on the machine and
-on what else it is doing.
+on what else it is doing. At one client the engine and CTranslate2 take turns, request by
+request, and the figure is the median of each pair's ratio, so a drift in the machine's speed
+(2x within minutes on a shared one) falls on both sides of every pair.
+
+CTranslate2 runs in a process of its own: once it has decoded in a process, torch's decoding
+in that process runs up to 2x slower for good (measured: 212-218 then 344-423 ms per tweet at
+batch 1), while CTranslate2 is as fast beside torch as alone. Neither shares a process with the
+other when serving, so neither does here.
 
 Run ``python -m generation.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
 few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -27,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +45,7 @@ from tqdm import tqdm
 from generation import ctranslate2_anchor
 from generation.engine import Engine
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
-from generation.registry import LoadedModel, ModelRegistry
+from generation.registry import LoadedModel, ModelRegistry, on_own_thread
 from generation.settings import EngineSettings, ModelSpec
 from generation.types import SamplingParams
 
@@ -75,10 +84,12 @@ class Plan:
     idle_probe_s: float
     #: Full batches CTranslate2 decodes at the top concurrency (as many tweets as the engine's).
     anchor_batches: int
+    #: int8 engine and CTranslate2 requests at batch 1, taken in turns (one pair each).
+    int8_pairs: int
 
 
-FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0, 2)
-QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3, 1)
+FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0, 2, 12)
+QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3, 1, 2)
 
 
 def build_model(folder: Path, plan: Plan) -> Path:
@@ -204,21 +215,32 @@ class Bench:
             latencies.extend([time.perf_counter() - t] * size)
         return summary(latencies, time.perf_counter() - started)
 
-    async def engine(self, engine: Engine, clients: int, per_client: int) -> dict[str, Any]:
-        params = SamplingParams(
+    def params(self) -> SamplingParams:
+        """What every engine request decodes: the plan's tokens, temperature 0.9, top_p 0.9."""
+        return SamplingParams(
             max_new_tokens=self.plan.tokens, min_new_tokens=self.plan.tokens, temperature=0.9, top_p=0.9
         )
+
+    async def warm_up(self, engine: Engine) -> None:
+        """A short untimed request, the first time ``engine`` is used."""
+        if not engine.stats()["requests"]:
+            p, short = self.prompt(0), replace(self.params(), max_new_tokens=2, min_new_tokens=2)
+            await engine.generate(self.lm.name, p.input_ids, p.token_type_ids, short, seed=0)
+
+    async def request(self, engine: Engine, i: int) -> float:
+        """One engine request for prompt ``i`` with seed ``i``; its latency in seconds."""
+        p = self.prompt(i)
+        t = time.perf_counter()
+        await engine.generate(self.lm.name, p.input_ids, p.token_type_ids, self.params(), seed=i)
+        return time.perf_counter() - t
+
+    async def engine(self, engine: Engine, clients: int, per_client: int) -> dict[str, Any]:
         latencies: list[float] = []
         bar = tqdm(total=clients * per_client, desc=f"engine c={clients}", file=sys.stderr, leave=False)
-        if not engine.stats()["requests"]:  # warm-up, untimed
-            short = replace(params, max_new_tokens=2, min_new_tokens=2)
-            await engine.generate(self.lm.name, self.prompt(0).input_ids, self.prompt(0).token_type_ids, short, seed=0)
+        await self.warm_up(engine)
 
         async def request(i: int) -> None:
-            p = self.prompt(i)
-            t = time.perf_counter()
-            await engine.generate(self.lm.name, p.input_ids, p.token_type_ids, params, seed=i)
-            latencies.append(time.perf_counter() - t)
+            latencies.append(await self.request(engine, i))
             bar.update()
 
         async def client(c: int) -> None:
@@ -236,6 +258,72 @@ class Bench:
         result["batches"] = stats["batches"] - before
         result["loop_lag_ms"] = probe.report()
         return result
+
+    async def paired(self, engine: Engine, anchor: AnchorProcess, pairs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One client: an engine request, then the same prompt and seed through CTranslate2, in
+        turns; each side's summary, the engine's with every pair's latency ratio and their median."""
+        await self.warm_up(engine)
+        ours: list[float] = []
+        theirs: list[float] = []
+        shortest = self.plan.tokens
+        before = engine.stats()["batches"]
+        with LagProbe() as probe:
+            for i in tqdm(range(pairs), desc="int8 c=1 pairs", file=sys.stderr, leave=False):
+                ours.append(await self.request(engine, i))
+                # Off the loop, so the probe sees the engine's effect on it, not this wait.
+                seconds, fewest = await asyncio.to_thread(
+                    anchor.generate, [self.prompt(i).input_ids], self.plan.tokens, i
+                )
+                theirs.append(seconds)
+                shortest = min(shortest, fewest)
+        engine_phase = summary(ours, sum(ours))
+        engine_phase["batches"] = engine.stats()["batches"] - before
+        engine_phase["loop_lag_ms"] = probe.report()
+        pair_ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        engine_phase["latency_vs_ctranslate2_pairs"] = [round(r, 3) for r in pair_ratios]
+        engine_phase["latency_vs_ctranslate2_median"] = round(statistics.median(pair_ratios), 3)
+        anchor_phase = summary(theirs, sum(theirs))
+        anchor_phase["fewest_new_tokens"] = shortest
+        return engine_phase, anchor_phase
+
+
+def _serve_anchor(folder: str, threads: int, pipe: Connection) -> None:
+    """The child process of :class:`AnchorProcess`: convert, load, then time what it is sent."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    anchor = ctranslate2_anchor.Anchor(model, tokenizer, Path(folder) / "ctranslate2-int8", threads)
+    del model
+    anchor.generate([tokenizer.encode("Hoy")], 2, seed=0)  # warm-up, untimed
+    pipe.send("ready")
+    while (job := pipe.recv()) is not None:
+        prompts, tokens, seed = job
+        started = time.perf_counter()
+        fewest = anchor.generate(prompts, tokens, seed)
+        pipe.send((time.perf_counter() - started, fewest))
+
+
+class AnchorProcess:
+    """CTranslate2 int8 (``generation/ctranslate2_anchor.py``) in a process of its own (see the
+    module's docstring): sent prompt ids, it answers how long each batch took, timed there."""
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve_anchor, args=(str(folder), threads, child), daemon=True)
+        self._process.start()
+        child.close()
+        self._pipe.recv()  # converted, loaded and warmed up
+
+    def generate(self, prompts: list[list[int]], tokens: int, seed: int) -> tuple[float, int]:
+        """One batch: its seconds, and the fewest new tokens of its tweets (none may stop early)."""
+        self._pipe.send((prompts, tokens, seed))
+        return self._pipe.recv()
+
+    def close(self) -> None:
+        self._pipe.send(None)
+        self._process.join(timeout=60)
 
 
 def _version(package: str) -> str:
@@ -274,9 +362,8 @@ def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
     anchor_top, anchor_low = phases.get(f"ctranslate2_int8_x{top}"), phases.get(f"ctranslate2_int8_x{low}")
     if anchor_top and anchor_low:
         out[f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}"] = int8_top["tweets_per_s"] / anchor_top["tweets_per_s"]
-        out[f"engine_int8_c{low}_latency_vs_ctranslate2_int8_x{low}"] = (
-            int8_low["latency_ms"]["mean"] / anchor_low["latency_ms"]["mean"]
-        )
+        # The median of the pairs' ratios (Bench.paired), not a ratio of means.
+        out[f"engine_int8_c{low}_latency_vs_ctranslate2_int8_x{low}"] = int8_low["latency_vs_ctranslate2_median"]
     out = {k: round(v, 3) for k, v in out.items()}
     out["targets_met"] = {
         "throughput_x4.5_sequential": out[f"engine_c{top}_vs_sequential_sampling"] >= 4.5,
@@ -294,29 +381,24 @@ def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
     return out
 
 
-async def int8_phases(
-    plan: Plan, folder: Path, lm: LoadedModel, threads: int
-) -> dict[str, dict[str, Any]]:
+async def int8_phases(plan: Plan, folder: Path, threads: int) -> dict[str, dict[str, Any]]:
     """The engine on the int8 model at the lowest and highest concurrency, each next to
     CTranslate2 int8 at the same batch size (when installed)."""
     spec = ModelSpec(path=str(folder), kind="controlled", device="cpu", quantize="int8")
     registry = ModelRegistry({"bench_int8": spec}, threads=threads)
     bench = Bench(registry.get("bench_int8"), plan)
-    anchor = None
-    if ctranslate2_anchor.available():
-        anchor = ctranslate2_anchor.Anchor(
-            lm.model, lm.tokenizer, folder / "ctranslate2-int8", threads or torch.get_num_threads()
-        )
+    anchor = AnchorProcess(folder, threads or torch.get_num_threads()) if ctranslate2_anchor.available() else None
     low, top = min(plan.concurrency), max(plan.concurrency)
     phases: dict[str, dict[str, Any]] = {}
     engine = Engine(registry, EngineSettings(max_batch=top, queue_size=4 * top, request_timeout_s=3600))
     try:
-        # Back to back with its reference: the engine alone, then CTranslate2 one at a time;
+        # Back to back with its reference: the engine and CTranslate2 in turns at one request;
         # CTranslate2's full batches, then the engine under `top` clients.
-        phases[f"engine_int8_c{low}"] = await bench.engine(engine, low, plan.requests_per_client[low])
-        if anchor is not None:
-            phases[f"ctranslate2_int8_x{low}"] = anchor_phase(
-                anchor, bench, [[i] for i in range(plan.sequential_requests)]
+        if anchor is None:
+            phases[f"engine_int8_c{low}"] = await bench.engine(engine, low, plan.requests_per_client[low])
+        else:
+            phases[f"engine_int8_c{low}"], phases[f"ctranslate2_int8_x{low}"] = await bench.paired(
+                engine, anchor, plan.int8_pairs
             )
             phases[f"ctranslate2_int8_x{top}"] = anchor_phase(
                 anchor, bench, [list(range(b * top, (b + 1) * top)) for b in range(plan.anchor_batches)]
@@ -324,21 +406,29 @@ async def int8_phases(
         phases[f"engine_int8_c{top}"] = await bench.engine(engine, top, plan.requests_per_client[top])
     finally:
         await engine.aclose()
+        if anchor is not None:
+            anchor.close()
     return phases
 
 
-def anchor_phase(anchor: ctranslate2_anchor.Anchor, bench: Bench, batches: list[list[int]]) -> dict[str, Any]:
+def anchor_phase(anchor: AnchorProcess, bench: Bench, batches: list[list[int]]) -> dict[str, Any]:
     """CTranslate2 over ``batches`` of prompt indices; the report says if any tweet fell short."""
-    prompts = [[bench.prompt(i).input_ids for i in batch] for batch in batches]
-    latencies, seconds, shortest = anchor.timed(prompts, bench.plan.tokens)
-    result = summary(latencies, seconds)
+    latencies: list[float] = []
+    total, shortest = 0.0, bench.plan.tokens
+    for seed, batch in enumerate(batches):
+        seconds, fewest = anchor.generate([bench.prompt(i).input_ids for i in batch], bench.plan.tokens, seed)
+        latencies.extend([seconds] * len(batch))
+        total, shortest = total + seconds, min(shortest, fewest)
+    result = summary(latencies, total)
     result["fewest_new_tokens"] = shortest
     return result
 
 
 async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     started = time.perf_counter()
-    build_model(folder, plan)
+    # Torch work off the main thread, on threads that end with it (registry.on_own_thread): a
+    # thread that lives on with an OpenMP team would slow every engine phase after it.
+    on_own_thread(lambda: build_model(folder, plan))
     spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")
     registry = ModelRegistry({"bench": spec}, threads=threads)
     lm = registry.get("bench")
@@ -346,13 +436,13 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
     params = sum(p.numel() for p in lm.model.parameters())
     phases: dict[str, dict[str, Any]] = {}
     env = machine()
-    phases["thesis_beams_sequential"] = bench.sequential(
+    phases["thesis_beams_sequential"] = on_own_thread(lambda: bench.sequential(
         "thesis 10 beams", plan.thesis_requests, do_sample=True, num_beams=10, temperature=0.9,
         top_p=0.9, no_repeat_ngram_size=2,
-    )
-    phases["sampling_sequential"] = bench.sequential(
+    ))
+    phases["sampling_sequential"] = on_own_thread(lambda: bench.sequential(
         "sampling", plan.sequential_requests, do_sample=True, temperature=0.9, top_p=0.9
-    )
+    ))
     top = max(plan.concurrency)
     # Phases compared with each other run back to back, so a change in the machine's load
     # between them skews their ratio as little as it can.
@@ -364,8 +454,8 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
             phases[f"engine_c{clients}"] = await bench.engine(engine, clients, plan.requests_per_client[clients])
     finally:
         await engine.aclose()
-    phases[f"bare_generate_x{top}"] = bench.batched(top, plan.bare_batches)
-    phases.update(await int8_phases(plan, folder, lm, threads))
+    phases[f"bare_generate_x{top}"] = on_own_thread(lambda: bench.batched(top, plan.bare_batches))
+    phases.update(await int8_phases(plan, folder, threads))
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     env["loop_lag_idle_ms"] = idle.report()
     return {

@@ -15,7 +15,6 @@ through ``generate``.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from generation.contrast import NegativeLines
 from generation.guidance import GuideProcessor, Variants, boosts, just_written, topic_variants
 from generation.penalties import tweet_penalties
 from generation.registry import LoadedModel
+from generation.stepper import make_stepper
 from generation.types import SamplingParams
 
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -179,14 +179,6 @@ class _State:
         return out
 
 
-def _forward_names(model: Any) -> tuple[str, str]:
-    """The cache and logits-slicing keyword names, which differ across transformers versions."""
-    names = inspect.signature(model.forward).parameters
-    cache = "cache" if "cache" in names else "past_key_values"
-    keep = "logits_to_keep" if "logits_to_keep" in names else "num_logits_to_keep"
-    return cache, keep
-
-
 def _typical_rank(probs: torch.Tensor, typical_p: torch.Tensor) -> torch.Tensor:
     """Per row and sorted position, whether locally typical sampling keeps the token.
 
@@ -286,8 +278,8 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         return []
     if len({r.token_type_ids is None for r in rows}) > 1:
         raise ValueError("rows with and without token type ids cannot share a batch")
-    model, device = lm.model, lm.device
-    cache_name, keep_name = _forward_names(model)
+    device = lm.device
+    stepper = make_stepper(lm.model)
     size = len(rows)
     # The batch's lines: every row's prompt, then the negative prompts of guided rows.
     guided = [(i, negative) for i, r in enumerate(rows) if r.params.contrast_guidance > 0 for negative in r.negatives]
@@ -304,7 +296,6 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         if types is not None:
             types[i, width - n:] = torch.tensor(type_ids)
     ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
     next_type = None
     if types is not None:
         types = types.to(device)
@@ -333,17 +324,12 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
     # Like the n-grams, the repetition penalty counts the tweet's own tokens, not the prompt's.
     seen = torch.zeros((size, vocab), dtype=torch.bool, device=device) if penalise else None
 
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=positions, token_type_ids=types,
-        use_cache=True, **{keep_name: 1},
-    )
-    cache = getattr(out, "cache", None) or out.past_key_values
-    next_pos = positions[:, -1:] + 1
     max_steps = max(p.max_new_tokens for p in params)
+    next_logits = stepper.prefill(ids, mask, types, max_steps)
     for _ in range(max_steps):
         # The repetition penalty and topic bonuses are the row's, so its negative lines get
         # them too: guidance then weighs the controls alone (generation/contrast.py).
-        logits = out.logits[:, -1, :].float()
+        logits = next_logits.float()
         if penalise:
             rp = negatives.spread(penalty)[:, None]
             logits = torch.where(negatives.spread(seen), torch.where(logits > 0, logits / rp, logits * rp), logits)
@@ -387,8 +373,7 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         if len(keep) < len(active):
             stay = negatives.keep(keep)
             lines = torch.tensor([*keep, *(len(active) + j for j in stay)], device=device)
-            cache.batch_select_indices(lines)
-            mask, next_pos = mask[lines], next_pos[lines]
+            stepper.keep(lines)
             if next_type is not None:
                 next_type = next_type[lines]
             select = torch.tensor(keep, device=device)
@@ -404,12 +389,7 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
         kept_tokens = [tokens[line] for line in keep]
         step = torch.tensor([[t] for t in [*kept_tokens, *(kept_tokens[o] for o in negatives.owners)]],
                             device=device)
-        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-        out = model(
-            input_ids=step, attention_mask=mask, position_ids=next_pos, token_type_ids=next_type,
-            use_cache=True, **{cache_name: cache},
-        )
-        next_pos = next_pos + 1
+        next_logits = stepper.step(step, next_type)
     return [_result(lm, s) for s in states]
 
 

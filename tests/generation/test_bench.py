@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
 from generation import bench, ctranslate2_anchor
+from generation.registry import on_own_thread
 
 
 def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,6 +26,12 @@ def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureF
     assert phases["engine_int8_c4"]["requests"] == 4
     for name in anchor:
         assert phases[name]["fewest_new_tokens"] == report["new_tokens_per_tweet"]
+    if anchor:  # at one client the engine and CTranslate2 take turns; the figure is the pairs' median
+        pairs = phases["engine_int8_c1"]["latency_vs_ctranslate2_pairs"]
+        assert len(pairs) == phases["ctranslate2_int8_x1"]["requests"] == bench.QUICK.int8_pairs
+        median = phases["engine_int8_c1"]["latency_vs_ctranslate2_median"]
+        assert min(pairs) <= median <= max(pairs)
+        assert report["ratios"]["engine_int8_c1_latency_vs_ctranslate2_int8_x1"] == median
     assert phases["engine_c4"]["requests"] == 4 and phases["engine_c4"]["batches"] >= 1
     assert all(p["tweets_per_s"] > 0 for p in phases.values())
     assert phases["engine_c1"]["loop_lag_ms"]["max"] >= 0
@@ -34,3 +42,18 @@ def test_quick_bench_reports_every_phase(tmp_path: Path, capsys: pytest.CaptureF
     }
     assert report["ratios"]["engine_int8_c4_vs_engine_c4"] > 0
     assert report["model"]["layers"] == 2 and report["machine"]["cpus"]
+
+
+def test_torch_work_runs_on_a_thread_that_ends_with_it() -> None:
+    """The bench's phases and model loading leave no thread (and no OpenMP team) behind."""
+    caller = threading.current_thread()
+    ran_on: list[threading.Thread] = []
+
+    def work() -> int:
+        ran_on.append(threading.current_thread())
+        return 7
+
+    assert on_own_thread(work) == 7
+    assert ran_on[0] is not caller and not ran_on[0].is_alive()
+    with pytest.raises(ValueError, match="broken"):
+        on_own_thread(lambda: int("broken"))

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from generation import sampling
 from generation.backends.local import encode
-from generation.int8 import Int8Linear
+from generation.int8 import Int8Linear, Kernel, fbgemm_available
 from generation.prompts import ControlFields
 from generation.quantcheck import check, perplexity, read_held_out
 from generation.registry import LoadedModel, ModelLoadError, ModelRegistry
@@ -27,11 +27,16 @@ def lm8(tiny_model_dir: Path) -> LoadedModel:
     return ModelRegistry({"demo8": spec}, threads=1).get("demo8")
 
 
-def test_int8_linear_is_close_to_the_float_product() -> None:
+#: The kernels this machine runs: ``_int_mm`` everywhere, fbgemm on x86 with AVX2 or better.
+KERNELS = ["int_mm", *(["fbgemm"] if fbgemm_available() else [])]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_int8_linear_is_close_to_the_float_product(kernel: Kernel) -> None:
     torch.manual_seed(0)
     weight, bias = torch.randn(48, 64) * 0.05, torch.randn(48)
     x = torch.randn(3, 5, 64)
-    layer = Int8Linear(weight, bias)
+    layer = Int8Linear(weight, bias, kernel)
     assert layer.weight.dtype == torch.int8 and layer.weight.shape == (48, 64)
     exact = torch.nn.functional.linear(x, weight, bias)
     got = layer(x)
@@ -39,10 +44,28 @@ def test_int8_linear_is_close_to_the_float_product() -> None:
     assert (got - exact).abs().max() < 0.02 * exact.abs().max()
 
 
-def test_each_row_is_quantized_on_its_own() -> None:
+def test_fbgemm_is_the_default_where_it_runs() -> None:
+    assert Int8Linear(torch.randn(4, 8), None).kernel == ("fbgemm" if fbgemm_available() else "int_mm")
+
+
+@pytest.mark.skipif(not fbgemm_available(), reason="fbgemm runs on x86 with AVX2 or better")
+def test_seven_bit_inputs_never_saturate() -> None:
+    """Inputs at their peak against weights at theirs, all of one sign: with 8-bit inputs AVX2's
+    pairwise int16 sums would saturate; with 7 bits the result is the exact integer product."""
+    weight = torch.ones(8, 256)
+    weight[1::2] = -1
+    x = torch.full((2, 256), 3.0)
+    x[1, ::3] = -3.0
+    layer = Int8Linear(weight, None, "fbgemm")
+    exact = torch.nn.functional.linear(x, weight)
+    torch.testing.assert_close(layer(x), exact, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_each_row_is_quantized_on_its_own(kernel: Kernel) -> None:
     """A row's output must not depend on the rows beside it (same seed, same tweet in any batch)."""
     torch.manual_seed(1)
-    layer = Int8Linear(torch.randn(16, 32), None)
+    layer = Int8Linear(torch.randn(16, 32), None, kernel)
     row = torch.randn(1, 32)
     loud = torch.randn(4, 32) * 1000
     assert torch.equal(layer(torch.cat([loud, row]))[-1], layer(row)[0])

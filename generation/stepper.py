@@ -1,0 +1,76 @@
+"""How ``decode_batch`` runs a model: prefill, one-token steps, and dropping finished lines.
+
+GPT-2s (every model this project trains) get the lean forward of ``generation/fastgpt2.py``;
+any other causal LM goes through its Hugging Face forward with the library's cache, behind the
+same three calls, so the decoding loop does not care which it has.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol
+
+import torch
+
+from generation.fastgpt2 import GPT2Stepper, supports
+
+
+class Stepper(Protocol):
+    """A model decoding a batch of lines: each call returns next-token logits (lines × vocab)."""
+
+    def prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+        new_tokens: int = 0,
+    ) -> torch.Tensor:
+        """``new_tokens``: how many steps are expected to follow (room to set aside, if any)."""
+        ...
+
+    def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor: ...
+
+    def keep(self, lines: torch.Tensor) -> None: ...
+
+
+class HFStepper:
+    """Any causal LM through its own forward, with its cache (the path GPT-2 no longer takes)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        names = inspect.signature(model.forward).parameters
+        # The keyword names differ across transformers versions.
+        self.cache_name = "cache" if "cache" in names else "past_key_values"
+        self.keep_name = "logits_to_keep" if "logits_to_keep" in names else "num_logits_to_keep"
+        self.cache: Any = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long)
+        self.next_positions = torch.zeros((0, 1), dtype=torch.long)
+
+    def prefill(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
+        new_tokens: int = 0,
+    ) -> torch.Tensor:
+        positions = (attention_mask.cumsum(-1) - 1).clamp_(min=0)
+        out = self.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+            token_type_ids=token_type_ids, use_cache=True, **{self.keep_name: 1},
+        )
+        self.cache = getattr(out, "cache", None) or out.past_key_values
+        self.mask = attention_mask
+        self.next_positions = positions[:, -1:] + 1
+        return out.logits[:, -1, :]
+
+    def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        self.mask = torch.cat([self.mask, self.mask.new_ones((self.mask.shape[0], 1))], dim=1)
+        out = self.model(
+            input_ids=input_ids, attention_mask=self.mask, position_ids=self.next_positions,
+            token_type_ids=token_type_ids, use_cache=True, **{self.cache_name: self.cache},
+        )
+        self.next_positions = self.next_positions + 1
+        return out.logits[:, -1, :]
+
+    def keep(self, lines: torch.Tensor) -> None:
+        self.cache.batch_select_indices(lines)
+        self.mask, self.next_positions = self.mask[lines], self.next_positions[lines]
+
+
+def make_stepper(model: Any) -> Stepper:
+    """The lean stepper for a GPT-2, the Hugging Face forward for anything else."""
+    return GPT2Stepper(model) if supports(model) else HFStepper(model)
