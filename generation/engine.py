@@ -269,9 +269,9 @@ class Engine:
 
     async def start(self, preload: tuple[str, ...] | list[str] = ()) -> None:
         """Load (and warm up) ``preload`` models now rather than on their first request."""
-        # Loading runs on a throwaway thread, never on the decoding thread: a thread that ran
-        # the loader decoded ~50x slower afterwards on a busy 2-core CPU (OpenMP workers left
-        # spin-waiting; measured in docs/benchmarks.md), while a fresh thread is unaffected.
+        # Off the event loop (loading takes seconds). The registry runs the load itself on a
+        # thread that ends with it, so the decoding thread's OpenMP team stays the only one
+        # (registry.on_own_thread; measured in docs/benchmarks.md).
         for name in preload:
             self._worker(name)
             await asyncio.to_thread(self.registry.get, name)
