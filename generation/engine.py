@@ -197,7 +197,7 @@ class _Worker:
         """Decode a batch: each job's completions (or its error), the rows and tokens decoded."""
         lm = self.engine.registry.get(self.model)
         if self.table is None:
-            self.table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().weight.shape[0])
+            self.table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
         table = self.table
         errors: dict[int, BaseException] = {}
         rows: list[Row] = []

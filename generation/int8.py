@@ -93,13 +93,14 @@ def _quantize_rows(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Int8Linear(nn.Module):
     """``x @ weight.T + bias`` with an int8 weight (one scale per output) and per-row int8 input.
 
-    ``weight`` keeps the (out_features, in_features) shape of ``nn.Linear`` so that code reading
-    a layer's size (the LM head's vocabulary) keeps working. Inputs are float32 (the registry
-    refuses other dtypes with int8). ``kernel`` picks the GEMM (module docstring); by default
-    fbgemm where it runs.
+    ``in_features`` and ``out_features`` are ``nn.Linear``'s (code reading the LM head's
+    vocabulary reads ``out_features``). Inputs are float32 (the registry refuses other dtypes
+    with int8). ``kernel`` picks the GEMM (module docstring); by default fbgemm where it runs.
+    ``weight`` is the int8 matrix (out × in) for ``int_mm`` only: fbgemm keeps its own packed
+    copy, and a second would cost as many bytes again (124 MB on the 124M model).
     """
 
-    weight: torch.Tensor
+    weight: torch.Tensor | None
     scale: torch.Tensor
     bias: torch.Tensor | None
 
@@ -109,11 +110,11 @@ class Int8Linear(nn.Module):
         self.in_features = weight.shape[1]
         self.out_features = weight.shape[0]
         self.kernel: Kernel = kernel or default_kernel()
-        self.register_buffer("weight", quantized)
+        self.packed = _pack(quantized, scale) if self.kernel == "fbgemm" else None
+        self.register_buffer("weight", None if self.packed is not None else quantized)
         # The input's 1/127 is folded in here, which saves a pass per call.
         self.register_buffer("scale", scale / _LEVELS)
         self.register_buffer("bias", None if bias is None else bias.detach().to(torch.float32).clone())
-        self.packed = _pack(quantized, scale) if self.kernel == "fbgemm" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Each step is one torch op: at one row per call their count, not their work, is the cost.

@@ -108,7 +108,7 @@ def perplexity(lm: LoadedModel, items: list[HeldOut], batch_size: int = 16) -> f
 
 def sample(lm: LoadedModel, items: list[HeldOut], seed: int, max_new_tokens: int) -> list[str]:
     """One tweet per item, from its controls (casual: from BOS), seeded ``seed + i``."""
-    table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().weight.shape[0])
+    table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.8, top_p=0.9,
                             no_repeat_ngram_size=3, repetition_penalty=1.1)
     rows = []

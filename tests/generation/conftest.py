@@ -39,7 +39,7 @@ def lm(registry: ModelRegistry) -> LoadedModel:
 
 @pytest.fixture(scope="session")
 def table(lm: LoadedModel) -> TokenTable:
-    return TokenTable(lm.tokenizer, lm.model.get_output_embeddings().weight.shape[0])
+    return TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
 
 
 @pytest.fixture

@@ -115,7 +115,7 @@ def test_decode_batch_gives_the_same_tweets_as_through_hugging_face(
 ) -> None:
     spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", quantize=quantize)
     lm = ModelRegistry({"m": spec}, threads=1).get("m")
-    table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().weight.shape[0])
+    table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
     lean = decode_batch(lm, table, rows(lm))
     monkeypatch.setattr(sampling, "make_stepper", HFStepper)
     slow = decode_batch(lm, table, rows(lm))
