@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import platform
 import statistics
@@ -35,7 +34,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +257,9 @@ class Bench:
         result["loop_lag_ms"] = probe.report()
         return result
 
-    async def paired(self, engine: Engine, anchor: AnchorProcess, pairs: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def paired(
+        self, engine: Engine, anchor: ctranslate2_anchor.AnchorProcess, pairs: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """One client: an engine request, then the same prompt and seed through CTranslate2, in
         turns; each side's summary, the engine's with every pair's latency ratio and their median."""
         await self.warm_up(engine)
@@ -282,48 +282,9 @@ class Bench:
         pair_ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         engine_phase["latency_vs_ctranslate2_pairs"] = [round(r, 3) for r in pair_ratios]
         engine_phase["latency_vs_ctranslate2_median"] = round(statistics.median(pair_ratios), 3)
-        anchor_phase = summary(theirs, sum(theirs))
-        anchor_phase["fewest_new_tokens"] = shortest
-        return engine_phase, anchor_phase
-
-
-def _serve_anchor(folder: str, threads: int, pipe: Connection) -> None:
-    """The child process of :class:`AnchorProcess`: convert, load, then time what it is sent."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    anchor = ctranslate2_anchor.Anchor(model, tokenizer, Path(folder) / "ctranslate2-int8", threads)
-    del model
-    anchor.generate([tokenizer.encode("Hoy")], 2, seed=0)  # warm-up, untimed
-    pipe.send("ready")
-    while (job := pipe.recv()) is not None:
-        prompts, tokens, seed = job
-        started = time.perf_counter()
-        fewest = anchor.generate(prompts, tokens, seed)
-        pipe.send((time.perf_counter() - started, fewest))
-
-
-class AnchorProcess:
-    """CTranslate2 int8 (``generation/ctranslate2_anchor.py``) in a process of its own (see the
-    module's docstring): sent prompt ids, it answers how long each batch took, timed there."""
-
-    def __init__(self, folder: Path, threads: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._pipe, child = context.Pipe()
-        self._process = context.Process(target=_serve_anchor, args=(str(folder), threads, child), daemon=True)
-        self._process.start()
-        child.close()
-        self._pipe.recv()  # converted, loaded and warmed up
-
-    def generate(self, prompts: list[list[int]], tokens: int, seed: int) -> tuple[float, int]:
-        """One batch: its seconds, and the fewest new tokens of its tweets (none may stop early)."""
-        self._pipe.send((prompts, tokens, seed))
-        return self._pipe.recv()
-
-    def close(self) -> None:
-        self._pipe.send(None)
-        self._process.join(timeout=60)
+        anchor_result = summary(theirs, sum(theirs))
+        anchor_result["fewest_new_tokens"] = shortest
+        return engine_phase, anchor_result
 
 
 def _version(package: str) -> str:
@@ -387,7 +348,7 @@ async def int8_phases(plan: Plan, folder: Path, threads: int) -> dict[str, dict[
     spec = ModelSpec(path=str(folder), kind="controlled", device="cpu", quantize="int8")
     registry = ModelRegistry({"bench_int8": spec}, threads=threads)
     bench = Bench(registry.get("bench_int8"), plan)
-    anchor = AnchorProcess(folder, threads or torch.get_num_threads()) if ctranslate2_anchor.available() else None
+    anchor = ctranslate2_anchor.AnchorProcess(folder, threads or torch.get_num_threads()) if ctranslate2_anchor.available() else None
     low, top = min(plan.concurrency), max(plan.concurrency)
     phases: dict[str, dict[str, Any]] = {}
     engine = Engine(registry, EngineSettings(max_batch=top, queue_size=4 * top, request_timeout_s=3600))
@@ -411,7 +372,7 @@ async def int8_phases(plan: Plan, folder: Path, threads: int) -> dict[str, dict[
     return phases
 
 
-def anchor_phase(anchor: AnchorProcess, bench: Bench, batches: list[list[int]]) -> dict[str, Any]:
+def anchor_phase(anchor: ctranslate2_anchor.AnchorProcess, bench: Bench, batches: list[list[int]]) -> dict[str, Any]:
     """CTranslate2 over ``batches`` of prompt indices; the report says if any tweet fell short."""
     latencies: list[float] = []
     total, shortest = 0.0, bench.plan.tokens

@@ -1,8 +1,8 @@
 """CTranslate2 int8, the reference ``politico bench`` measures the int8 engine against.
 
 CTranslate2 is the fastest CPU runtime for GPT-2 we know of, so the bench converts its own
-random-weights model to it (int8 weights, in process, nothing downloaded) and times the same
-prompts. Its GPT-2 takes no token type ids, so it decodes the controlled prompts without them:
+random-weights model to it (int8 weights, nothing downloaded) and times the same prompts, in a
+child process (:class:`AnchorProcess`; why: ``generation/bench.py``). Its GPT-2 takes no token type ids, so it decodes the controlled prompts without them:
 one embedding addition per token less than the engine does. ``ctranslate2`` is an optional
 package (``pip install .[bench]``); without it the bench skips these phases and says so.
 """
@@ -10,7 +10,9 @@ package (``pip install .[bench]``); without it the bench skips these phases and 
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +63,41 @@ class Anchor:
         )
         return min(len(r.sequences_ids[0]) for r in results)
 
-    def timed(self, batches: list[list[list[int]]], tokens: int) -> tuple[list[float], float, int]:
-        """Each batch in turn: per-tweet latencies, total seconds, fewest tokens in a batch."""
-        self.generate(batches[0][:1], 2, seed=0)  # warm-up, untimed
-        latencies: list[float] = []
-        shortest = tokens
+
+def _serve_anchor(folder: str, threads: int, pipe: Connection) -> None:
+    """The child process of :class:`AnchorProcess`: convert, load, then time what it is sent."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    anchor = Anchor(model, tokenizer, Path(folder) / "ctranslate2-int8", threads)
+    del model
+    anchor.generate([tokenizer.encode("Hoy")], 2, seed=0)  # warm-up, untimed
+    pipe.send("ready")
+    while (job := pipe.recv()) is not None:
+        prompts, tokens, seed = job
         started = time.perf_counter()
-        for seed, batch in enumerate(batches):
-            t = time.perf_counter()
-            shortest = min(shortest, self.generate(batch, tokens, seed))
-            latencies.extend([time.perf_counter() - t] * len(batch))
-        return latencies, time.perf_counter() - started, shortest
+        fewest = anchor.generate(prompts, tokens, seed)
+        pipe.send((time.perf_counter() - started, fewest))
+
+
+class AnchorProcess:
+    """An :class:`Anchor` in a process of its own (why: ``generation/bench.py``'s docstring):
+    sent prompt ids, it answers how long each batch took, timed there."""
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve_anchor, args=(str(folder), threads, child), daemon=True)
+        self._process.start()
+        child.close()
+        self._pipe.recv()  # converted, loaded and warmed up
+
+    def generate(self, prompts: list[list[int]], tokens: int, seed: int) -> tuple[float, int]:
+        """One batch: its seconds, and the fewest new tokens of its tweets (none may stop early)."""
+        self._pipe.send((prompts, tokens, seed))
+        return self._pipe.recv()
+
+    def close(self) -> None:
+        self._pipe.send(None)
+        self._process.join(timeout=60)
