@@ -20,8 +20,8 @@ from db.leases import Heartbeat
 from db.log import GenerationLog
 from db.migrate import upgrade
 from db.review import ReviewStore
-from generation.backends import build_backend
-from generation.service import TweetGenerator
+from generation.serving.backends import build_backend
+from generation.serving.service import TweetGenerator
 from generation.types import Backend
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("bot.console:main", "conversar con el bot en la terminal (--json: una línea JSON por tuit)"),
     "run": ("bot.runner:main", "iniciar los bots de Telegram y/o Discord"),
     "db": ("db.migrate:main", "base de datos del registro: `politico db upgrade`"),
-    "bench": ("generation.bench:main", "medir el motor de generación"),
-    "serve": ("generation.server:main", "servir los modelos como API de completions (OpenAI)"),
+    "bench": ("generation.measuring.bench:main", "medir el motor de generación"),
+    "serve": ("generation.serving.server:main", "servir los modelos como API de completions (OpenAI)"),
     "admin": ("bot.admin.cli:main", "mesa de revisión y tareas de administración"),
 }
 

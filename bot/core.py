@@ -40,9 +40,9 @@ from bot.parser import (
 from bot.ratelimit import RateLimiter
 from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
+from generation.decoding.ranking import contrasts_for, negatives_for
 from generation.prompts import SENTIMENTS
-from generation.ranking import contrasts_for, negatives_for
-from generation.service import TweetRequest, TweetResult
+from generation.serving.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import (
     BlockedOutput,
@@ -68,7 +68,7 @@ CommandHandler = Callable[[Origin, str], Awaitable[Reply]]
 
 
 class Generator(Protocol):
-    """What the core needs of ``generation.service.TweetGenerator``."""
+    """What the core needs of ``generation.serving.service.TweetGenerator``."""
 
     async def generate(self, req: TweetRequest) -> TweetResult: ...
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from generation.int8 import quantize_int8
+from generation.decoding.int8 import quantize_int8
 from generation.settings import ModelSpec
 from generation.types import GenerationError, UnknownModel
 

@@ -29,10 +29,10 @@ class Decoding(Strict):
     no_repeat_ngram_size: int = Field(0, ge=0, le=10)
     num_beams: int = Field(1, ge=1, le=16)
     banned: list[str] = Field(default_factory=list)
-    #: Topic guidance for controlled prompts (generation/guidance.py); 0 turns it off.
+    #: Topic guidance for controlled prompts (generation/decoding/guidance.py); 0 turns it off.
     guide_start_bias: float = Field(0.0, ge=0.0, le=20.0)
     guide_bias: float = Field(0.0, ge=0.0, le=20.0)
-    #: Contrast guidance toward the requested side, away from the others (generation/contrast.py);
+    #: Contrast guidance toward the requested side, away from the others (generation/decoding/contrast.py);
     #: 0 turns it off. Each other side adds a row to the batch while decoding.
     contrast_guidance: float = Field(0.0, ge=0.0, le=10.0)
 
@@ -53,7 +53,7 @@ class ModelSpec(Strict):
     seed_text: str = ""
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
-    #: "int8": int8 weights for the matrix multiplications, on the CPU (generation/int8.py);
+    #: "int8": int8 weights for the matrix multiplications, on the CPU (generation/decoding/int8.py);
     #: about twice the tweets per second of float32 there.
     quantize: Literal["none", "int8"] = "none"
     decoding: Decoding = Field(default_factory=Decoding)
@@ -97,7 +97,7 @@ class PostprocessSettings(Strict):
 
 
 class RankingSettings(Strict):
-    """How candidates are ranked (``generation/ranking.py``): the weight of each part."""
+    """How candidates are ranked (``generation/decoding/ranking.py``): the weight of each part."""
 
     enabled: bool = True
     #: Mean log-probability per token under the requested controls (on the demo model any

@@ -34,12 +34,12 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     #: Strings the model may never produce (the thesis banned "…" and "&").
     banned: tuple[str, ...] = ()
-    #: Topics the tweet should name, and how hard to push toward them (generation/guidance.py).
+    #: Topics the tweet should name, and how hard to push toward them (generation/decoding/guidance.py).
     guide: tuple[str, ...] = ()
     guide_start_bias: float = 0.0
     guide_bias: float = 0.0
     #: Contrast guidance: how hard each step leans away from the negative prompts (the other
-    #: sides' controls) toward the requested ones (generation/contrast.py); 0 = off.
+    #: sides' controls) toward the requested ones (generation/decoding/contrast.py); 0 = off.
     contrast_guidance: float = 0.0
 
 
@@ -57,9 +57,9 @@ class PromptSpec:
 
     ``contrasts`` asks the backend to rank: each candidate is also scored after these other
     controlled prompts (the other sides, the other sentiments), and a tweet that the requested
-    controls explain better than the contrasts fits the request (``generation/ranking.py``).
+    controls explain better than the contrasts fits the request (``generation/decoding/ranking.py``).
     ``negatives`` are the other sides' prompts that decoding leans away from when the model's
-    ``contrast_guidance`` is on (``generation/contrast.py``).
+    ``contrast_guidance`` is on (``generation/decoding/contrast.py``).
     """
 
     kind: PromptKind

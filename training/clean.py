@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from generation.endings import ends_mid_sentence
+from generation.decoding.endings import ends_mid_sentence
 
 RETWEET = re.compile(r"^\s*RT\s+@(\w+):?\s*")
 # A cut text ends with a (probably partial) word, "…" and usually a link to the full tweet.

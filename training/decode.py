@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from generation.backends.local import LocalBackend
-from generation.service import TweetGenerator, TweetRequest
+from generation.serving.backends.local import LocalBackend
+from generation.serving.service import TweetGenerator, TweetRequest
 from generation.settings import (
     Decoding,
     EngineSettings,

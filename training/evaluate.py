@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from generation.decoding.ranking import contrasts_for, negatives_for
 from generation.prompts import SENTIMENTS, ControlFields
-from generation.ranking import contrasts_for, negatives_for
 from generation.types import PromptSpec
 from training.contextual import ContextualDataset, Example, fields_of
 from training.corpus import PackedCorpus
@@ -156,13 +156,13 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         f"generated tweets from the {metrics['realism_real']} real ones the prompts came from "
         "(`realism_accuracy`), or from as many other real tweets of the split "
         "(`realism_accuracy_unpaired`); 5-fold accuracy, 0.5: indistinguishable",
-        "- open: the share that stops mid-sentence (`generation/endings.py`); the real tweets "
+        "- open: the share that stops mid-sentence (`generation/decoding/endings.py`); the real tweets "
         "compared with are complete by choice (API-cut tweets are left out of the prompts)",
         f"- side classifier: TF-IDF + logistic regression on `{options.train.name}`, accuracy on the "
         f"{split} split's real tweets {metrics['classifier_accuracy']:.3f} (the ceiling for side adherence)",
         f"- sentiment annotator: {metrics['sentiment_annotator']}; memorization: a generated tweet "
         f"repeating {options.copy_words}+ consecutive words of a training tweet",
-        f"- {metrics['candidates']} candidates per prompt, ranked (`generation/ranking.py`), the best kept",
+        f"- {metrics['candidates']} candidates per prompt, ranked (`generation/decoding/ranking.py`), the best kept",
         "- decoding: " + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items()),
         "- ranking: " + ", ".join(f"{k} {v}" for k, v in metrics["ranking"].items()), "",
         "| metric | generated | real tweets | target |", "| --- | --- | --- | --- |",

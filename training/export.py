@@ -104,8 +104,8 @@ def model_card(
         if metrics.get("decoding"):
             lines += ["", f"Decoded with {metrics.get('candidates', 1)} candidate(s) per prompt and "
                       + ", ".join(f"{k} {v}" for k, v in metrics["decoding"].items())
-                      + " (guide_*: topic guidance, `generation/guidance.py`; contrast_guidance: leaning"
-                      " away from the other sides' prompts, `generation/contrast.py`; as the bot decodes)."]
+                      + " (guide_*: topic guidance, `generation/decoding/guidance.py`; contrast_guidance: leaning"
+                      " away from the other sides' prompts, `generation/decoding/contrast.py`; as the bot decodes)."]
     lines += [
         "", "## Limitations", "",
         "Small and trained on little data: it imitates surface style, mixes facts, and may "
@@ -151,7 +151,7 @@ def export(
     # The decoding the model was evaluated with (the bot's), else the defaults.
     decoding = Decoding.model_validate(evaluated.get("decoding") or {})
     # No repetition settings here: plain ``generate`` would count the control prompt too and so
-    # refuse to write the requested topic (see generation/penalties.py).
+    # refuse to write the requested topic (see generation/decoding/penalties.py).
     model.generation_config.update(
         do_sample=True, max_new_tokens=decoding.max_new_tokens, temperature=decoding.temperature,
         top_p=decoding.top_p, min_p=decoding.min_p or None, typical_p=decoding.typical_p,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from generation.ranking import names
+from generation.decoding.ranking import names
 from training.metrics import CopyDetector, SideClassifier, agreement, distinct_n
 from training.realism import open_share, two_sample_accuracy
 from training.sentiment import make_sentiment

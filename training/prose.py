@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
-from generation.endings import OPEN_WORDS
+from generation.decoding.endings import OPEN_WORDS
 from training.errors import InputError
 
 SPACES = re.compile(r"\s+")

@@ -3,14 +3,14 @@
 - A two-sample test by classifier (Lopez-Paz & Oquab, 2017): a linear model on word 1-3 grams
   and character 2-5 grams learns to tell generated tweets from real held-out ones; its
   cross-validated accuracy is 0.5 when nothing tells them apart and near 1 when everything does.
-- The share of tweets that stop mid-sentence (``generation/endings.py``), for generated and real.
+- The share of tweets that stop mid-sentence (``generation/decoding/endings.py``), for generated and real.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from generation.endings import ends_mid_sentence
+from generation.decoding.endings import ends_mid_sentence
 from training.sentiment import fold
 
 

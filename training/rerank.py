@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from generation.ranking import total
+from generation.decoding.ranking import total
 from generation.settings import RankingSettings
 from training.decode import parse_overrides
 from training.errors import InputError

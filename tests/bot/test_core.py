@@ -22,7 +22,7 @@ from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 from db.log import GenerationLog
 from db.migrate import upgrade
 from db.models import Generation, Rating, Request, User
-from generation.service import TweetRequest, TweetResult
+from generation.serving.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings, ModelSpec
 from generation.types import (
     BlockedOutput,

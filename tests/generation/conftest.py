@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from generation.engine import Engine
+from generation.decoding.sampling import TokenTable
 from generation.registry import LoadedModel, ModelRegistry
-from generation.sampling import TokenTable
+from generation.serving.engine import Engine
 from generation.settings import EngineSettings, GenerationSettings, ModelSpec
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from generation import bench, ctranslate2_anchor
+from generation.measuring import bench, ctranslate2_anchor
 from generation.registry import on_own_thread
 
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import torch
 
-from generation.backends.local import encode
-from generation.contrast import PLAUSIBLE, NegativeLines
+from generation.decoding.contrast import PLAUSIBLE, NegativeLines
+from generation.decoding.sampling import Row, TokenTable, decode_batch
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
-from generation.sampling import Row, TokenTable, decode_batch
+from generation.serving.backends.local import encode
 from generation.types import PromptSpec, SamplingParams
 
 

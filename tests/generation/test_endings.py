@@ -1,6 +1,6 @@
 import pytest
 
-from generation.endings import ends_mid_sentence
+from generation.decoding.endings import ends_mid_sentence
 
 
 @pytest.mark.parametrize("text", [

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from generation import engine as engine_module
-from generation.backends.local import encode
-from generation.engine import Engine
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
+from generation.serving import engine as engine_module
+from generation.serving.backends.local import encode
+from generation.serving.engine import Engine
 from generation.types import (
     Completion,
     EngineBusy,

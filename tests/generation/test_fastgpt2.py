@@ -7,14 +7,14 @@ import copy
 import pytest
 import torch
 
-from generation import sampling
-from generation.backends.local import encode
-from generation.fastgpt2 import GPT2Stepper
+from generation.decoding import sampling
+from generation.decoding.fastgpt2 import GPT2Stepper
+from generation.decoding.sampling import Row, TokenTable, decode_batch
+from generation.decoding.stepper import HFStepper, make_stepper
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel, ModelRegistry
-from generation.sampling import Row, TokenTable, decode_batch
+from generation.serving.backends.local import encode
 from generation.settings import ModelSpec
-from generation.stepper import HFStepper, make_stepper
 from generation.types import PromptSpec, SamplingParams
 
 

@@ -6,11 +6,17 @@ from dataclasses import replace
 
 import torch
 
-from generation.backends.local import encode
-from generation.guidance import GuideProcessor, boosts, just_written, topic_variants, written
+from generation.decoding.guidance import (
+    GuideProcessor,
+    boosts,
+    just_written,
+    topic_variants,
+    written,
+)
+from generation.decoding.sampling import Row, TokenTable, beam_generate, decode_batch
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
-from generation.sampling import Row, TokenTable, beam_generate, decode_batch
+from generation.serving.backends.local import encode
 from generation.types import PromptSpec, SamplingParams
 
 TOPIC = (5, 6, 7)

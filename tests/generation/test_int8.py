@@ -10,13 +10,13 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from generation import sampling
-from generation.backends.local import encode
-from generation.int8 import Int8Linear, Kernel, fbgemm_available
+from generation.decoding import sampling
+from generation.decoding.int8 import Int8Linear, Kernel, fbgemm_available
+from generation.decoding.sampling import Row, TokenTable, beam_generate, decode_batch
+from generation.measuring.quantcheck import check, perplexity, read_held_out
 from generation.prompts import ControlFields
-from generation.quantcheck import check, perplexity, read_held_out
 from generation.registry import LoadedModel, ModelLoadError, ModelRegistry
-from generation.sampling import Row, TokenTable, beam_generate, decode_batch
+from generation.serving.backends.local import encode
 from generation.settings import ModelSpec
 from generation.types import PromptSpec, SamplingParams
 

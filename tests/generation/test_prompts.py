@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from generation.backends.local import encode, encode_casual
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel, ModelRegistry
+from generation.serving.backends.local import encode, encode_casual
 from generation.types import PromptSpec
 
 # The example of shared/docs/thesis-format.md, as fields and as the documented text.

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation.backends.local import encode
+from generation.decoding.ranking import contrasts_for, names, parts, rank, total
+from generation.decoding.scoring import score_candidates
 from generation.prompts import ControlFields, encode_example
-from generation.ranking import contrasts_for, names, parts, rank, total
 from generation.registry import LoadedModel, ModelRegistry
-from generation.scoring import score_candidates
+from generation.serving.backends.local import encode
 from generation.settings import ModelSpec, RankingSettings
 from generation.types import Completion, Contrast, PromptSpec, SamplingParams
 
@@ -114,7 +114,7 @@ def test_the_candidate_that_fits_the_requested_party_wins(taught: LoadedModel, p
 
 
 async def test_the_engine_scores_its_own_candidates(taught: LoadedModel, tmp_path: Path) -> None:
-    from generation.engine import Engine
+    from generation.serving.engine import Engine
     from generation.settings import EngineSettings
 
     registry = ModelRegistry({"demo": taught.spec}, threads=1, warmup=False)
@@ -138,7 +138,7 @@ async def test_the_engine_scores_its_own_candidates(taught: LoadedModel, tmp_pat
 def test_batched_scores_equal_one_full_forward_each(taught: LoadedModel) -> None:
     """Padding, the prompt's token types and scoring only the continuation's positions change
     nothing: each sum is what one unpadded forward pass over prompt + continuation gives."""
-    from generation.scoring import continuation_logprobs
+    from generation.decoding.scoring import continuation_logprobs
 
     prompts = [encode(taught, PromptSpec("controlled", ControlFields(partido=p, sentimiento="POSITIVE")))
                for p in ("UDI", "RD", "Partido Comunista de Chile")]

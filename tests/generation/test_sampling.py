@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from generation.backends.local import encode
-from generation.penalties import tweet_penalties
+from generation.decoding.penalties import tweet_penalties
+from generation.decoding.sampling import (
+    Row,
+    TokenTable,
+    _State,
+    beam_generate,
+    candidate_seed,
+    decode_batch,
+)
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
-from generation.sampling import Row, TokenTable, _State, beam_generate, candidate_seed, decode_batch
+from generation.serving.backends.local import encode
 from generation.types import PromptSpec, SamplingParams
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from generation.backends import build_backend
-from generation.backends.local import LocalBackend
 from generation.prompts import ControlFields
-from generation.service import TweetGenerator, TweetRequest, resolve_params, retry_seed
+from generation.serving.backends import build_backend
+from generation.serving.backends.local import LocalBackend
+from generation.serving.service import TweetGenerator, TweetRequest, resolve_params, retry_seed
 from generation.settings import GenerationSettings
 from generation.types import BlockedOutput, Completion, PromptSpec, SamplingParams, UnknownModel
 from tests.generation.conftest import generation_settings
@@ -150,6 +150,6 @@ async def test_over_the_local_backend_the_same_seed_gives_the_same_tweets(tiny_m
 
 
 def test_remote_backend_is_built_lazily(tiny_model_dir: Path) -> None:
-    pytest.importorskip("generation.backends.remote")
+    pytest.importorskip("generation.serving.backends.remote")
     config = generation_settings(tiny_model_dir, backend="remote", remote={"endpoints": ["http://127.0.0.1:9/v1"]})
     assert type(build_backend(config)).__name__ == "RemoteBackend"

@@ -21,7 +21,7 @@ from db.engine import create_engine
 from db.log import GenerationLog, NewGeneration
 from db.models import Generation, Rating, Request
 from db.spool import SpoolFile
-from generation.service import TweetResult
+from generation.serving.service import TweetResult
 from generation.types import SamplingParams
 from tests.review.outage import Outage
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from generation.metrics import ServerMetrics, TokenRate
+from generation.serving.metrics import ServerMetrics, TokenRate
 
 
 def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple], float]:

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from bot.config import load_settings
-from generation.backends.local import LocalBackend
-from generation.backends.remote import RemoteBackend
 from generation.prompts import ControlFields
+from generation.serving.backends.local import LocalBackend
+from generation.serving.backends.remote import RemoteBackend
 from generation.settings import GenerationSettings
 from generation.types import EngineBusy, PromptSpec, SamplingParams
 from tests.conftest import write_config

@@ -9,8 +9,8 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from generation.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
 from generation.prompts import ControlFields, prompt_text
+from generation.serving.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
 from generation.settings import GenerationSettings
 from generation.types import (
     Contrast,
@@ -181,7 +181,7 @@ async def test_start_reports_endpoints_without_failing(caplog: pytest.LogCapture
         return models(request) if request.url.host.startswith("a") else refuse(request)
 
     remote = RemoteBackend(settings(), transport=httpx.MockTransport(transport))
-    with caplog.at_level("WARNING", logger="generation.backends.remote"):
+    with caplog.at_level("WARNING", logger="generation.serving.backends.remote"):
         await remote.start()
     assert "does not serve demo" in caplog.text
     assert "b.test:8000/v1 is not answering yet" in caplog.text

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from generation.prompts import ControlFields, prompt_text
-from generation.server import CompletionRequest
+from generation.serving.server import CompletionRequest
 from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
 
 PROMPT = prompt_text(ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"))

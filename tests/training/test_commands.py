@@ -238,8 +238,8 @@ def test_exported_model_generates_from_an_encoded_prompt(exported: Path) -> None
 
 
 async def test_exported_model_runs_in_the_bots_engine(exported: Path) -> None:
-    from generation.backends.local import LocalBackend
     from generation.prompts import ControlFields
+    from generation.serving.backends.local import LocalBackend
     from generation.settings import GenerationSettings
     from generation.types import PromptSpec, SamplingParams
 

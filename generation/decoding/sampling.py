@@ -22,11 +22,17 @@ from typing import Any, Literal
 
 import torch
 
-from generation.contrast import NegativeLines
-from generation.guidance import GuideProcessor, Variants, boosts, just_written, topic_variants
-from generation.penalties import tweet_penalties
+from generation.decoding.contrast import NegativeLines
+from generation.decoding.guidance import (
+    GuideProcessor,
+    Variants,
+    boosts,
+    just_written,
+    topic_variants,
+)
+from generation.decoding.penalties import tweet_penalties
+from generation.decoding.stepper import make_stepper
 from generation.registry import LoadedModel
-from generation.stepper import make_stepper
 from generation.types import SamplingParams
 
 FinishReason = Literal["stop", "length", "cancelled"]
@@ -138,7 +144,7 @@ class _State:
 
     row: Row
     generator: torch.Generator
-    #: The row's guide topics not yet written, as token sequences (generation/guidance.py).
+    #: The row's guide topics not yet written, as token sequences (generation/decoding/guidance.py).
     topics: tuple[Variants, ...] = ()
     generated: list[int] = field(default_factory=list)
     text: bytearray = field(default_factory=bytearray)
@@ -328,7 +334,7 @@ def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[Ro
     next_logits = stepper.prefill(ids, mask, types, max_steps)
     for _ in range(max_steps):
         # The repetition penalty and topic bonuses are the row's, so its negative lines get
-        # them too: guidance then weighs the controls alone (generation/contrast.py).
+        # them too: guidance then weighs the controls alone (generation/decoding/contrast.py).
         logits = next_logits.float()
         if penalise:
             rp = negatives.spread(penalty)[:, None]

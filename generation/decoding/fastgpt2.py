@@ -4,7 +4,7 @@ At one or a few rows per step a decoding step's matrix products take a few milli
 Hugging Face's forward adds about as much again in Python: a ``DynamicCache`` that concatenates
 keys and values every step, a 4-D attention mask rebuilt from the 2-D one every step, module
 hooks, output dataclasses. :class:`GPT2Stepper` runs the same layers (``Conv1D``, ``nn.Linear``
-or the int8 layers of ``generation/int8.py``, float32 or half) with only what decoding needs:
+or the int8 layers of ``generation/decoding/int8.py``, float32 or half) with only what decoding needs:
 
 - one key/value buffer per layer, written in place, whose capacity doubles when full, so a step
   copies one token's keys instead of the whole cache;

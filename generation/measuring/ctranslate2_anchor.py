@@ -2,7 +2,7 @@
 
 CTranslate2 is the fastest CPU runtime for GPT-2 we know of, so the bench converts its own
 random-weights model to it (int8 weights, nothing downloaded) and times the same prompts, in a
-child process (:class:`AnchorProcess`; why: ``generation/bench.py``). Its GPT-2 takes no token type ids, so it decodes the controlled prompts without them:
+child process (:class:`AnchorProcess`; why: ``generation/measuring/bench.py``). Its GPT-2 takes no token type ids, so it decodes the controlled prompts without them:
 one embedding addition per token less than the engine does. ``ctranslate2`` is an optional
 package (``pip install .[bench]``); without it the bench skips these phases and says so.
 """
@@ -82,7 +82,7 @@ def _serve_anchor(folder: str, threads: int, pipe: Connection) -> None:
 
 
 class AnchorProcess:
-    """An :class:`Anchor` in a process of its own (why: ``generation/bench.py``'s docstring):
+    """An :class:`Anchor` in a process of its own (why: ``generation/measuring/bench.py``'s docstring):
     sent prompt ids, it answers how long each batch took, timed there."""
 
     def __init__(self, folder: Path, threads: int) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from generation.engine import Engine
 from generation.prompts import ControlFields, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry
+from generation.serving.engine import Engine
 from generation.settings import GenerationSettings
 from generation.types import Completion, PromptSpec, SamplingParams
 
@@ -42,7 +42,7 @@ def _ids(lm: LoadedModel, fields: ControlFields) -> tuple[list[int], list[int]]:
 
 
 class LocalBackend:
-    """Runs the configured models in this process (see ``generation.engine``)."""
+    """Runs the configured models in this process (see ``generation.serving.engine``)."""
 
     def __init__(self, settings: GenerationSettings) -> None:
         self.settings = settings

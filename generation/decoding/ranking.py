@@ -9,7 +9,7 @@ the best. "Best" is a weighted sum of what a reader would check, each part measu
   gives the log-probability that the requested side (sentiment) wrote the tweet rather than
   the others: ``log p(x|c) − log Σ_c' p(x|c')`` over the contrast prompts. 0 is certain.
 - ``topic``: the share of requested topics (entities, hashtags) the tweet names.
-- ``open``: 1 when the tweet stops mid-sentence (``generation/endings.py``), a penalty.
+- ``open``: 1 when the tweet stops mid-sentence (``generation/decoding/endings.py``), a penalty.
 
 Backends that cannot score (vLLM) still rank on topic and ending. Weights are chosen on the
 validation split (``docs/demo-model.md``) and set in ``[generation.ranking]``.
@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from generation.endings import ends_mid_sentence
+from generation.decoding.endings import ends_mid_sentence
 from generation.prompts import ControlFields
 from generation.settings import RankingSettings
 from generation.types import Completion, Contrast
@@ -96,7 +96,7 @@ def rank(
 
 def negatives_for(fields: ControlFields, other_sides: Sequence[tuple[str, str]]) -> tuple[ControlFields, ...]:
     """The request's prompt with each other side's most likely (coalition, party): the negative
-    prompts of contrast guidance (``generation/contrast.py``)."""
+    prompts of contrast guidance (``generation/decoding/contrast.py``)."""
     return tuple(replace(fields, coalicion=c, partido=p) for c, p in other_sides)
 
 

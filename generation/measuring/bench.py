@@ -17,7 +17,7 @@ in that process runs up to 2x slower for good (measured: 212-218 then 344-423 ms
 batch 1), while CTranslate2 is as fast beside torch as alone. Neither shares a process with the
 other when serving, so neither does here.
 
-Run ``python -m generation.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
+Run ``python -m generation.measuring.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
 few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
 """
 
@@ -40,10 +40,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from generation import ctranslate2_anchor
-from generation.engine import Engine
+from generation.measuring import ctranslate2_anchor
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry, on_own_thread
+from generation.serving.engine import Engine
 from generation.settings import EngineSettings, ModelSpec
 from generation.types import SamplingParams
 

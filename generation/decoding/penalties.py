@@ -3,7 +3,7 @@
 Hugging Face applies ``no_repeat_ngram_size`` and ``repetition_penalty`` to every token of
 ``input_ids``, prompt included. A control prompt names the topic the user asked for, so those
 settings would forbid (n-grams) or discourage (penalty) writing it: a topic of three or more
-tokens could never appear. The batched loop in :mod:`generation.sampling` counts generated
+tokens could never appear. The batched loop in :mod:`generation.decoding.sampling` counts generated
 tokens only; these processors give ``generate`` (beam search, ``politico-train evaluate``) the
 same rule.
 """

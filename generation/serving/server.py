@@ -39,11 +39,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from generation.backends.local import LocalBackend, encode_casual
 from generation.logs import configure_logging
-from generation.metrics import ServerMetrics
 from generation.prompts import CONTROL_TOKENS, Encoded
 from generation.registry import LoadedModel, ModelLoadError
+from generation.serving.backends.local import LocalBackend, encode_casual
+from generation.serving.metrics import ServerMetrics
 from generation.settings import GenerationSettings
 from generation.types import (
     Completion,

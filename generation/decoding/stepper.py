@@ -1,6 +1,6 @@
 """How ``decode_batch`` runs a model: prefill, one-token steps, and dropping finished lines.
 
-GPT-2s (every model this project trains) get the lean forward of ``generation/fastgpt2.py``;
+GPT-2s (every model this project trains) get the lean forward of ``generation/decoding/fastgpt2.py``;
 any other causal LM goes through its Hugging Face forward with the library's cache, behind the
 same three calls, so the decoding loop does not care which it has.
 """
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import torch
 
-from generation.fastgpt2 import GPT2Stepper, supports
+from generation.decoding.fastgpt2 import GPT2Stepper, supports
 
 
 class Stepper(Protocol):

@@ -8,7 +8,7 @@ JSONL rows: the control fields and ``tweet``):
 - tweets sampled from the same prompts and seeds by both, and the float32 model's perplexity of
   each set, so "still fluent" is a number as well as text to read.
 
-Run ``python -m generation.quantcheck --model models/demo --data runs/demo3/data/test.jsonl``.
+Run ``python -m generation.measuring.quantcheck --model models/demo --data runs/demo3/data/test.jsonl``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Any
 
 import torch
 
-from generation.backends.local import encode_casual
+from generation.decoding.sampling import Row, TokenTable, decode_batch
 from generation.prompts import IGNORE_INDEX, ControlFields, Encoded, encode_example, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry
-from generation.sampling import Row, TokenTable, decode_batch
+from generation.serving.backends.local import encode_casual
 from generation.settings import ModelSpec
 from generation.types import SamplingParams
 
@@ -162,7 +162,7 @@ def check(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generation.quantcheck", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m generation.measuring.quantcheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="model folder")
     parser.add_argument("--data", type=Path, required=True, help="held-out JSONL (prepare's test split)")
     parser.add_argument("--kind", choices=("controlled", "casual"), default="controlled")

@@ -7,7 +7,7 @@ the other. Classifier-free guidance (Sanchez et al., 2023, "Stay on topic with c
 guidance") samples from ``log p(x|c) + w · (log p(x|c) − log p(x|c̄))``; here ``c̄`` is the
 mixture of the other sides' prompts (the "negative prompts"), so the step favours tokens the
 requested side explains better than any other, which is what GeDi's contrast does when ranking
-finished candidates (``generation/ranking.py``) but applied while writing.
+finished candidates (``generation/decoding/ranking.py``) but applied while writing.
 
 Each negative prompt is one more line in the batch, decoded in lockstep with its row (it is
 given the row's tokens, never samples its own). Only tokens the requested controls find

@@ -5,7 +5,7 @@ HASHTAGS, but it copies rare ones approximately: asked for ``@YverYactuar`` it w
 ``@Yeffy``. Guidance adds a logit bonus to the token that continues a topic the tweet has begun
 (``follow_bias``) and a smaller one to a topic's first token while it is still missing
 (``start_bias``). It is a bias, not a constraint: the model can still write something else, and a
-topic already written gets no more push. The batched loop (:mod:`generation.sampling`) and
+topic already written gets no more push. The batched loop (:mod:`generation.decoding.sampling`) and
 Hugging Face's ``generate`` (:class:`GuideProcessor`, for beam search and ``evaluate``) share the
 rule in :func:`boosts`.
 """

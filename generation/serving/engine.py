@@ -19,8 +19,7 @@ from dataclasses import dataclass, field, replace
 from threading import Event
 from typing import Any
 
-from generation.registry import LoadedModel, ModelRegistry
-from generation.sampling import (
+from generation.decoding.sampling import (
     Row,
     RowResult,
     TokenTable,
@@ -28,7 +27,8 @@ from generation.sampling import (
     candidate_seed,
     decode_batch,
 )
-from generation.scoring import Prompt, score_candidates
+from generation.decoding.scoring import Prompt, score_candidates
+from generation.registry import LoadedModel, ModelRegistry
 from generation.settings import EngineSettings
 from generation.types import (
     Completion,
@@ -293,7 +293,7 @@ class Engine:
         With ``contrasts`` every completion also carries its log-probability after the prompt
         and after each contrast prompt (``Completion.logprobs``), computed on the model thread
         right after decoding. With ``negatives`` and ``params.contrast_guidance`` > 0 each step
-        leans away from what the negative prompts would write (``generation/contrast.py``).
+        leans away from what the negative prompts would write (``generation/decoding/contrast.py``).
 
         Raises ``EngineBusy`` at once when the queue is full, ``GenerationTimeout`` after
         ``request_timeout_s``, ``EngineClosed`` once shutdown began, ``UnknownModel``, and

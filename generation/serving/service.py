@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from generation.decoding.ranking import rank
 from generation.postprocess import clean, rejection_reason
-from generation.ranking import rank
 from generation.settings import Decoding, GenerationSettings, ModelSpec
 from generation.types import (
     Backend,
@@ -102,7 +102,7 @@ class TweetGenerator:
 
     async def generate(self, req: TweetRequest) -> TweetResult:
         """``req.n`` acceptable tweets (fewer only when retries ran out after some succeeded),
-        ranked best first (``generation/ranking.py``).
+        ranked best first (``generation/decoding/ranking.py``).
 
         Raises ``BlockedOutput`` when no candidate was acceptable in ``max_tries`` rounds, and
         ``ValueError`` for bad overrides; backend errors (busy, timeout...) pass through.

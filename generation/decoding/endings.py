@@ -3,7 +3,7 @@
 A reader spots a cut tweet at once, by its last word: a comma, or a word that cannot close a
 Spanish sentence (an article, a preposition, a conjunction, a possessive...). The same test
 decides which training tweets may teach an ending (``training/clean.py``), penalises candidates
-that stop short (``generation/ranking.py``) and counts them in ``politico-train evaluate``, so
+that stop short (``generation/decoding/ranking.py``) and counts them in ``politico-train evaluate``, so
 the three always agree on what "mid-sentence" means.
 """
 

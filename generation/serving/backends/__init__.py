@@ -9,9 +9,9 @@ from generation.types import Backend
 def build_backend(settings: GenerationSettings) -> Backend:
     """The backend that ``settings.backend`` names (imported lazily: torch only when local)."""
     if settings.backend == "remote":
-        from generation.backends.remote import RemoteBackend
+        from generation.serving.backends.remote import RemoteBackend
 
         return RemoteBackend(settings)
-    from generation.backends.local import LocalBackend
+    from generation.serving.backends.local import LocalBackend
 
     return LocalBackend(settings)

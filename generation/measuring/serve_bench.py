@@ -12,7 +12,7 @@ downloaded), starts a real ``politico serve`` subprocess on 127.0.0.1 and measur
   remote backend pointed at the server, one request at a time, alternating local and remote with
   the same seed and prompt so both do identical work and drift in the machine's load hits both.
 
-Ratios within the run are what count. Run ``python -m generation.serve_bench`` (``--quick``: tiny
+Ratios within the run are what count. Run ``python -m generation.measuring.serve_bench`` (``--quick``: tiny
 model, a smoke test; ``--out FILE`` also writes the JSON).
 """
 
@@ -34,8 +34,7 @@ from typing import Any
 import httpx
 import torch
 
-from generation.backends.local import LocalBackend
-from generation.bench import (
+from generation.measuring.bench import (
     FIELDS,
     FULL,
     QUICK,
@@ -47,6 +46,7 @@ from generation.bench import (
     summary,
 )
 from generation.prompts import prompt_text
+from generation.serving.backends.local import LocalBackend
 from generation.settings import GenerationSettings
 from generation.types import BlockedOutput, PromptSpec
 
@@ -117,7 +117,7 @@ def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes],
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "generation.server", "--config", str(config), "--port", str(port)],
+            [sys.executable, "-m", "generation.serving.server", "--config", str(config), "--port", str(port)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
@@ -164,8 +164,8 @@ async def bot_phase(settings: GenerationSettings, local: LocalBackend, url: str,
     Each pair is the same request (seed and prompt) both ways, so the per-pair ratio cancels
     what the rest of the machine was doing at that moment; the median ratio is the result.
     """
-    from generation.backends.remote import RemoteBackend
-    from generation.service import TweetGenerator, TweetRequest
+    from generation.serving.backends.remote import RemoteBackend
+    from generation.serving.service import TweetGenerator, TweetRequest
 
     remote_settings = settings.model_copy(update={
         "backend": "remote",
@@ -230,7 +230,7 @@ async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
         print(f"{name}: {json.dumps(result)}", file=sys.stderr, flush=True)
 
     local = LocalBackend(settings)  # the same torch threads in this process (engine.threads)
-    # Loaded on a helper thread, as the server does (see ``generation.server``'s lifespan).
+    # Loaded on a helper thread, as the server does (see ``generation.serving.server``'s lifespan).
     await asyncio.to_thread(local.registry.get, "bench")
     # The thesis's way, one request at a time: plain sampling with ``generate``, in-process.
     bench = Bench(local.registry.get("bench"), plan)
@@ -271,7 +271,7 @@ async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
     }
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     return {
-        "command": "python -m generation.serve_bench" + (" --quick" if plan is QUICK else ""),
+        "command": "python -m generation.measuring.serve_bench" + (" --quick" if plan is QUICK else ""),
         "machine": env,
         "model": {"layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
         "new_tokens_per_tweet": plan.tokens,
@@ -283,7 +283,7 @@ async def run(plan: Plan, folder: Path, threads: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli("python -m generation.serve_bench", __doc__.split("\n\n")[0], run, argv)
+    return run_cli("python -m generation.measuring.serve_bench", __doc__.split("\n\n")[0], run, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,4 @@
+"""Measuring: benchmarks of the engine and the servers, and the int8 quality check.
+
+Nothing in serving or decoding imports from here.
+"""
