@@ -89,6 +89,9 @@ class Completion:
     finish_reason: Literal["stop", "length"] = "length"
     logprobs: tuple[float, ...] = ()
     scored: int = 0
+    #: Seconds from the request reaching the engine to this completion's first token (the
+    #: in-process engine sets it; remote servers cannot say, so it stays None).
+    first_token_s: float | None = None
 
 
 class GenerationError(Exception):
