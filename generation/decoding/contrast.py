@@ -10,7 +10,7 @@ requested side explains better than any other, which is what GeDi's contrast doe
 finished candidates (``generation/decoding/ranking.py``) but applied while writing.
 
 Each negative prompt is one more line in the batch, decoded in lockstep with its row (it is
-given the row's tokens, never samples its own). Only tokens the requested controls find
+given the row's tokens, never samples its own; ``generation/decoding/batch.py``). Only tokens the requested controls find
 plausible on their own stay in play (the plausibility cut of contrastive decoding, Li et al.,
 2023), so guidance re-weights what the model would write anyway instead of surfacing rare
 tokens the other sides happen to find even rarer. The cut pushes the others far down rather
@@ -31,56 +31,22 @@ PLAUSIBLE = 0.01
 _OUT = 1e4
 
 
-class NegativeLines:
-    """The batch's negative-prompt lines: which main line each belongs to, and the weights.
+def guide(main: torch.Tensor, negative: torch.Tensor, owners: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Guided next-token logits of the rows (``main``: rows × vocabulary).
 
-    The batch holds the main lines first and the negative lines after them; ``owners[j]`` is the
-    main line of negative line ``j``. Rows without negatives (or with weight 0) are left as is.
+    ``negative`` holds the negative lines' logits and ``owners`` the row each belongs to;
+    ``weights`` is each row's guidance weight. A guided row's logits become log-probabilities
+    (the same distribution, so temperature, top-p and the rest apply as before), shifted by
+    ``w · (log p(x|c) − log p(x|c̄))``; rows without negatives or with weight 0 are left as they
+    are. A fixed set of operations, whatever the number of rows, and nothing read back.
     """
-
-    def __init__(self, owners: list[int], weights: list[float]) -> None:
-        self.owners = owners
-        self.weights = torch.tensor(weights, dtype=torch.float32)
-
-    def spread(self, per_row: torch.Tensor) -> torch.Tensor:
-        """A per-main-line tensor extended to every line of the batch (negatives copy their row)."""
-        if not self.owners:
-            return per_row
-        return torch.cat([per_row, per_row[torch.tensor(self.owners, device=per_row.device)]])
-
-    def lines_of(self, line: int) -> list[int]:
-        """Main line ``line`` and its negative lines, as batch lines."""
-        base = len(self.weights)
-        return [line, *(base + j for j, owner in enumerate(self.owners) if owner == line)]
-
-    def combine(self, main: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-        """Guided next-token logits of the main lines (``main``: lines × vocabulary).
-
-        A guided row's logits become log-probabilities (the same distribution, so temperature,
-        top-p and the rest apply as before), shifted by ``w · (log p(x|c) − log p(x|c̄))``.
-        """
-        if not self.owners:
-            return main
-        lines = main.shape[0]
-        owners = torch.tensor(self.owners, device=main.device)
-        counts = torch.bincount(owners, minlength=lines)
-        guided = (counts > 0) & (self.weights.to(main.device) > 0)
-        if not bool(guided.any()):
-            return main
-        logp = main.log_softmax(-1)
-        # log of the mean of the negative prompts' probabilities, per main line
-        mixture = torch.zeros_like(main).index_add_(0, owners, negative.softmax(-1))
-        log_negative = (mixture / counts.clamp_min(1)[:, None]).clamp_min_(1e-30).log_()
-        shifted = logp + self.weights.to(main.device)[:, None] * (logp - log_negative)
-        implausible = logp < logp.max(-1, keepdim=True).values + math.log(PLAUSIBLE)
-        shifted = torch.where(implausible, logp - _OUT, shifted)
-        return torch.where(guided[:, None], shifted, main)
-
-    def keep(self, kept: list[int]) -> list[int]:
-        """Follow the main lines that stay (``kept``, old positions in order): the negative
-        lines that stay (old positions within the negative block), owners renumbered."""
-        position = {old: new for new, old in enumerate(kept)}
-        stay = [j for j, owner in enumerate(self.owners) if owner in position]
-        self.owners = [position[self.owners[j]] for j in stay]
-        self.weights = self.weights[torch.tensor(kept, dtype=torch.long)]
-        return stay
+    counts = torch.bincount(owners, minlength=main.shape[0])
+    guided = (counts > 0) & (weights > 0)
+    logp = main.log_softmax(-1)
+    # log of the mean of the negative prompts' probabilities, per row
+    mixture = torch.zeros_like(main).index_add_(0, owners, negative.softmax(-1))
+    log_negative = (mixture / counts.clamp_min(1)[:, None]).clamp_min_(1e-30).log_()
+    shifted = logp + weights[:, None] * (logp - log_negative)
+    implausible = logp < logp.max(-1, keepdim=True).values + math.log(PLAUSIBLE)
+    shifted = torch.where(implausible, logp - _OUT, shifted)
+    return torch.where(guided[:, None], shifted, main)

@@ -1,22 +1,26 @@
-"""A lean GPT-2 forward for decoding: the model's own weights, a static KV cache, few ops.
+"""A lean GPT-2 forward for decoding: the model's own weights, a line-indexed KV cache, few ops.
 
 At one or a few rows per step a decoding step's matrix products take a few milliseconds, and
 Hugging Face's forward adds about as much again in Python: a ``DynamicCache`` that concatenates
-keys and values every step, a 4-D attention mask rebuilt from the 2-D one every step, module
-hooks, output dataclasses. :class:`GPT2Stepper` runs the same layers (``Conv1D``, ``nn.Linear``
-or the int8 layers of ``generation/decoding/int8.py``, float32 or half) with only what decoding needs:
+keys and values every step, a 4-D attention mask rebuilt every step, module hooks, output
+dataclasses. :class:`GPT2Stepper` runs the same layers (``Conv1D``, ``nn.Linear`` or the int8
+layers of ``generation/decoding/int8.py``, float32 or half) with only what serving needs:
 
-- one key/value buffer per layer, written in place, whose capacity doubles when full, so a step
-  copies one token's keys instead of the whole cache;
-- a boolean padding mask kept beside the cache (left-padded prompts), and each line's next
-  position, so a step is given only its new tokens (and their token types);
-- the LM head applied to the last position only.
+- one key/value buffer per layer, (2, line slots, heads, positions, head size), written in place;
+- every line keeps its own length: a line's tokens sit at positions 0, 1, … of its slot whatever
+  the other lines hold, so a request can **join** a running batch at any step (its prompt is fed
+  into fresh slots, continuous batching) and a line that **leaves** frees its slot for the last
+  line to move into (one line's keys are copied, not the whole cache);
+- the attention mask is each line's length, compared with the positions in one op per step;
+- the LM head applied where logits are wanted only.
 
-``keep(lines)`` drops finished lines from the cache, mask and positions together.
+``extend`` feeds several tokens per line at once (a prompt, or a finished tweet being scored);
+``step`` is ``extend`` with one token per line, and ``join`` adds lines with their prompts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -38,7 +42,10 @@ def supports(model: Any) -> bool:
 
 
 class GPT2Stepper:
-    """Prefill then one-token steps of a ``GPT2LMHeadModel`` (eval mode, no dropout)."""
+    """Lines of a ``GPT2LMHeadModel`` (eval mode) decoding side by side, joining and leaving."""
+
+    #: Lines may join a batch that is already decoding (``join``).
+    joins = True
 
     def __init__(self, model: Any) -> None:
         body = model.transformer
@@ -47,102 +54,153 @@ class GPT2Stepper:
         config = model.config
         self.heads = config.n_head
         self.width = config.n_embd
+        self.head_size = self.width // self.heads
         self.eps = config.layer_norm_epsilon
+        self.max_positions = self.wpe.weight.shape[0]
         self.scaling = [block.attn.scaling for block in self.blocks]
-        #: Per layer: keys and values, (2, lines, heads, capacity, head size); filled up to ``length``.
+        self.device = self.wte.weight.device
+        #: Per layer: keys and values, (2, line slots, heads, positions, head size).
         self.cache: list[torch.Tensor] = []
-        self.length = 0
-        #: Which cache positions each line may attend to (False: left padding), (lines, capacity).
-        self.mask = torch.zeros((0, 0), dtype=torch.bool)
-        self.next_positions = torch.zeros(0, dtype=torch.long)
+        self.lines = 0
+        #: Tokens held by each line (its next position), on the device and mirrored here, so
+        #: the attention span is known without reading the device.
+        self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)
+        self.host_lengths: list[int] = []
+
+    # --- the calls the decoding loop makes ------------------------------------------------------
 
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
         new_tokens: int = 0,
     ) -> torch.Tensor:
-        """Run the left-padded prompts (lines × width); the next-token logits of each line.
+        """Start over with the (left- or right-) padded prompts; each line's next-token logits."""
+        self.lines = 0
+        self.host_lengths = []
+        valid = attention_mask.bool().cpu()
+        prompts = [input_ids[i][valid[i].to(input_ids.device)].tolist() for i in range(len(input_ids))]
+        types = None
+        if token_type_ids is not None:
+            types = [token_type_ids[i][valid[i].to(token_type_ids.device)].tolist() for i in range(len(input_ids))]
+        return self.join(prompts, types, new_tokens)
 
-        The cache starts with room for ``new_tokens`` more: growing it mid-decode copies every
-        layer's keys and values, into fresh memory the kernel must first map.
+    def join(
+        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0
+    ) -> torch.Tensor:
+        """Add one line per prompt after the current ones; their next-token logits.
+
+        ``new_tokens``: how many steps these lines may take, so the cache has the room now
+        (growing it mid-decode would copy every layer).
         """
-        lines, width = input_ids.shape
-        valid = attention_mask.bool()
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-        hidden = self._embed(input_ids, positions, token_type_ids)
-        head_size = self.width // self.heads
-        self.cache = [
-            hidden.new_empty((2, lines, self.heads, max(width + new_tokens, 16), head_size))
-            for _ in self.blocks
-        ]
-        self.mask = torch.zeros((lines, self.cache[0].shape[3]), dtype=torch.bool, device=valid.device)
-        self.mask[:, :width] = valid
-        self.length = width
-        self.next_positions = positions[:, -1] + 1
-        causal = torch.ones((width, width), dtype=torch.bool, device=valid.device).tril_()
-        # A padding query attends to itself only: every row of the softmax has a term, so no NaN
-        # reaches the cache (real queries never look at padding).
-        allowed = (causal & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=valid.device)
-        hidden = self._layers(hidden, allowed[:, None], 0)
-        return self._logits(hidden[:, -1])
+        count = len(prompts)
+        counts = [len(p) for p in prompts]
+        width = max(counts)
+        ids = torch.zeros((count, width), dtype=torch.long)
+        type_ids = None if types is None else torch.zeros((count, width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, : counts[i]] = torch.tensor(prompt, dtype=torch.long)
+            if type_ids is not None and types is not None:
+                type_ids[i, : counts[i]] = torch.tensor(types[i], dtype=torch.long)
+        start = self.lines
+        self._reserve(start + count, width + new_tokens)
+        self.lengths[start:start + count] = 0
+        self.host_lengths[start:] = [0] * count
+        self.lines = start + count
+        hidden = self.extend(ids.to(self.device), None if type_ids is None else type_ids.to(self.device),
+                             counts, start)
+        last = torch.tensor([c - 1 for c in counts], device=self.device)
+        return self.logits(hidden[torch.arange(count, device=self.device), last])
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
-        """Append one token per line (lines × 1); the next-token logits of each line."""
-        if self.length == self.mask.shape[1]:
-            self._grow()
-        position = self.length
-        self.mask[:, position] = True
-        hidden = self._embed(input_ids, self.next_positions[:, None], token_type_ids)
-        self.length += 1
-        self.next_positions = self.next_positions + 1
-        hidden = self._layers(hidden, self.mask[:, None, None, : self.length], position)
-        return self._logits(hidden[:, -1])
+        """Append one token to every line (lines × 1); the next-token logits of each line."""
+        hidden = self.extend(input_ids, token_type_ids, None)
+        return self.logits(hidden[:, -1])
 
-    def keep(self, lines: torch.Tensor) -> None:
-        """Keep only ``lines`` (indices into the current lines, in their new order)."""
-        self.cache = [kv.index_select(1, lines) for kv in self.cache]
-        self.mask = self.mask.index_select(0, lines)
-        self.next_positions = self.next_positions.index_select(0, lines)
+    def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
+        """Keep ``lines`` (old indices; repeats allowed: a line forks) as the new lines 0, 1, ….
 
-    def _grow(self) -> None:
-        """Double every layer's capacity (amortised: a step rarely pays for a copy)."""
-        capacity = 2 * self.mask.shape[1]
-        grown = []
-        for kv in self.cache:
-            bigger = kv.new_empty((*kv.shape[:3], capacity, kv.shape[4]))
-            bigger[:, :, :, : self.length] = kv[:, :, :, : self.length]
-            grown.append(bigger)
-        self.cache = grown
-        mask = self.mask.new_zeros((self.mask.shape[0], capacity))
-        mask[:, : self.length] = self.mask[:, : self.length]
-        self.mask = mask
+        Only lines that change slot are copied: with a leaving line replaced by the last one,
+        that is one line's keys per layer.
+        """
+        order = lines.tolist() if isinstance(lines, torch.Tensor) else list(lines)
+        moved = [j for j, old in enumerate(order) if old != j]
+        self._reserve(len(order), 0)
+        if moved:
+            to = torch.tensor(moved, device=self.device)
+            source = torch.tensor([order[j] for j in moved], device=self.device)
+            for kv in self.cache:
+                kv[:, to] = kv[:, source]
+            self.lengths[to] = self.lengths[source]
+        self.host_lengths = [self.host_lengths[old] for old in order]
+        self.lines = len(order)
 
-    def _embed(
-        self, input_ids: torch.Tensor, positions: torch.Tensor, token_type_ids: torch.Tensor | None
+    # --- the forward ----------------------------------------------------------------------------
+
+    def extend(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, counts: Sequence[int] | None,
+        start: int = 0,
     ) -> torch.Tensor:
-        # GPT-2 looks token types up in the token embedding (the controlled models' control tokens).
-        hidden = F.embedding(input_ids, self.wte.weight) + F.embedding(positions, self.wpe.weight)
+        """Feed lines ``start …`` the next tokens ``input_ids`` (lines × new, right-padded):
+        their hidden states (lines × new × width); each line then holds ``counts[i]`` more
+        tokens (``None``: all of them). Padding is written past a line's end and overwritten
+        later; no real token ever attends to it."""
+        count, new = input_ids.shape
+        lines = slice(start, start + count)
+        span = max(self.host_lengths[lines]) + new
+        self._reserve(self.lines, span)
+        offsets = torch.arange(new, device=self.device)
+        positions = self.lengths[lines, None] + offsets  # (lines, new)
+        hidden = (F.embedding(input_ids, self.wte.weight)
+                  + F.embedding(positions.clamp(max=self.max_positions - 1), self.wpe.weight))
         if token_type_ids is not None:
+            # GPT-2 looks token types up in the token embedding (the controlled models' control tokens).
             hidden = hidden + F.embedding(token_type_ids, self.wte.weight)
-        return hidden
-
-    def _layers(self, hidden: torch.Tensor, allowed: torch.Tensor, start: int) -> torch.Tensor:
-        """Every block over ``hidden`` (lines × new × width), whose tokens go to the cache at
-        ``start``; ``allowed`` says which cached positions each new token sees."""
-        lines, new, _ = hidden.shape
-        end = start + new
-        shape = (lines, new, 3, self.heads, self.width // self.heads)
+        slots = torch.arange(start, start + count, device=self.device)[:, None].expand(count, new)
+        # Query i of a line sees that line's positions up to its own, nothing else.
+        allowed = (torch.arange(span, device=self.device) <= positions[:, :, None])[:, None]
+        shape = (count, new, 3, self.heads, self.head_size)
         for block, kv, scaling in zip(self.blocks, self.cache, self.scaling, strict=True):
             attn, mlp = block.attn, block.mlp
             x = F.layer_norm(hidden, (self.width,), block.ln_1.weight, block.ln_1.bias, self.eps)
-            qkv = attn.c_attn(x).view(shape).permute(2, 0, 3, 1, 4)  # (3, lines, heads, new, size)
-            kv[:, :, :, start:end] = qkv[1:]
+            qkv = attn.c_attn(x).view(shape)
+            kv[:, slots, :, positions] = qkv[:, :, 1:]
             out = F.scaled_dot_product_attention(
-                qkv[0], kv[0, :, :, :end], kv[1, :, :, :end], attn_mask=allowed, scale=scaling
+                qkv[:, :, 0].transpose(1, 2), kv[0, lines, :, :span], kv[1, lines, :, :span],
+                attn_mask=allowed, scale=scaling,
             )
-            hidden = hidden + attn.c_proj(out.transpose(1, 2).reshape(lines, new, self.width))
+            hidden = hidden + attn.c_proj(out.transpose(1, 2).reshape(count, new, self.width))
             x = F.layer_norm(hidden, (self.width,), block.ln_2.weight, block.ln_2.bias, self.eps)
             hidden = hidden + mlp.c_proj(mlp.act(mlp.c_fc(x)))
+        if counts is None:
+            self.lengths[lines] += new
+            self.host_lengths[lines] = [n + new for n in self.host_lengths[lines]]
+        else:
+            self.lengths[lines] += torch.tensor(counts, device=self.device)
+            self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], counts, strict=True)]
         return hidden
 
-    def _logits(self, last: torch.Tensor) -> torch.Tensor:
-        return self.head(F.layer_norm(last, (self.width,), self.ln_f.weight, self.ln_f.bias, self.eps))
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Next-token logits of hidden states (any leading shape)."""
+        return self.head(F.layer_norm(hidden, (self.width,), self.ln_f.weight, self.ln_f.bias, self.eps))
+
+    def _reserve(self, lines: int, positions: int) -> None:
+        """Room for ``lines`` line slots of ``positions`` positions; grows by doubling the slots
+        (rarely: a batch's size settles) and to the positions asked."""
+        have_lines = self.cache[0].shape[1] if self.cache else 0
+        have_positions = self.cache[0].shape[3] if self.cache else 0
+        if lines <= have_lines and positions <= have_positions:
+            return
+        slots = max(lines, 2 * have_lines if lines > have_lines else have_lines, 1)
+        span = max(positions, have_positions, 16)
+        dtype = self.wte.weight.dtype if self.wte.weight.is_floating_point() else torch.float32
+        grown = []
+        for i in range(len(self.blocks)):
+            # Zeros, not empty: a masked key still multiplies its value by 0, and 0 × NaN is NaN.
+            bigger = torch.zeros((2, slots, self.heads, span, self.head_size), dtype=dtype, device=self.device)
+            if self.cache and self.lines:
+                old = self.cache[i]
+                bigger[:, : self.lines, :, :have_positions] = old[:, : self.lines]
+            grown.append(bigger)
+        self.cache = grown
+        lengths = torch.zeros(slots, dtype=torch.long, device=self.device)
+        lengths[: self.lines] = self.lengths[: self.lines]
+        self.lengths = lengths

@@ -1,12 +1,11 @@
-"""Batched decoding with a KV cache, where every row has its own parameters and random stream.
+"""Sampling rows with their own parameters and random numbers, and the token table it needs.
 
 Hugging Face's ``generate`` applies one set of parameters to a whole batch, so requests with
-different temperatures or banned strings could not share a forward pass. This loop runs the model
-itself: left-padded prompts, position ids from the mask, one forward per step for all rows, and
-per-row logits processing done on the whole batch at once where it can be. Each row draws its
-randomness from its own generator seeded by the request, so a seed gives the same tweet whether
-the request decoded alone or beside thirty others. Rows that finish leave the batch (their cache
-is dropped), so short answers do not pay for long ones.
+different temperatures or banned strings could not share a forward pass. Here every row carries
+its own settings as batch tensors (``generation/decoding/batch.py`` runs the loop,
+``generation/decoding/rules.py`` the logits rules) and draws its uniform numbers from its own
+seed at admission, so a seed gives the same tweet whether the request decoded alone or beside
+thirty others, and whenever it joined the batch.
 
 Beam search (the thesis's decoding) has no per-row form here: such requests go one at a time
 through ``generate``.
@@ -17,21 +16,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 
-from generation.decoding.contrast import NegativeLines
 from generation.decoding.guidance import (
     GuideProcessor,
-    Variants,
-    boosts,
-    just_written,
     topic_variants,
 )
 from generation.decoding.penalties import tweet_penalties
-from generation.decoding.stepper import make_stepper
 from generation.registry import LoadedModel
 from generation.types import SamplingParams
 
@@ -58,6 +52,9 @@ class Row:
     cancelled: Callable[[], bool] = lambda: False
     #: Negative prompts for contrast guidance (``params.contrast_guidance``): ids and types.
     negatives: tuple[tuple[list[int], list[int] | None], ...] = ()
+    #: Keep the summed log-probability of the tweet (and its EOS) under the prompt and under
+    #: each negative prompt as it is written: the ranking's evidence, without a second pass.
+    score: bool = False
 
 
 @dataclass
@@ -65,6 +62,9 @@ class RowResult:
     token_ids: list[int]
     text: str
     finish_reason: FinishReason
+    #: With ``Row.score`` and a tweet that ended on EOS: its log-probability (EOS included)
+    #: after the prompt, then after each negative prompt; empty when it ended otherwise.
+    logprobs: tuple[float, ...] = ()
 
 
 def _byte_decoder() -> dict[str, int] | None:
@@ -134,57 +134,6 @@ class TokenTable:
         return sorted({i for s in strings if s for i in self.containing(s.encode())})
 
 
-@dataclass
-class _State:
-    """Bookkeeping of one row while it decodes.
-
-    Repeated n-grams are tracked over the generated tokens only: the prompt is control context,
-    and counting it would forbid the tweet to name the very topic the user asked for.
-    """
-
-    row: Row
-    generator: torch.Generator
-    #: The row's guide topics not yet written, as token sequences (generation/decoding/guidance.py).
-    topics: tuple[Variants, ...] = ()
-    generated: list[int] = field(default_factory=list)
-    text: bytearray = field(default_factory=bytearray)
-    ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
-    finish: FinishReason | None = None
-
-    def add(self, token: int, piece: bytes) -> None:
-        self.generated.append(token)
-        self.text.extend(piece)
-        n = self.row.params.no_repeat_ngram_size
-        if n > 0 and len(self.generated) >= n:
-            gram = self.generated[-n:]
-            self.ngrams.setdefault(tuple(gram[:-1]), set()).add(gram[-1])
-        if self.topics:
-            self.topics = tuple(t for t in self.topics if not just_written(self.generated, t))
-
-    def boosts(self) -> dict[int, float]:
-        """Topic guidance's logit bonuses for the next token."""
-        if not self.topics:
-            return {}
-        params = self.row.params
-        return boosts(self.generated, self.topics, params.guide_start_bias, params.guide_bias)
-
-    def dynamic_bans(self, table: TokenTable) -> list[int]:
-        """Ids refused at this step: early EOS, ids that finish a banned string, repeated n-grams."""
-        params = self.row.params
-        out: list[int] = []
-        if table.eos_id is not None and (params.ignore_eos or len(self.generated) < params.min_new_tokens):
-            out.append(table.eos_id)
-        for banned in params.banned:
-            data = banned.encode()
-            for done in range(1, len(data)):
-                if self.text.endswith(data[:done]):
-                    out.extend(table.completing(data, done))
-        n = params.no_repeat_ngram_size
-        if n > 0 and len(self.generated) >= n - 1:
-            out.extend(self.ngrams.get(tuple(self.generated[len(self.generated) - n + 1:]), ()))
-        return out
-
-
 def _typical_rank(probs: torch.Tensor, typical_p: torch.Tensor) -> torch.Tensor:
     """Per row and sorted position, whether locally typical sampling keeps the token.
 
@@ -218,7 +167,7 @@ def _keep(
     ranks = torch.arange(probs.shape[-1], device=probs.device)[None, :]
     keep = ranks < torch.where(top_k > 0, top_k, probs.shape[-1])[:, None]
     keep &= (probs.cumsum(-1) - probs) < top_p[:, None]
-    if min_p is not None and bool((min_p > 0).any()):
+    if min_p is not None:  # 0 keeps everything
         keep &= probs >= min_p[:, None] * probs[:, :1]
     return keep
 
@@ -231,172 +180,97 @@ def _draw(probs: torch.Tensor, keep: torch.Tensor, order: torch.Tensor, u: torch
     return order.gather(1, choice).squeeze(1)
 
 
+@dataclass(frozen=True)
+class Modes:
+    """What the batch's rows ask of the sampler, known on the host when rows join or leave (so
+    the sampler never reads the device to decide)."""
+
+    all_greedy: bool = False
+    any_greedy: bool = False
+    any_min_p: bool = False
+    any_typical: bool = False
+
+    @classmethod
+    def of(cls, params: list[SamplingParams]) -> Modes:
+        greedy = [p.temperature == 0 for p in params]
+        return cls(all(greedy), any(greedy), any(p.min_p > 0 for p in params),
+                   any(p.typical_p < 1 for p in params))
+
+
 def _sample(
     logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
-    generators: list[torch.Generator], min_p: torch.Tensor | None = None,
-    typical_p: torch.Tensor | None = None,
+    u: torch.Tensor, min_p: torch.Tensor | None = None, typical_p: torch.Tensor | None = None,
+    modes: Modes | None = None,
 ) -> torch.Tensor:
     """One token per row: greedy where temperature is 0, else temperature → top-k → top-p →
     min-p → typical.
 
-    Sampling is inverse-CDF on the sorted distribution with one uniform number per row drawn from
-    that row's generator, so a row's choice depends on nothing but its own logits and seed.
-    Only the ``CANDIDATES`` most likely tokens are sorted (normalised over the whole vocabulary)
-    when the row's cut falls among them, which is what a trained model's distribution does
-    nearly always; a row whose cut falls further out, or that uses typical sampling, sorts
-    everything. Either way the kept tokens and their order are the same.
+    Sampling is inverse-CDF on the sorted distribution at the row's uniform number ``u``, so a
+    row's choice depends on nothing but its own logits and seed. On the CPU only the
+    ``CANDIDATES`` most likely tokens are sorted (normalised over the whole vocabulary) when the
+    row's cut falls among them, which is what a trained model's distribution does nearly always;
+    a row whose cut falls further out, or that uses typical sampling, sorts everything. Either
+    way the kept tokens and their order are the same. On an accelerator every row sorts
+    everything: a GPU sorts a batch in one kernel, and the shortcut would need a read back.
     """
-    greedy = temperature == 0
-    if bool(greedy.all()):
+    if modes is None:
+        modes = Modes(bool((temperature == 0).all()), bool((temperature == 0).any()),
+                      min_p is not None and bool((min_p > 0).any()),
+                      typical_p is not None and bool((typical_p < 1).any()))
+    if modes.all_greedy:
         return logits.argmax(-1)
+    min_p = min_p if modes.any_min_p else None
+    typical_p = typical_p if modes.any_typical else None
+    greedy = temperature == 0
     scaled = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
-    u = torch.stack([torch.rand((), generator=g) for g in generators]).to(scaled.device)
-    slow = torch.ones(len(scaled), dtype=torch.bool, device=scaled.device)
-    picked = torch.zeros(len(scaled), dtype=torch.long, device=scaled.device)
-    if scaled.shape[-1] > CANDIDATES:
+    if scaled.device.type == "cpu" and scaled.shape[-1] > CANDIDATES and typical_p is None:
         values, order = scaled.topk(CANDIDATES, dim=-1)
         probs = (values - scaled.logsumexp(-1, keepdim=True)).exp()
         keep = _keep(probs, top_p, top_k, min_p)
-        slow = keep[:, -1].clone()  # the last candidate is kept: the cut may lie beyond
-        if typical_p is not None:
-            slow |= typical_p < 1
         picked = _draw(probs, keep, order, u)
-    if bool(slow.any()):
-        rows = slow.nonzero().squeeze(1)
-        values, order = scaled[rows].sort(dim=-1, descending=True, stable=True)
-        probs = values.softmax(-1)
-        keep = _keep(probs, top_p[rows], top_k[rows], None if min_p is None else min_p[rows])
-        if typical_p is not None and bool((typical_p[rows] < 1).any()):
-            keep &= _typical_rank(probs, typical_p[rows])
-        picked[rows] = _draw(probs, keep, order, u[rows])
-    if bool(greedy.any()):
+        slow = keep[:, -1]  # the last candidate is kept: the cut may lie beyond
+        if bool(slow.any()):  # host memory: no device to wait for
+            rows = slow.nonzero().squeeze(1)
+            picked[rows] = _sorted_draw(scaled[rows], top_p[rows], top_k[rows],
+                                        None if min_p is None else min_p[rows], None, u[rows])
+    else:
+        picked = _sorted_draw(scaled, top_p, top_k, min_p, typical_p, u)
+    if modes.any_greedy:
         picked = torch.where(greedy, logits.argmax(-1), picked)
     return picked
 
 
-@torch.inference_mode()
+def _sorted_draw(
+    scaled: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor, min_p: torch.Tensor | None,
+    typical_p: torch.Tensor | None, u: torch.Tensor,
+) -> torch.Tensor:
+    """``_draw`` over the whole vocabulary, sorted."""
+    values, order = scaled.sort(dim=-1, descending=True, stable=True)
+    probs = values.softmax(-1)
+    keep = _keep(probs, top_p, top_k, min_p)
+    if typical_p is not None:
+        keep &= _typical_rank(probs, typical_p)
+    return _draw(probs, keep, order, u)
+
+
 def decode_batch(lm: LoadedModel, table: TokenTable, rows: list[Row]) -> list[RowResult]:
     """Decode ``rows`` together until each has finished (EOS, stop string, length, cancelled).
 
-    All rows must agree on having token type ids or not (the engine batches them that way).
+    All rows must agree on having token type ids or not. The engine runs the same batch
+    continuously, rows joining as requests arrive; this is the batch with everyone there from
+    the start.
     """
+    from generation.decoding.batch import Batch
+
     if not rows:
         return []
-    if len({r.token_type_ids is None for r in rows}) > 1:
-        raise ValueError("rows with and without token type ids cannot share a batch")
-    device = lm.device
-    stepper = make_stepper(lm.model)
-    size = len(rows)
-    # The batch's lines: every row's prompt, then the negative prompts of guided rows.
-    guided = [(i, negative) for i, r in enumerate(rows) if r.params.contrast_guidance > 0 for negative in r.negatives]
-    negatives = NegativeLines([i for i, _ in guided], [r.params.contrast_guidance for r in rows])
-    prompts = [(r.prompt_ids, r.token_type_ids) for r in rows] + [negative for _, negative in guided]
-    width = max(len(ids) for ids, _ in prompts)
-    ids = torch.full((len(prompts), width), table.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    types = None if rows[0].token_type_ids is None else torch.zeros((len(prompts), width), dtype=torch.long)
-    for i, (prompt_ids, type_ids) in enumerate(prompts):
-        n = len(prompt_ids)
-        ids[i, width - n:] = torch.tensor(prompt_ids)
-        mask[i, width - n:] = 1
-        if types is not None:
-            types[i, width - n:] = torch.tensor(type_ids)
-    ids, mask = ids.to(device), mask.to(device)
-    next_type = None
-    if types is not None:
-        types = types.to(device)
-        next_type = types[:, -1:]  # the type of the prompt's last token: [TWEET]
-
-    states = [
-        _State(r, torch.Generator().manual_seed(r.seed), topic_variants(lm.tokenizer, r.params.guide))
-        for r in rows
-    ]
-    active = list(range(size))  # which row each batch line holds
-    params = [r.params for r in rows]
-    temperature = torch.tensor([p.temperature for p in params], device=device)
-    top_p = torch.tensor([p.top_p for p in params], device=device)
-    top_k = torch.tensor([p.top_k for p in params], device=device)
-    min_p = torch.tensor([p.min_p for p in params], device=device)
-    typical_p = torch.tensor([p.typical_p for p in params], device=device)
-    penalty = torch.tensor([p.repetition_penalty for p in params], device=device)
-    penalise = bool((penalty != 1).any())
-    vocab = table.vocab_size
-    static_ban = table.invalid.repeat(size, 1)
-    for i, p in enumerate(params):
-        for banned in p.banned:
-            if banned:
-                static_ban[i, table.containing(banned.encode())] = True
-    static_ban = static_ban.to(device)
-    # Like the n-grams, the repetition penalty counts the tweet's own tokens, not the prompt's.
-    seen = torch.zeros((size, vocab), dtype=torch.bool, device=device) if penalise else None
-
-    max_steps = max(p.max_new_tokens for p in params)
-    next_logits = stepper.prefill(ids, mask, types, max_steps)
-    for _ in range(max_steps):
-        # The repetition penalty and topic bonuses are the row's, so its negative lines get
-        # them too: guidance then weighs the controls alone (generation/decoding/contrast.py).
-        logits = next_logits.float()
-        if penalise:
-            rp = negatives.spread(penalty)[:, None]
-            logits = torch.where(negatives.spread(seen), torch.where(logits > 0, logits / rp, logits * rp), logits)
-        for line, index in enumerate(active):
-            bonus = states[index].boosts()
-            if bonus:
-                lines = negatives.lines_of(line)
-                for token, bias in bonus.items():
-                    logits[lines, token] += bias
-        logits = negatives.combine(logits[:len(active)], logits[len(active):])
-        ban = static_ban.clone()
-        for line, index in enumerate(active):
-            extra = states[index].dynamic_bans(table)
-            if extra:
-                ban[line, extra] = True
-        logits.masked_fill_(ban, float("-inf"))
-        stuck = torch.isinf(logits).all(-1)  # everything banned: end the row
-        tokens = _sample(
-            logits, temperature, top_p, top_k, [states[i].generator for i in active], min_p, typical_p
-        ).tolist()
-        stuck_rows = stuck.tolist()
-        if seen is not None:
-            seen[torch.arange(len(active), device=device), torch.tensor(tokens, device=device)] = True
-        for line, index in enumerate(active):
-            state = states[index]
-            token = tokens[line]
-            p = state.row.params
-            if state.row.cancelled():
-                state.finish = "cancelled"
-            elif stuck_rows[line] or (token == table.eos_id and not p.ignore_eos):
-                state.finish = "stop"
-            else:
-                state.add(token, table.piece(token))
-                if p.stop and _text(lm.tokenizer, state.generated, p.stop)[1]:
-                    state.finish = "stop"
-                elif len(state.generated) >= p.max_new_tokens:
-                    state.finish = "length"
-        keep = [line for line, index in enumerate(active) if states[index].finish is None]
-        if not keep:
-            break
-        if len(keep) < len(active):
-            stay = negatives.keep(keep)
-            lines = torch.tensor([*keep, *(len(active) + j for j in stay)], device=device)
-            stepper.keep(lines)
-            if next_type is not None:
-                next_type = next_type[lines]
-            select = torch.tensor(keep, device=device)
-            static_ban, temperature, top_p, top_k, min_p, typical_p = (
-                static_ban[select], temperature[select], top_p[select], top_k[select],
-                min_p[select], typical_p[select],
-            )
-            penalty = penalty[select]
-            if seen is not None:
-                seen = seen[select]
-            active = [active[line] for line in keep]
-        # A negative line is given its row's token: it follows the row, never samples.
-        kept_tokens = [tokens[line] for line in keep]
-        step = torch.tensor([[t] for t in [*kept_tokens, *(kept_tokens[o] for o in negatives.owners)]],
-                            device=device)
-        next_logits = stepper.step(step, next_type)
-    return [_result(lm, s) for s in states]
+    batch = Batch(lm, table)
+    batch.join(rows, list(range(len(rows))))
+    results: list[RowResult | None] = [None] * len(rows)
+    while len(batch):
+        for done in batch.step():
+            results[done.tag] = done.result
+    return [r for r in results if r is not None]
 
 
 def _text(tokenizer: Any, generated: list[int], stop: tuple[str, ...]) -> tuple[str, bool]:
@@ -404,11 +278,6 @@ def _text(tokenizer: Any, generated: list[int], stop: tuple[str, ...]) -> tuple[
     text = tokenizer.decode(generated, skip_special_tokens=True)
     cuts = [text.find(s) for s in stop if s and s in text]
     return (text[: min(cuts)], True) if cuts else (text, False)
-
-
-def _result(lm: LoadedModel, state: _State) -> RowResult:
-    text, _ = _text(lm.tokenizer, state.generated, state.row.params.stop)
-    return RowResult(state.generated, text, state.finish or "length")
 
 
 @torch.inference_mode()

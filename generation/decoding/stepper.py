@@ -16,7 +16,13 @@ from generation.decoding.fastgpt2 import GPT2Stepper, supports
 
 
 class Stepper(Protocol):
-    """A model decoding a batch of lines: each call returns next-token logits (lines × vocab)."""
+    """A model decoding a batch of lines: each call returns next-token logits (lines × vocab).
+
+    ``keep`` takes the lines that stay, in their new order. A stepper whose ``joins`` is true
+    also takes new lines while others decode (``join``: continuous batching).
+    """
+
+    joins: bool
 
     def prefill(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None,
@@ -31,7 +37,13 @@ class Stepper(Protocol):
 
 
 class HFStepper:
-    """Any causal LM through its own forward, with its cache (the path GPT-2 no longer takes)."""
+    """Any causal LM through its own forward, with its cache (the path GPT-2 no longer takes).
+
+    The library's cache pads every line to one length, so lines cannot join mid-decode: such a
+    model decodes one batch at a time.
+    """
+
+    joins = False
 
     def __init__(self, model: Any) -> None:
         self.model = model

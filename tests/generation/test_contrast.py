@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import torch
 
-from generation.decoding.contrast import PLAUSIBLE, NegativeLines
+from generation.decoding.contrast import PLAUSIBLE, guide
 from generation.decoding.sampling import Row, TokenTable, decode_batch
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
@@ -29,8 +29,8 @@ def guided_row(lm: LoadedModel, seed: int, weight: float, negatives: tuple[str, 
 def test_combine_adds_the_weighted_contrast_with_the_negatives_mixture() -> None:
     main = torch.tensor([[2.0, 1.0, 0.0, -9.0], [0.0, 0.0, 0.0, 0.0]])
     negative = torch.tensor([[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
-    lines = NegativeLines([0, 0], [0.5, 1.0])  # row 1 has no negatives: left alone
-    out = lines.combine(main, negative)
+    # row 1 has no negatives: left alone
+    out = guide(main, negative, torch.tensor([0, 0]), torch.tensor([0.5, 1.0]))
     logp = main[0].log_softmax(-1)
     mixture = (negative.softmax(-1).sum(0) / 2).log()
     expected = logp + 0.5 * (logp - mixture)
@@ -44,15 +44,8 @@ def test_combine_adds_the_weighted_contrast_with_the_negatives_mixture() -> None
 def test_a_token_the_negatives_prefer_loses_ground() -> None:
     main = torch.tensor([[1.0, 1.0, 1.0]])
     negative = torch.tensor([[3.0, 0.0, 0.0]])
-    out = NegativeLines([0], [1.0]).combine(main, negative).softmax(-1)[0]
+    out = guide(main, negative, torch.tensor([0]), torch.tensor([1.0])).softmax(-1)[0]
     assert out[0] < out[1] == out[2]
-
-
-def test_keep_follows_the_rows_that_stay() -> None:
-    lines = NegativeLines([0, 0, 1, 2, 2], [1.0, 2.0, 3.0])
-    assert lines.keep([0, 2]) == [0, 1, 3, 4]
-    assert lines.owners == [0, 0, 1, 1]
-    assert lines.weights.tolist() == [1.0, 3.0]
 
 
 @torch.inference_mode()
@@ -71,7 +64,8 @@ def reference_greedy(lm: LoadedModel, row: Row) -> list[int]:
     for _ in range(row.params.max_new_tokens):
         main = last_logits(row.prompt_ids, row.token_type_ids)
         negative = torch.cat([last_logits(ids, types) for ids, types in row.negatives])
-        logits = NegativeLines([0] * len(row.negatives), [row.params.contrast_guidance]).combine(main, negative)
+        owners = torch.zeros(len(row.negatives), dtype=torch.long)
+        logits = guide(main, negative, owners, torch.tensor([row.params.contrast_guidance]))
         generated.append(int(logits.argmax(-1)))
     return generated
 

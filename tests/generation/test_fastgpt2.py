@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from generation.decoding import sampling
+from generation.decoding import batch as batch_module
 from generation.decoding.fastgpt2 import GPT2Stepper
 from generation.decoding.sampling import Row, TokenTable, decode_batch
 from generation.decoding.stepper import HFStepper, make_stepper
@@ -117,7 +117,7 @@ def test_decode_batch_gives_the_same_tweets_as_through_hugging_face(
     lm = ModelRegistry({"m": spec}, threads=1).get("m")
     table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
     lean = decode_batch(lm, table, rows(lm))
-    monkeypatch.setattr(sampling, "make_stepper", HFStepper)
+    monkeypatch.setattr(batch_module, "make_stepper", HFStepper)
     slow = decode_batch(lm, table, rows(lm))
     assert [r.token_ids for r in lean] == [r.token_ids for r in slow]
     assert [len(r.token_ids) for r in lean] == [24, 5, 9, 24]

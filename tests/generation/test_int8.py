@@ -146,8 +146,8 @@ def test_the_candidate_sort_picks_what_the_full_sort_picks(monkeypatch: pytest.M
 
     def draw(candidates: int, seed: int) -> list[int]:
         monkeypatch.setattr(sampling, "CANDIDATES", candidates)
-        generators = [torch.Generator().manual_seed(seed * 100 + i) for i in range(rows)]
-        return sampling._sample(logits, temperature, top_p, top_k, generators, min_p).tolist()
+        u = torch.rand(rows, generator=torch.Generator().manual_seed(seed))
+        return sampling._sample(logits, temperature, top_p, top_k, u, min_p).tolist()
 
     for seed in range(40):
         assert draw(256, seed) == draw(vocab, seed)

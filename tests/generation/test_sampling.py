@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from generation.decoding.penalties import tweet_penalties
+from generation.decoding.rules import History, NgramRule
 from generation.decoding.sampling import (
     Row,
     TokenTable,
-    _State,
     beam_generate,
     candidate_seed,
     decode_batch,
@@ -132,16 +132,26 @@ def test_beam_search_is_seeded_and_honours_bans(lm: LoadedModel, table: TokenTab
     assert not any(b"a" in table.piece(t) for t in first.token_ids)
 
 
-def test_repetition_rules_do_not_count_the_prompt(table: TokenTable) -> None:
+def test_repetition_rules_do_not_count_the_prompt(lm: LoadedModel, table: TokenTable) -> None:
     """A topic named in the prompt may appear in the tweet: only the tweet's own n-grams repeat."""
+    history, rule = History(torch.device("cpu")), NgramRule(torch.device("cpu"))
+    history.cat([0], [16])
+    rule.cat([3])
     topic = [11, 12, 13]
-    state = _State(Row([1, *topic, 2], None, SamplingParams(no_repeat_ngram_size=3), 0), torch.Generator())
-    for token in topic[:2]:
-        state.add(token, b"x")
-    assert topic[2] not in state.dynamic_bans(table)
-    for token in [topic[2], *topic[:2]]:
-        state.add(token, b"x")
-    assert topic[2] in state.dynamic_bans(table)
+
+    def banned() -> set[int]:
+        ban = torch.zeros((1, table.vocab_size + 1), dtype=torch.bool)
+        rule.bans(history, ban)
+        return set(ban[0, :-1].nonzero().squeeze(1).tolist())
+
+    def write(tokens: list[int]) -> None:
+        for token in tokens:
+            history.append(torch.tensor([token]), torch.tensor([True]))
+
+    write(topic[:2])  # the prompt held the whole topic: it does not count
+    assert topic[2] not in banned()
+    write([topic[2], *topic[:2]])
+    assert banned() == {topic[2]}
 
 
 def test_generate_penalties_skip_the_prompt() -> None:
