@@ -91,7 +91,7 @@ class Completion:
     scored: int = 0
     #: Seconds from the request reaching the engine to this completion's first token (the
     #: in-process engine sets it; remote servers cannot say, so it stays None).
-    first_token_s: float | None = None
+    first_token_s: float | None = field(default=None, compare=False)
 
 
 class GenerationError(Exception):

@@ -123,6 +123,8 @@ class Batch:
             self.members and (self.line_types is not None) != typed
         ):
             raise ValueError("rows with and without token type ids cannot share a batch")
+        if not self.members:
+            self.line_types = None  # a fresh batch: typed or not as its first rows are
         first_row = len(self.members)
         members = [_Member(r, tag) for r, tag in zip(rows, tags, strict=True)]
         prompts = [(r.prompt_ids, r.token_type_ids) for r in rows]

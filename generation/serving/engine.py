@@ -1,32 +1,35 @@
-"""The async engine: concurrent requests become micro-batches, decoded on one thread per model.
+"""The async engine: requests join a continuously running batch, one model thread per model.
 
 A forward pass over 32 rows costs far less than 32 passes over one (the weights are read once
-per step, whatever the batch), so requests that arrive close together are decoded together: each model's worker takes the first waiting request,
-waits at most ``batch_window_ms`` for more (up to ``max_batch`` rows), and hands the batch to its
-own thread. The event loop only moves requests around, so it stays responsive while a batch runs.
-The queue is bounded: when it is full a request is refused at once (``EngineBusy``) instead of
-waiting behind work it would time out on anyway.
+per step, whatever the batch), so requests decode together. They do so *continuously* (the
+iteration-level scheduling of Orca, vLLM and TGI): each model's thread runs one decoding step
+after another over the rows it holds (``generation/decoding/batch.py``); between two steps it
+takes waiting requests in (their prompts fed into free cache slots) and lets finished rows go,
+so nobody waits for somebody else's batch to end. A request's candidates and their negative
+lines join together; when its last candidate is written, its ranking scores are completed (only
+the contrast prompts no line followed need a pass) and it is answered at once.
+
+The event loop only moves requests around, so it stays responsive while the model works. The
+queue is bounded: when it is full a request is refused at once (``EngineBusy``) instead of
+waiting behind work it would time out on anyway. Whatever one request causes (a prompt that
+does not fit, a scoring error) fails that request alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import time
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from threading import Event
 from typing import Any
 
-from generation.decoding.sampling import (
-    Row,
-    RowResult,
-    TokenTable,
-    beam_generate,
-    candidate_seed,
-    decode_batch,
-)
+from generation.decoding.batch import Batch, Finished
+from generation.decoding.rules import StringTables
+from generation.decoding.sampling import Row, RowResult, TokenTable, beam_generate, candidate_seed
 from generation.decoding.scoring import Prompt, score_candidates
 from generation.registry import LoadedModel, ModelRegistry
 from generation.settings import EngineSettings
@@ -41,8 +44,17 @@ from generation.types import (
 
 log = logging.getLogger(__name__)
 
+#: Upper bounds (seconds) of the step-time, queue-wait and first-token histograms.
+SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
-@dataclass
+
+def bucket(seconds: float) -> float:
+    """The histogram bucket (upper bound) ``seconds`` falls in."""
+    i = bisect.bisect_left(SECONDS_BUCKETS, seconds)
+    return SECONDS_BUCKETS[i] if i < len(SECONDS_BUCKETS) else float("inf")
+
+
+@dataclass(eq=False)
 class _Job:
     """One request: ``n`` candidates of one prompt, and how to answer it."""
 
@@ -52,24 +64,22 @@ class _Job:
     seed: int
     n: int
     future: asyncio.Future[list[Completion]]
-    cancel: Event = field(default_factory=Event)
-    settled: bool = False
+    loop: asyncio.AbstractEventLoop
+    cancel: threading.Event = field(default_factory=threading.Event)
     #: Other prompts to score each candidate after (ranking); none: no scoring pass.
     contrasts: list[Prompt] = field(default_factory=list)
     #: Negative prompts each candidate is guided away from (``params.contrast_guidance``).
     negatives: list[Prompt] = field(default_factory=list)
-
-    def fits_with(self, other: _Job) -> bool:
-        """Whether both can share a sampling batch (beam search always runs alone)."""
-        return (
-            self.params.num_beams == 1 and other.params.num_beams == 1
-            and (self.token_type_ids is None) == (other.token_type_ids is None)
-        )
+    submitted: float = field(default_factory=time.monotonic)
+    results: list[RowResult | None] = field(default_factory=list)
+    left: int = 0
+    first_token_s: float | None = None
+    settled: bool = False
 
     def rows(self, params: SamplingParams) -> list[Row]:
         return [
             Row(self.prompt_ids, self.token_type_ids, params, candidate_seed(self.seed, i),
-                self.cancel.is_set, tuple(self.negatives))
+                self.cancel.is_set, tuple(self.negatives), score=bool(self.contrasts))
             for i in range(self.n)
         ]
 
@@ -82,168 +92,260 @@ class _Stats:
     busy: int = 0
     timeouts: int = 0
     cancelled: int = 0
-    batches: int = 0
-    last_batch_size: int = 0
+    steps: int = 0
     tokens_generated: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)
+    step_rows: Counter[int] = field(default_factory=Counter)
+    step_seconds: Counter[float] = field(default_factory=Counter)
+    first_token_seconds: Counter[float] = field(default_factory=Counter)
+    queue_wait_seconds: Counter[float] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short name for what went wrong, for the failures counter."""
+    if isinstance(exc, ValueError):
+        return "bad_request"
+    if isinstance(exc, EngineClosed):
+        return "closed"
+    if isinstance(exc, GenerationError):
+        return type(exc).__name__
+    return "internal"
 
 
 class _Worker:
-    """One model's queue, batching loop and decoding thread."""
+    """One model's inbox and the thread that decodes its running batch."""
 
     def __init__(self, engine: Engine, model: str) -> None:
         self.engine = engine
         self.model = model
-        self.queue: asyncio.Queue[_Job] = asyncio.Queue(engine.settings.queue_size)
-        self.held: _Job | None = None  # taken from the queue but left for the next batch
-        self.taken: list[_Job] = []  # the batch being collected or decoded
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"engine-{model}")
-        self.table: TokenTable | None = None
-        self.task = asyncio.get_running_loop().create_task(self._loop(), name=f"engine-{model}")
+        self.inbox: deque[_Job] = deque()
+        self.running: dict[_Job, None] = {}  # jobs with rows in the batch, in arrival order
+        self.wake = threading.Condition()
+        self.stopping = False
+        self.rows = 0
+        self.thread = threading.Thread(target=self._run, name=f"engine-{model}", daemon=True)
+        self.thread.start()
 
     def depth(self) -> int:
-        return self.queue.qsize() + (self.held is not None)
+        return len(self.inbox)
 
-    async def _next(self, timeout: float | None) -> _Job | None:
-        """The held job, else the next queued one (waiting at most ``timeout``; None: forever)."""
-        if self.held is not None:
-            job, self.held = self.held, None
-            return job
-        if timeout is None:
-            return await self.queue.get()
-        if timeout <= 0:
-            try:
-                return self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return None
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            return None
+    def submit(self, job: _Job) -> None:
+        with self.wake:
+            if len(self.inbox) >= self.engine.settings.queue_size:
+                raise EngineBusy(f"{self.engine.settings.queue_size} requests already waiting")
+            self.inbox.append(job)
+            self.wake.notify()
+
+    def outstanding(self) -> int:
+        return len(self.inbox) + len(self.running)
+
+    def stop(self) -> None:
+        with self.wake:
+            self.stopping = True
+            self.wake.notify()
+
+    # --- answering (any thread) ----------------------------------------------------------------
 
     def settle(self, job: _Job, result: list[Completion] | BaseException) -> None:
-        """Answer a job exactly once (its caller may be gone: timed out or cancelled)."""
+        """Answer a job exactly once, on its event loop (its caller may be gone)."""
         if job.settled:
             return
         job.settled = True
-        if not job.future.done():
+        stats = self.engine._stats
+        if isinstance(result, BaseException):
+            stats.errors += 1
+            stats.failures[failure_kind(result)] += 1
+        else:
+            stats.completed += 1
+
+        def answer() -> None:
+            if job.future.done():
+                return
             if isinstance(result, BaseException):
-                self.engine._stats.errors += 1
                 job.future.set_exception(result)
             else:
-                self.engine._stats.completed += 1
                 job.future.set_result(result)
-        self.queue.task_done()
 
-    async def _collect(self) -> None:
-        """Add to ``taken`` what compatible requests arrive within the window, up to the cap."""
-        settings = self.engine.settings
-        first = self.taken[0]
-        rows = first.n
-        if first.params.num_beams > 1:
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.batch_window_ms / 1000
-        while rows < settings.max_batch:
-            job = await self._next(deadline - loop.time())
-            if job is None:
-                break
-            if job.cancel.is_set():
-                self.settle(job, EngineClosed("cancelled before it started"))
-                continue
-            if not first.fits_with(job) or rows + job.n > settings.max_batch:
-                self.held = job
-                break
-            self.taken.append(job)
-            rows += job.n
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            job.loop.call_soon_threadsafe(answer)
 
-    async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        stats = self.engine._stats
-        try:
-            while True:
-                first = await self._next(None)
-                assert first is not None
-                if first.cancel.is_set():
-                    self.settle(first, EngineClosed("cancelled before it started"))
-                    continue
-                self.taken = [first]
-                await self._collect()
-                jobs = self.taken
+    # --- on the model thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        batch: Batch | None = None
+        lm: LoadedModel | None = None
+        while True:
+            with self.wake:
+                while not self.inbox and not self.running and not self.stopping:
+                    self.wake.wait()
+                if self.stopping and not self.inbox and not self.running:
+                    return
+            if lm is None:
                 try:
-                    outcomes, size, tokens = await loop.run_in_executor(self.executor, self._run, jobs)
-                except Exception as exc:  # the model failed to load or the batch broke
-                    # A load error says all there is to say; anything else needs its traceback.
-                    log.error("a batch on %s failed: %s", self.model, exc,
+                    lm = self.engine.registry.get(self.model)
+                except Exception as exc:  # the model failed to load: its requests fail, not the engine
+                    log.error("model %s failed to load: %s", self.model, exc,
                               exc_info=not isinstance(exc, GenerationError))
-                    outcomes = [exc] * len(jobs)
+                    self._fail_waiting(exc)
+                    continue
+                table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
+                strings = StringTables(table.pieces)
+            if batch is None:
+                batch = Batch(lm, table, strings)
+                if not self.running:
+                    self._gather_window()
+            try:
+                fresh = self._admit(lm, table, batch)
+                self._drop_cancelled(batch)
+                if not len(batch):
+                    continue
+                started = time.perf_counter()
+                finished = batch.step()
+                elapsed = time.perf_counter() - started
+            except Exception as exc:  # a bug or a device error in the step: the batch is lost
+                log.error("a decoding step on %s failed: %s", self.model, exc, exc_info=True)
+                for job in list(self.running):
+                    self.settle(job, exc)
+                self.running.clear()
+                self.rows = 0
+                batch = None
+                continue
+            self._account(batch, fresh, finished, elapsed)
+            for done in finished:
+                self._collect(lm, done)
+
+    def _gather_window(self) -> None:
+        """At the start of a batch, wait ``batch_window_ms`` for requests arriving together, so
+        their prompts are fed in one pass."""
+        window = self.engine.settings.batch_window_ms / 1000
+        if window > 0:
+            time.sleep(window)
+
+    def _admit(self, lm: LoadedModel, table: TokenTable, batch: Batch) -> list[_Job]:
+        """Move waiting jobs into the batch while there is room (first come, first served)."""
+        cap = self.engine.settings.max_batch
+        admitted: list[_Job] = []
+        while True:
+            with self.wake:
+                if not self.inbox:
+                    break
+                job = self.inbox[0]
+                if job.cancel.is_set() or job.settled:
+                    self.inbox.popleft()
+                    self.settle(job, EngineClosed("cancelled before it started"))
+                    continue
+                if job.params.num_beams > 1:
+                    self.inbox.popleft()
                 else:
-                    stats.batches += 1
-                    stats.last_batch_size = size
-                    stats.batch_sizes[size] += 1
-                    stats.tokens_generated += tokens
-                for job, outcome in zip(jobs, outcomes, strict=True):
-                    self.settle(job, outcome)
-                self.taken = []
-        except asyncio.CancelledError:
-            for job in self.taken:
-                self.settle(job, EngineClosed("the engine stopped"))
-            self.taken = []
-            raise
-
-    # --- on the model thread -----------------------------------------------------------------
-
-    def _run(self, jobs: list[_Job]) -> tuple[list[list[Completion] | BaseException], int, int]:
-        """Decode a batch: each job's completions (or its error), the rows and tokens decoded."""
-        lm = self.engine.registry.get(self.model)
-        if self.table is None:
-            self.table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
-        table = self.table
-        errors: dict[int, BaseException] = {}
-        rows: list[Row] = []
-        spans: list[tuple[int, int]] = []
-        for i, job in enumerate(jobs):
+                    room = (self.rows + job.n <= cap or not self.running) and batch.can_join()
+                    typed = batch.line_types is not None
+                    if not room or (len(batch) and typed != (job.token_type_ids is not None)):
+                        break
+                    self.inbox.popleft()
+            self.engine._stats.queue_wait_seconds[bucket(time.monotonic() - job.submitted)] += 1
             try:
                 params = _fit(lm, table, job)
             except ValueError as exc:
-                errors[i] = exc
-                spans.append((0, 0))
+                self.settle(job, exc)
                 continue
-            spans.append((len(rows), len(rows) + job.n))
-            rows.extend(job.rows(params))
-        if rows and rows[0].params.num_beams > 1:
-            results = [beam_generate(lm, table, row) for row in rows]
-        else:
-            results = decode_batch(lm, table, rows)
-        outcomes: list[list[Completion] | BaseException] = []
-        for i, (job, (a, b)) in enumerate(zip(jobs, spans, strict=True)):
-            if i in errors:
-                outcomes.append(errors[i])
+            if params.num_beams > 1:
+                self._beams(lm, table, job, params)
                 continue
-            done = results[a:b]
-            scores: list[tuple[float, ...]] = [()] * len(done)
-            if job.contrasts:
-                prompts = [(job.prompt_ids, job.token_type_ids), *job.contrasts]
-                scores = score_candidates(lm, prompts, [r.token_ids for r in done])
-            outcomes.append([_completion(r, s) for r, s in zip(done, scores, strict=True)])
-        return outcomes, len(rows), sum(len(r.token_ids) for r in results)
+            job.results, job.left = [None] * job.n, job.n
+            batch.join(job.rows(params), [(job, i) for i in range(job.n)])
+            self.running[job] = None
+            self.rows += job.n
+            admitted.append(job)
+        return admitted
+
+    def _beams(self, lm: LoadedModel, table: TokenTable, job: _Job, params: SamplingParams) -> None:
+        """Beam search has no per-row form: run it now, between two steps of the batch."""
+        try:
+            results = [beam_generate(lm, table, row) for row in job.rows(params)]
+            job.first_token_s = time.monotonic() - job.submitted
+            self.settle(job, [_completion(r, (), job.first_token_s) for r in results])
+        except Exception as exc:
+            log.error("beam search on %s failed: %s", self.model, exc, exc_info=True)
+            self.settle(job, exc)
+
+    def _drop_cancelled(self, batch: Batch) -> None:
+        gone = [job for job in self.running if job.cancel.is_set()]
+        if gone:
+            batch.drop({(job, i) for job in gone for i in range(job.n)})
+            for job in gone:
+                self._retire(job)
+                self.settle(job, EngineClosed("cancelled"))
+
+    def _retire(self, job: _Job) -> None:
+        self.running.pop(job, None)
+        self.rows -= job.n
+
+    def _account(self, batch: Batch, fresh: list[_Job], finished: list[Finished], elapsed: float) -> None:
+        stats = self.engine._stats
+        rows = len(batch) + len(finished)
+        stats.steps += 1
+        stats.step_rows[rows] += 1
+        stats.step_seconds[bucket(elapsed)] += 1
+        stats.tokens_generated += rows
+        now = time.monotonic()
+        for job in fresh:
+            job.first_token_s = now - job.submitted
+            stats.first_token_seconds[bucket(job.first_token_s)] += 1
+
+    def _collect(self, lm: LoadedModel, done: Finished) -> None:
+        """A candidate is written; with its request's last one, score and answer the request."""
+        job, index = done.tag  # type: ignore[misc]
+        if job.settled:
+            return
+        job.results[index] = done.result
+        job.left -= 1
+        if job.left:
+            return
+        self._retire(job)
+        results = [r for r in job.results if r is not None]
+        if any(r.finish_reason == "cancelled" for r in results):
+            self.settle(job, EngineClosed("cancelled"))
+            return
+        try:
+            scores = _scores(lm, job, results)
+        except Exception as exc:  # scoring one request must not fail the others
+            log.error("scoring a request on %s failed: %s", self.model, exc, exc_info=True)
+            self.settle(job, GenerationError(f"scoring failed: {exc}"))
+            return
+        self.settle(job, [_completion(r, s, job.first_token_s) for r, s in zip(results, scores, strict=True)])
+
+    def _fail_waiting(self, exc: BaseException) -> None:
+        with self.wake:
+            waiting = list(self.inbox)
+            self.inbox.clear()
+        for job in waiting:
+            self.settle(job, exc)
 
 
 def _fit(lm: LoadedModel, table: TokenTable, job: _Job) -> SamplingParams:
-    """Check a job against the model, shortening ``max_new_tokens`` to the positions left."""
+    """Check a job against the model, shortening ``max_new_tokens`` to the positions left.
+
+    Decoding, guidance and ranking must all stay inside the model's positions: a negative
+    prompt decodes in lockstep with its row, and ranking scores the tweet and its EOS after the
+    prompt and after every contrast, so the longest of them sets the room.
+    """
     if job.params.max_new_tokens < 1:
         raise ValueError("max_new_tokens must be at least 1")
-    prompts = [job.prompt_ids, *(ids for ids, _ in job.negatives)]
-    bad = [t for ids in prompts for t in ids if not 0 <= t < table.vocab_size]
+    guided = job.negatives if job.params.contrast_guidance > 0 else []
+    prompts = [(job.prompt_ids, job.token_type_ids), *guided, *job.contrasts]
+    bad = [t for ids, _ in prompts for t in ids if not 0 <= t < table.vocab_size]
     if bad:
         raise ValueError(f"token ids outside the vocabulary of {lm.name!r}: {bad[:5]}")
-    if any((types is None) != (job.token_type_ids is None) for _, types in job.negatives):
-        raise ValueError("negative prompts and the prompt differ in having token types")
+    if any(not ids for ids, _ in prompts):
+        raise ValueError("an empty prompt")
+    if any((types is None) != (job.token_type_ids is None) for _, types in prompts):
+        raise ValueError("negative or contrast prompts and the prompt differ in having token types")
+    if any(types is not None and len(types) != len(ids) for ids, types in prompts):
+        raise ValueError("a prompt's token types and ids differ in length")
     limit = lm.max_positions
     if limit is None:
         return job.params
-    # A negative prompt decodes in lockstep with its row, so the longest prompt sets the room.
-    room = limit - max(len(ids) for ids in prompts)
+    room = limit - max(len(ids) for ids, _ in prompts) - (1 if job.contrasts else 0)
     if room < 1:
         raise ValueError(f"prompt of {len(job.prompt_ids)} tokens leaves no room in {limit} positions")
     if job.params.max_new_tokens <= room:
@@ -251,14 +353,46 @@ def _fit(lm: LoadedModel, table: TokenTable, job: _Job) -> SamplingParams:
     return replace(job.params, max_new_tokens=room, min_new_tokens=min(job.params.min_new_tokens, room))
 
 
-def _completion(result: RowResult, logprobs: tuple[float, ...]) -> Completion:
+def _scores(lm: LoadedModel, job: _Job, results: list[RowResult]) -> list[tuple[float, ...]]:
+    """Per candidate, its log-probability (tweet + EOS) after the prompt and each contrast.
+
+    What decoding already summed (the prompt, and the negative prompts of contrast guidance)
+    is reused; one padded pass scores the rest.
+    """
+    if not job.contrasts:
+        return [()] * len(results)
+    prompts: list[Prompt] = [(job.prompt_ids, job.token_type_ids), *job.contrasts]
+    followed = [(job.prompt_ids, job.token_type_ids)]
+    if job.params.contrast_guidance > 0:
+        followed += job.negatives
+    known: list[dict[int, float]] = []
+    for result in results:
+        have: dict[int, float] = {}
+        if result.logprobs:
+            for p, prompt in enumerate(prompts):
+                if prompt in followed:
+                    have[p] = result.logprobs[followed.index(prompt)]
+        known.append(have)
+    missing = [(c, p) for c, have in enumerate(known) for p in range(len(prompts)) if p not in have]
+    if missing:
+        wanted = sorted({p for _, p in missing})
+        tokens = [results[c].token_ids for c in range(len(results))]
+        need = sorted({c for c, _ in missing})
+        scored = score_candidates(lm, [prompts[p] for p in wanted], [tokens[c] for c in need])
+        for c, row in zip(need, scored, strict=True):
+            for p, value in zip(wanted, row, strict=True):
+                known[c].setdefault(p, value)
+    return [tuple(have[p] for p in range(len(prompts))) for have in known]
+
+
+def _completion(result: RowResult, logprobs: tuple[float, ...], first_token_s: float | None) -> Completion:
     finish = "stop" if result.finish_reason == "stop" else "length"
     scored = len(result.token_ids) + 1 if logprobs else 0  # the tweet and its EOS
-    return Completion(result.text, len(result.token_ids), finish, logprobs, scored)
+    return Completion(result.text, len(result.token_ids), finish, logprobs, scored, first_token_s)
 
 
 class Engine:
-    """Batched, bounded, cancellable generation over the registry's models."""
+    """Continuously batched, bounded, cancellable generation over the registry's models."""
 
     def __init__(self, registry: ModelRegistry, settings: EngineSettings) -> None:
         self.registry = registry
@@ -273,8 +407,8 @@ class Engine:
         # thread that ends with it, so the decoding thread's OpenMP team stays the only one
         # (registry.on_own_thread; measured in docs/benchmarks.md).
         for name in preload:
-            self._worker(name)
             await asyncio.to_thread(self.registry.get, name)
+            self._worker(name)
 
     def _worker(self, model: str) -> _Worker:
         self.registry.spec(model)  # raises UnknownModel
@@ -291,9 +425,9 @@ class Engine:
         """``n`` completions of a tokenized prompt; the same seed gives the same completions.
 
         With ``contrasts`` every completion also carries its log-probability after the prompt
-        and after each contrast prompt (``Completion.logprobs``), computed on the model thread
-        right after decoding. With ``negatives`` and ``params.contrast_guidance`` > 0 each step
-        leans away from what the negative prompts would write (``generation/decoding/contrast.py``).
+        and after each contrast prompt (``Completion.logprobs``). With ``negatives`` and
+        ``params.contrast_guidance`` > 0 each step leans away from what the negative prompts
+        would write (``generation/decoding/contrast.py``).
 
         Raises ``EngineBusy`` at once when the queue is full, ``GenerationTimeout`` after
         ``request_timeout_s``, ``EngineClosed`` once shutdown began, ``UnknownModel``, and
@@ -308,14 +442,17 @@ class Engine:
         if token_type_ids is not None and len(token_type_ids) != len(prompt_ids):
             raise ValueError("token_type_ids and prompt_ids differ in length")
         worker = self._worker(model)
-        future: asyncio.Future[list[Completion]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Completion]] = loop.create_future()
         job = _Job(list(prompt_ids), None if token_type_ids is None else list(token_type_ids),
-                   params, seed, n, future, contrasts=list(contrasts or []), negatives=list(negatives or []))
+                   params, seed, n, future, loop, contrasts=list(contrasts or []),
+                   negatives=list(negatives or []))
         try:
-            worker.queue.put_nowait(job)
-        except asyncio.QueueFull:
+            worker.submit(job)
+        except EngineBusy:
             self._stats.busy += 1
-            raise EngineBusy(f"{worker.queue.maxsize} requests already waiting") from None
+            self._stats.failures["busy"] += 1
+            raise
         self._stats.requests += 1
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
@@ -323,6 +460,7 @@ class Engine:
         except TimeoutError:
             job.cancel.set()
             self._stats.timeouts += 1
+            self._stats.failures["timeout"] += 1
             raise GenerationTimeout(f"no answer within {self.settings.request_timeout_s:g} s") from None
         except asyncio.CancelledError:
             job.cancel.set()
@@ -330,21 +468,29 @@ class Engine:
             raise
 
     def stats(self) -> dict[str, Any]:
-        """Counters for monitoring (exported to Prometheus by the metrics module)."""
+        """Counters and histograms for monitoring (exported by ``generation/serving/metrics.py``).
+
+        Mappings from a number to a count are histograms (the key is the observation, already
+        bucketed); ``failures`` counts failed requests by kind.
+        """
         s = self._stats
         return {
             "queue_depth": sum(w.depth() for w in self._workers.values()),
-            "in_flight": sum(len(w.taken) for w in self._workers.values()),
+            "in_flight": sum(len(w.running) for w in self._workers.values()),
+            "rows": sum(w.rows for w in self._workers.values()),
             "requests": s.requests,
             "completed": s.completed,
             "errors": s.errors,
             "busy": s.busy,
             "timeouts": s.timeouts,
             "cancelled": s.cancelled,
-            "batches": s.batches,
-            "last_batch_size": s.last_batch_size,
-            "batch_sizes": dict(sorted(s.batch_sizes.items())),
+            "steps": s.steps,
             "tokens_generated": s.tokens_generated,
+            "step_rows": dict(sorted(s.step_rows.copy().items())),
+            "step_seconds": dict(sorted(s.step_seconds.copy().items())),
+            "first_token_seconds": dict(sorted(s.first_token_seconds.copy().items())),
+            "queue_wait_seconds": dict(sorted(s.queue_wait_seconds.copy().items())),
+            "failures": dict(s.failures.copy()),
             "models_loaded": [name for name in self.registry.specs if self.registry.is_loaded(name)],
             "closed": self._closing,
         }
@@ -362,18 +508,20 @@ class Engine:
         if drain and workers:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.drain_timeout_s):
-                    await asyncio.gather(*(w.queue.join() for w in workers))
+                    while any(w.outstanding() for w in workers):
+                        await asyncio.sleep(0.01)
         for worker in workers:
-            for job in worker.taken:
-                job.cancel.set()
-            worker.task.cancel()
-        await asyncio.gather(*(w.task for w in workers), return_exceptions=True)
-        loop = asyncio.get_running_loop()
-        for worker in workers:
-            leftovers = [worker.held] if worker.held else []
-            while not worker.queue.empty():
-                leftovers.append(worker.queue.get_nowait())
+            with worker.wake:
+                leftovers = list(worker.inbox)
+                worker.inbox.clear()
             for job in leftovers:
                 worker.settle(job, EngineClosed("the engine shut down before this request ran"))
-            await loop.run_in_executor(None, worker.executor.shutdown)
+            for job in list(worker.running):
+                job.cancel.set()
+            worker.stop()
+        await asyncio.gather(*(asyncio.to_thread(w.thread.join, 30) for w in workers))
+        for worker in workers:
+            for job in list(worker.running):
+                worker.settle(job, EngineClosed("the engine stopped"))
+        await asyncio.sleep(0)  # let the answers posted from the model threads land
         self._workers.clear()

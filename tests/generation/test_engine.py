@@ -48,14 +48,14 @@ class Gate:
 @pytest.fixture
 def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
     g = Gate()
-    real = engine_module.decode_batch
 
-    def gated(*args: object, **kwargs: object):
-        g.entered.set()
-        assert g.open.wait(10), "gate never opened"
-        return real(*args, **kwargs)
+    class Gated(engine_module.Batch):
+        def step(self):  # type: ignore[override]
+            g.entered.set()
+            assert g.open.wait(10), "gate never opened"
+            return super().step()
 
-    monkeypatch.setattr(engine_module, "decode_batch", gated)
+    monkeypatch.setattr(engine_module, "Batch", Gated)
     yield g
     g.release()
 
@@ -88,8 +88,7 @@ async def test_concurrent_requests_share_batches_and_match_their_solo_results(en
         engine.generate("demo", ids, types, p, seed=i) for i, p in enumerate(params)
     ))
     stats = engine.stats()
-    assert stats["batches"] < len(params)
-    assert max(stats["batch_sizes"]) > 1
+    assert max(stats["step_rows"]) > 1  # rows decoded side by side
     solo = engine_factory(batch_window_ms=0)
     for i, p in enumerate(params[:3]):
         assert await solo.generate("demo", ids, types, p, seed=i) == together[i]
@@ -149,7 +148,10 @@ async def test_a_cancelled_request_is_never_decoded(engine_factory, gate: Gate, 
     assert len(last) == 1
     stats = engine.stats()
     assert stats["cancelled"] == 1
-    assert stats["batches"] == 2  # the first and the last: the cancelled one never ran
+    # the first and the last decoded, one row at a time: the cancelled one never ran
+    assert stats["tokens_generated"] == (await first)[0].tokens + last[0].tokens + 2 - sum(
+        c.finish_reason == "length" for c in [*(await first), *last])
+    assert set(stats["step_rows"]) == {1}
 
 
 async def test_drain_on_close_answers_everything_queued(engine_factory, prompt) -> None:
@@ -197,13 +199,13 @@ async def test_the_event_loop_stays_responsive_while_a_batch_runs(
     engine_factory, prompt, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids, types = prompt
-    real = engine_module.decode_batch
 
-    def slow(*args: object, **kwargs: object):
-        time.sleep(0.6)  # stands for a long forward pass: it must not block the loop
-        return real(*args, **kwargs)
+    class Slow(engine_module.Batch):
+        def step(self):  # type: ignore[override]
+            time.sleep(0.1)  # stands for a long forward pass: it must not block the loop
+            return super().step()
 
-    monkeypatch.setattr(engine_module, "decode_batch", slow)
+    monkeypatch.setattr(engine_module, "Batch", Slow)
     engine: Engine = engine_factory(max_batch=4, batch_window_ms=0)
     lags: list[float] = []
 
@@ -252,7 +254,8 @@ async def test_stats_report_the_work_done(engine_factory, prompt) -> None:
     await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=5, ignore_eos=True), seed=0, n=2)
     stats = engine.stats()
     assert stats["tokens_generated"] == 10
-    assert stats["batch_sizes"] == {2: 1} and stats["last_batch_size"] == 2
+    assert stats["steps"] == 5 and stats["step_rows"] == {2: 5}
+    assert sum(stats["first_token_seconds"].values()) == 1
     assert stats["requests"] == stats["completed"] == 1
     assert "demo" in stats["models_loaded"] and stats["closed"] is False
 
