@@ -12,14 +12,16 @@ are relative to the file, so the program runs the same from any working director
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import ClassVar, Literal
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from db.config import DatabaseSettings, resolve_database_paths
 from generation.config import (
+    ConfigError,
     ConfigRoot,
     LoggingSettings,
     PathResolver,
@@ -189,3 +191,57 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, resolve and validate a config file (``config.toml`` beside the code by default);
     a problem raises ``generation.config.ConfigError``, one line naming the key."""
     return load_config(Settings, path)
+
+
+def with_overrides(settings: Settings, assignments: Sequence[str]) -> Settings:
+    """``settings`` with ``KEY=VALUE`` assignments applied (``generation.engine.max_batch=64``).
+
+    For programs that try variants of one config without editing the file (``politico crowd
+    --set``). A value is read as a TOML value when it is one (``64``, ``true``, ``"x"``,
+    ``[1, 2]``) and as plain text otherwise; the result is validated like the file, so a wrong
+    key or value raises :class:`ConfigError` naming it. The assignments win over the file and
+    the environment; a path given here is taken as written, not relative to the file.
+    """
+    data: dict[str, Any] = settings.model_dump(by_alias=True)
+    for assignment in assignments:
+        key, equals, text = assignment.partition("=")
+        parts = key.strip().split(".")
+        if not equals or not all(parts):
+            raise ConfigError(f"--set {assignment!r}: write it as KEY=VALUE (e.g. bot.candidates=4)")
+        table = data
+        for depth, part in enumerate(parts[:-1]):
+            table = table.get(part)
+            if not isinstance(table, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:depth + 1])} is not a table")
+        table[parts[-1]] = _toml_value(text.strip())
+    try:
+        return _Given(**data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        raise ConfigError(f"--set: {where}: {message}") from None
+
+
+class _Given(Settings):
+    """Settings from the values given alone: the environment was applied when they were first
+    loaded, and read again it would undo the overrides."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _toml_value(text: str) -> Any:
+    """``text`` as a TOML value, or the text itself when it is not one (``models/demo``)."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
