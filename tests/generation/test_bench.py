@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from bot.config import load_settings
 from bot.core import BotCore
@@ -80,3 +81,13 @@ def test_the_tuit_phase_sends_what_the_bot_sends_with_the_shipped_config() -> No
     for per_side in range(1, 9):
         written = [pair for parties in tuit.OTHER_SIDES for pair in parties[:per_side]]
         assert core.catalog.contrast_parties(parsed.side, per_side) == written
+
+
+def test_the_gpu_plan_adds_large_batches_and_the_cpu_plan_stays(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.plan_for(False, bench.CPU) is bench.FULL and bench.plan_for(True, bench.CPU) is bench.QUICK
+    gpu = bench.plan_for(False, torch.device("cuda"))
+    assert gpu.bare_sizes == (32, 128, 512) and set(gpu.bare_sizes) <= set(gpu.concurrency)
+    if not torch.cuda.is_available():  # asked for a GPU that is not there: one line, no run
+        with pytest.raises(SystemExit) as stop:
+            bench.main(["--quick", "--device", "cuda"])
+        assert stop.value.code == 2 and "no CUDA device" in capsys.readouterr().err
