@@ -17,6 +17,15 @@ in that process runs up to 2x slower for good (measured: 212-218 then 344-423 ms
 batch 1), while CTranslate2 is as fast beside torch as alone. Neither shares a process with the
 other when serving, so neither does here.
 
+Last, one ``/tuit`` of the demo model exactly as the bot decodes it (``tuit``): the bot's
+generation service over the in-process engine, 8 candidates, topic and contrast guidance and the
+ranking pass, with the decoding and ranking of ``config.toml``, one lone request at a time.
+
+``--device cuda`` runs every phase on the GPU (the model in bfloat16, float16 where the GPU has
+no bfloat16), adds 128 and 512 clients, and skips the int8 and CTranslate2 phases, which run on
+the CPU only. Every timed call runs warm: the first call of each batch size is an untimed
+warm-up, so kernel loading and the allocator's first growth do not land in a phase.
+
 Run ``python -m generation.measuring.bench`` (or ``politico bench``); ``--quick`` uses a tiny model and a
 few requests (a smoke test), ``--out FILE`` also writes the JSON to a file.
 """
@@ -40,11 +49,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from generation.measuring import ctranslate2_anchor
+from generation.config import ConfigError, add_config_argument
+from generation.measuring import ctranslate2_anchor, tuit
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
-from generation.registry import LoadedModel, ModelRegistry, on_own_thread
+from generation.registry import LoadedModel, ModelRegistry, on_own_thread, pick_device
 from generation.serving.engine import Engine
-from generation.settings import EngineSettings, ModelSpec
+from generation.settings import EngineSettings, GenerationSettings, ModelSpec
 from generation.types import SamplingParams
 
 CORPUS = [
@@ -84,10 +94,33 @@ class Plan:
     anchor_batches: int
     #: int8 engine and CTranslate2 requests at batch 1, taken in turns (one pair each).
     int8_pairs: int
+    #: Batch sizes of bare batched ``generate`` (each next to the engine at as many clients).
+    bare_sizes: tuple[int, ...]
+    #: New tokens of the untimed warm-up call before each batch size is timed.
+    warmup_tokens: int
+    #: Lone ``/tuit`` requests timed (after two untimed ones).
+    tuit_requests: int
 
 
-FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0, 2, 12)
-QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3, 1, 2)
+FULL = Plan(12, 768, 12, 50257, 1024, 40, 2, 6, 1, (1, 8, 32), {1: 6, 8: 2, 32: 2}, 3.0, 2, 12, (32,), 2, 30)
+QUICK = Plan(2, 64, 2, 1000, 128, 8, 1, 2, 1, (1, 4), {1: 2, 4: 1}, 0.3, 1, 2, (4,), 2, 2)
+#: On a GPU batching pays far beyond 32 rows, and a first call of a shape loads kernels lazily
+#: and grows the allocator, so its warm-up decodes the full tweet.
+FULL_CUDA = replace(
+    FULL, concurrency=(1, 8, 32, 128, 512), requests_per_client={1: 6, 8: 2, 32: 2, 128: 2, 512: 2},
+    bare_sizes=(32, 128, 512), warmup_tokens=FULL.tokens,
+)
+
+
+CPU = torch.device("cpu")
+
+
+def plan_for(quick: bool, device: torch.device) -> Plan:
+    """The quick smoke test anywhere; otherwise the CPU plan (comparable with the recorded runs)
+    or the GPU's, with its larger batches."""
+    if quick:
+        return QUICK
+    return FULL_CUDA if device.type == "cuda" else FULL
 
 
 def build_model(folder: Path, plan: Plan) -> Path:
@@ -174,7 +207,8 @@ class Bench:
 
     @torch.inference_mode()
     def generate(self, indices: list[int], tokens: int | None = None, **decoding: Any) -> None:
-        """One bare ``generate`` call over left-padded prompts (the thesis's own way)."""
+        """One bare ``generate`` call over left-padded prompts (the thesis's own way), on the
+        model's device; it returns once the GPU, if any, has finished."""
         prompts = [self.prompt(i) for i in indices]
         width = max(len(p.input_ids) for p in prompts)
         ids = torch.full((len(prompts), width), self.eos, dtype=torch.long)
@@ -185,14 +219,17 @@ class Bench:
             ids[row, width - n:] = torch.tensor(p.input_ids)
             types[row, width - n:] = torch.tensor(p.token_type_ids)
             mask[row, width - n:] = 1
+        device = self.lm.device
         tokens = tokens or self.plan.tokens
         self.lm.model.generate(
-            ids, attention_mask=mask, token_type_ids=types, max_new_tokens=tokens,
-            min_new_tokens=tokens, pad_token_id=self.eos, **decoding,
+            ids.to(device), attention_mask=mask.to(device), token_type_ids=types.to(device),
+            max_new_tokens=tokens, min_new_tokens=tokens, pad_token_id=self.eos, **decoding,
         )
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     def sequential(self, name: str, count: int, **decoding: Any) -> dict[str, Any]:
-        self.generate([0], tokens=2, **decoding)  # warm-up, untimed
+        self.generate([0], tokens=self.plan.warmup_tokens, **decoding)  # warm-up, untimed
         latencies = []
         started = time.perf_counter()
         for i in tqdm(range(count), desc=name, file=sys.stderr, leave=False):
@@ -203,27 +240,30 @@ class Bench:
         return summary(latencies, time.perf_counter() - started)
 
     def batched(self, size: int, runs: int) -> dict[str, Any]:
-        self.generate([0, 1], tokens=2, do_sample=True, temperature=0.9, top_p=0.9)  # warm-up
+        sampling: dict[str, Any] = {"do_sample": True, "temperature": 0.9, "top_p": 0.9}
+        self.generate(list(range(size)), tokens=self.plan.warmup_tokens, **sampling)  # warm-up
         latencies = []
         started = time.perf_counter()
         for run in tqdm(range(runs), desc=f"bare generate x{size}", file=sys.stderr, leave=False):
             t = time.perf_counter()
             torch.manual_seed(run)
-            self.generate(list(range(size)), do_sample=True, temperature=0.9, top_p=0.9)
+            self.generate(list(range(size)), **sampling)
             latencies.extend([time.perf_counter() - t] * size)
         return summary(latencies, time.perf_counter() - started)
 
-    def params(self) -> SamplingParams:
+    def params(self, tokens: int | None = None) -> SamplingParams:
         """What every engine request decodes: the plan's tokens, temperature 0.9, top_p 0.9."""
-        return SamplingParams(
-            max_new_tokens=self.plan.tokens, min_new_tokens=self.plan.tokens, temperature=0.9, top_p=0.9
-        )
+        tokens = tokens or self.plan.tokens
+        return SamplingParams(max_new_tokens=tokens, min_new_tokens=tokens, temperature=0.9, top_p=0.9)
 
-    async def warm_up(self, engine: Engine) -> None:
-        """A short untimed request, the first time ``engine`` is used."""
-        if not engine.stats()["requests"]:
-            p, short = self.prompt(0), replace(self.params(), max_new_tokens=2, min_new_tokens=2)
-            await engine.generate(self.lm.name, p.input_ids, p.token_type_ids, short, seed=0)
+    async def warm_up(self, engine: Engine, clients: int) -> None:
+        """``clients`` concurrent untimed requests of the warm-up length: the batch size the
+        phase is about to time, run once first."""
+        short = self.params(self.plan.warmup_tokens)
+        await asyncio.gather(*(
+            engine.generate(self.lm.name, self.prompt(i).input_ids, self.prompt(i).token_type_ids, short, seed=i)
+            for i in range(clients)
+        ))
 
     async def request(self, engine: Engine, i: int) -> float:
         """One engine request for prompt ``i`` with seed ``i``; its latency in seconds."""
@@ -233,9 +273,11 @@ class Bench:
         return time.perf_counter() - t
 
     async def engine(self, engine: Engine, clients: int, per_client: int) -> dict[str, Any]:
+        """``clients`` clients, each sending its next request when the last is answered; timed
+        from the outside (the engine's own counters are not what this bench measures)."""
         latencies: list[float] = []
+        await self.warm_up(engine, clients)
         bar = tqdm(total=clients * per_client, desc=f"engine c={clients}", file=sys.stderr, leave=False)
-        await self.warm_up(engine)
 
         async def request(i: int) -> None:
             latencies.append(await self.request(engine, i))
@@ -245,15 +287,12 @@ class Bench:
             for k in range(per_client):
                 await request(c * per_client + k)
 
-        before = engine.stats()["batches"]
         with LagProbe() as probe:
             started = time.perf_counter()
             await asyncio.gather(*(client(c) for c in range(clients)))
             seconds = time.perf_counter() - started
         bar.close()
-        stats = engine.stats()
         result = summary(latencies, seconds)
-        result["batches"] = stats["batches"] - before
         result["loop_lag_ms"] = probe.report()
         return result
 
@@ -262,11 +301,10 @@ class Bench:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """One client: an engine request, then the same prompt and seed through CTranslate2, in
         turns; each side's summary, the engine's with every pair's latency ratio and their median."""
-        await self.warm_up(engine)
+        await self.warm_up(engine, 1)
         ours: list[float] = []
         theirs: list[float] = []
         shortest = self.plan.tokens
-        before = engine.stats()["batches"]
         with LagProbe() as probe:
             for i in tqdm(range(pairs), desc="int8 c=1 pairs", file=sys.stderr, leave=False):
                 ours.append(await self.request(engine, i))
@@ -277,7 +315,6 @@ class Bench:
                 theirs.append(seconds)
                 shortest = min(shortest, fewest)
         engine_phase = summary(ours, sum(ours))
-        engine_phase["batches"] = engine.stats()["batches"] - before
         engine_phase["loop_lag_ms"] = probe.report()
         pair_ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
         engine_phase["latency_vs_ctranslate2_pairs"] = [round(r, 3) for r in pair_ratios]
@@ -293,7 +330,7 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def machine() -> dict[str, Any]:
+def machine(device: torch.device = CPU) -> dict[str, Any]:
     import transformers
 
     return {
@@ -301,6 +338,7 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
@@ -311,28 +349,33 @@ def machine() -> dict[str, Any]:
 def ratios(phases: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
     top, low = max(plan.concurrency), min(plan.concurrency)
     engine_top, engine_low = phases[f"engine_c{top}"], phases[f"engine_c{low}"]
-    sequential, bare = phases["sampling_sequential"], phases[f"bare_generate_x{top}"]
+    sequential = phases["sampling_sequential"]
     out = {
         f"engine_c{top}_vs_sequential_sampling": engine_top["tweets_per_s"] / sequential["tweets_per_s"],
-        f"engine_c{top}_vs_bare_batched": engine_top["tweets_per_s"] / bare["tweets_per_s"],
+        **{
+            f"engine_c{size}_vs_bare_batched":
+                phases[f"engine_c{size}"]["tweets_per_s"] / phases[f"bare_generate_x{size}"]["tweets_per_s"]
+            for size in plan.bare_sizes
+        },
         f"engine_c{low}_latency_vs_bare_generate": engine_low["latency_ms"]["mean"] / sequential["latency_ms"]["mean"],
         "max_loop_lag_ms": max(p["loop_lag_ms"]["max"] for k, p in phases.items() if k.startswith("engine")),
     }
-    int8_top, int8_low = phases[f"engine_int8_c{top}"], phases[f"engine_int8_c{low}"]
-    out[f"engine_int8_c{top}_vs_engine_c{top}"] = int8_top["tweets_per_s"] / engine_top["tweets_per_s"]
+    int8_top, int8_low = phases.get(f"engine_int8_c{top}"), phases.get(f"engine_int8_c{low}")
+    if int8_top:
+        out[f"engine_int8_c{top}_vs_engine_c{top}"] = int8_top["tweets_per_s"] / engine_top["tweets_per_s"]
     anchor_top, anchor_low = phases.get(f"ctranslate2_int8_x{top}"), phases.get(f"ctranslate2_int8_x{low}")
-    if anchor_top and anchor_low:
+    if int8_top and int8_low and anchor_top and anchor_low:
         out[f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}"] = int8_top["tweets_per_s"] / anchor_top["tweets_per_s"]
         # The median of the pairs' ratios (Bench.paired), not a ratio of means.
         out[f"engine_int8_c{low}_latency_vs_ctranslate2_int8_x{low}"] = int8_low["latency_vs_ctranslate2_median"]
     out = {k: round(v, 3) for k, v in out.items()}
     out["targets_met"] = {
         "throughput_x4.5_sequential": out[f"engine_c{top}_vs_sequential_sampling"] >= 4.5,
-        "throughput_90pct_bare_batched": out[f"engine_c{top}_vs_bare_batched"] >= 0.9,
+        "throughput_90pct_bare_batched": out[f"engine_c{max(plan.bare_sizes)}_vs_bare_batched"] >= 0.9,
         "latency_within_10pct": out[f"engine_c{low}_latency_vs_bare_generate"] <= 1.1,
         "loop_lag_under_50ms": out["max_loop_lag_ms"] < 50,
     }
-    if anchor_top and anchor_low:
+    if f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}" in out:
         out["targets_met"]["int8_throughput_x1.1_ctranslate2"] = (
             out[f"engine_int8_c{top}_vs_ctranslate2_int8_x{top}"] >= 1.1
         )
@@ -385,18 +428,21 @@ def anchor_phase(anchor: ctranslate2_anchor.AnchorProcess, bench: Bench, batches
     return result
 
 
-async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
+async def run(plan: Plan, folder: Path, threads: int = 0, device: torch.device = CPU,
+              tuit_settings: GenerationSettings | None = None) -> dict[str, Any]:
+    """Every phase on ``device``; the int8 ones only on the CPU; ``tuit`` when given its setup."""
     started = time.perf_counter()
     # Torch work off the main thread, on threads that end with it (registry.on_own_thread): a
     # thread that lives on with an OpenMP team would slow every engine phase after it.
     on_own_thread(lambda: build_model(folder, plan))
-    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")
+    spec = ModelSpec(path=str(folder), kind="controlled", device=device.type)
     registry = ModelRegistry({"bench": spec}, threads=threads)
     lm = registry.get("bench")
     bench = Bench(lm, plan)
     params = sum(p.numel() for p in lm.model.parameters())
     phases: dict[str, dict[str, Any]] = {}
-    env = machine()
+    skipped: dict[str, str] = {}
+    env = machine(device)
     phases["thesis_beams_sequential"] = on_own_thread(lambda: bench.sequential(
         "thesis 10 beams", plan.thesis_requests, do_sample=True, num_beams=10, temperature=0.9,
         top_p=0.9, no_repeat_ngram_size=2,
@@ -415,17 +461,26 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
             phases[f"engine_c{clients}"] = await bench.engine(engine, clients, plan.requests_per_client[clients])
     finally:
         await engine.aclose()
-    phases[f"bare_generate_x{top}"] = on_own_thread(lambda: bench.batched(top, plan.bare_batches))
-    phases.update(await int8_phases(plan, folder, threads))
+    for size in plan.bare_sizes:
+        phases[f"bare_generate_x{size}"] = on_own_thread(lambda size=size: bench.batched(size, plan.bare_batches))
+    if device.type == "cpu":
+        phases.update(await int8_phases(plan, folder, threads))
+    else:
+        skipped["int8"] = "int8 and CTranslate2 run on the CPU only: politico bench --device cpu"
+    if tuit_settings is not None:
+        phases["tuit"] = await tuit.phase(tuit_settings, plan.tuit_requests)
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     env["loop_lag_idle_ms"] = idle.report()
     return {
-        "command": "politico bench" + (" --quick" if plan is QUICK else "") + (f" --threads {threads}" if threads else ""),
+        "command": "politico bench" + (" --quick" if plan is QUICK else "")
+        + (f" --threads {threads}" if threads else "") + (f" --device {device.type}" if device.type != "cpu" else ""),
         "machine": env,
-        "model": {"parameters": params, "layers": plan.layers, "width": plan.width, "vocab": plan.vocab},
+        "model": {"parameters": params, "layers": plan.layers, "width": plan.width, "vocab": plan.vocab,
+                  "device": str(lm.device), "dtype": str(lm.dtype).removeprefix("torch.")},
         "ctranslate2": _version("ctranslate2") if ctranslate2_anchor.available() else "not installed",
         "new_tokens_per_tweet": plan.tokens,
         "phases": phases,
+        "skipped": skipped,
         "ratios": ratios(phases, plan),
         "wall_s": round(time.perf_counter() - started, 1),
     }
@@ -434,8 +489,8 @@ async def run(plan: Plan, folder: Path, threads: int = 0) -> dict[str, Any]:
 BenchRun = Callable[[Plan, Path, int], Awaitable[dict[str, Any]]]
 
 
-def run_cli(prog: str, description: str, bench: BenchRun, argv: list[str] | None) -> int:
-    """The command line of every benchmark: ``--quick``, ``--out``, ``--threads``; JSON on stdout."""
+def bench_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick``, ``--out``, ``--threads``."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--quick", action="store_true", help="tiny model, few requests (smoke test)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
@@ -443,19 +498,49 @@ def run_cli(prog: str, description: str, bench: BenchRun, argv: list[str] | None
         "--threads", type=int, default=0,
         help="torch CPU threads per process (0: torch's default); 1 is steadier on a busy machine",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def emit(report: dict[str, Any], out: Path | None) -> None:
+    """The report as JSON on stdout, and in ``out`` when given."""
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+
+
+def run_cli(prog: str, description: str, bench: BenchRun, argv: list[str] | None) -> int:
+    """A benchmark with only the common options; JSON on stdout."""
+    args = bench_parser(prog, description).parse_args(argv)
     plan = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="politico-bench-") as tmp:
         report = asyncio.run(bench(plan, Path(tmp), args.threads))
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
+    emit(report, args.out)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli("politico bench", __doc__.split("\n\n")[0], run, argv)
+    parser = bench_parser("politico bench", __doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), default="cpu",
+        help="where every phase runs (default cpu, comparable with the recorded runs; auto: CUDA if present)",
+    )
+    parser.add_argument("--demo", type=Path, metavar="PATH",
+                        help="the model of the tuit phase (default: the config's default model)")
+    add_config_argument(parser)
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here")
+    try:
+        demo = tuit.settings(args.config, args.demo, device, args.threads)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    plan = plan_for(args.quick, device)
+    with tempfile.TemporaryDirectory(prefix="politico-bench-") as tmp:
+        report = asyncio.run(run(plan, Path(tmp), args.threads, device, demo))
+    emit(report, args.out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from generation.settings import EngineSettings, GenerationSettings, ModelSpec
 def model_specs(model_dir: Path) -> dict[str, ModelSpec]:
     """The tiny model twice: as the controlled "demo" and as a "casual" model."""
     return {
-        "demo": ModelSpec(path=str(model_dir), kind="controlled"),
-        "casual": ModelSpec(path=str(model_dir), kind="casual", seed_text="Hoy"),
+        "demo": ModelSpec(path=str(model_dir), kind="controlled", device="cpu"),
+        "casual": ModelSpec(path=str(model_dir), kind="casual", seed_text="Hoy", device="cpu"),
     }
 
 

@@ -113,7 +113,7 @@ def rows(lm: LoadedModel) -> list[Row]:
 def test_decode_batch_gives_the_same_tweets_as_through_hugging_face(
     tiny_model_dir, quantize: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", quantize=quantize)
+    spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", quantize=quantize, device="cpu")
     lm = ModelRegistry({"m": spec}, threads=1).get("m")
     table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
     lean = decode_batch(lm, table, rows(lm))

@@ -23,7 +23,7 @@ from generation.types import PromptSpec, SamplingParams
 
 @pytest.fixture(scope="module")
 def lm8(tiny_model_dir: Path) -> LoadedModel:
-    spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", quantize="int8")
+    spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", device="cpu", quantize="int8")
     return ModelRegistry({"demo8": spec}, threads=1).get("demo8")
 
 

@@ -77,7 +77,8 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     from tests.support.tiny_model import build_tiny_model
 
     folder = build_tiny_model(tmp_path_factory.mktemp("taught"))
-    registry = ModelRegistry({"demo": ModelSpec(path=str(folder), kind="controlled")}, threads=1, warmup=False)
+    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")  # trained with CPU tensors
+    registry = ModelRegistry({"demo": spec}, threads=1, warmup=False)
     lm = registry.get("demo")
     model, tokenizer = lm.model, lm.tokenizer
     examples = [encode_example(tokenizer, ControlFields(partido=party, sentimiento="POSITIVE"), tweet, 128)

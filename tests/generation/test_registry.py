@@ -48,7 +48,7 @@ def test_a_broken_folder_is_a_load_error_naming_it(tmp_path: Path) -> None:
 def test_loads_lazily_once_even_from_many_threads(
     tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reg = ModelRegistry({"m": ModelSpec(path=str(tiny_model_dir), kind="controlled")}, warmup=True)
+    reg = ModelRegistry({"m": ModelSpec(path=str(tiny_model_dir), kind="controlled", device="cpu")}, warmup=True)
     calls: list[str] = []
     real = ModelRegistry._load
 
@@ -94,7 +94,8 @@ def test_dtype_auto_is_half_precision_only_on_accelerators(monkeypatch: pytest.M
 
 
 def test_configured_dtype_is_applied(tiny_model_dir: Path) -> None:
-    reg = ModelRegistry({"m": ModelSpec(path=str(tiny_model_dir), kind="controlled", dtype="bfloat16")})
+    spec = ModelSpec(path=str(tiny_model_dir), kind="controlled", device="cpu", dtype="bfloat16")
+    reg = ModelRegistry({"m": spec})
     loaded = reg.get("m")
     assert loaded.dtype == torch.bfloat16
     assert next(loaded.model.parameters()).dtype == torch.bfloat16

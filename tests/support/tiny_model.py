@@ -51,3 +51,32 @@ def build_tiny_model(folder: Path, *, vocab_size: int = 320, n_positions: int = 
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def build_taught_model(folder: Path, tweets: dict[str, str], rounds: int = 60) -> Path:
+    """``build_tiny_model``, then trained on the CPU to write ``tweets[party]`` after a positive
+    prompt for ``party``, and saved: a model whose next token has clear margins, so a test that
+    compares decodings across devices or precisions is not at the mercy of near-ties."""
+    import torch
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from generation.prompts import ControlFields, encode_example
+
+    build_tiny_model(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = GPT2LMHeadModel.from_pretrained(folder)
+    examples = [encode_example(tokenizer, ControlFields(partido=party, sentimiento="POSITIVE"), tweet, 128)
+                for party, tweet in tweets.items()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    torch.manual_seed(0)
+    for _ in range(rounds):
+        for example in examples:
+            out = model(input_ids=torch.tensor([example.input_ids]),
+                        token_type_ids=torch.tensor([example.token_type_ids]),
+                        labels=torch.tensor([example.labels]))
+            out.loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.save_pretrained(folder)
+    return folder

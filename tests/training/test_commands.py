@@ -244,7 +244,7 @@ async def test_exported_model_runs_in_the_bots_engine(exported: Path) -> None:
     from generation.types import PromptSpec, SamplingParams
 
     settings = GenerationSettings.model_validate(
-        {"default_model": "demo", "models": {"demo": {"path": str(exported), "kind": "controlled"}}}
+        {"default_model": "demo", "models": {"demo": {"path": str(exported), "kind": "controlled", "device": "cpu"}}}
     )
     backend = LocalBackend(settings)
     await backend.start()
