@@ -74,9 +74,11 @@ class ModelSpec(Strict):
 
 
 class EngineSettings(Strict):
-    """The batching engine: how long it waits to fill a batch and how much it queues."""
+    """The continuous-batching engine: how many rows decode at once and how much it queues."""
 
+    #: Candidate rows decoding at once (a request's negative lines come on top).
     max_batch: int = Field(32, ge=1, le=1024)
+    #: How long an idle engine waits for more requests before its first step.
     batch_window_ms: float = Field(8.0, ge=0, le=1000)
     queue_size: int = Field(256, ge=1)
     request_timeout_s: float = Field(60.0, gt=0)
@@ -84,6 +86,10 @@ class EngineSettings(Strict):
     #: torch intra-op threads; 0 keeps torch's default (all cores).
     threads: int = Field(0, ge=0)
     warmup: bool = True
+    #: Under load, fewer candidates: a request that starts while more than ``shed_rows``
+    #: candidate rows are decoding or waiting gets at most ``shed_candidates`` (0: never).
+    shed_rows: int = Field(0, ge=0)
+    shed_candidates: int = Field(4, ge=1)
 
 
 class PostprocessSettings(Strict):

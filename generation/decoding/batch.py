@@ -137,8 +137,8 @@ class Batch:
         longest = max(r.params.max_new_tokens for r in rows)
         ids = [list(p) for p, _ in prompts]
         types = [list(t) for _, t in prompts] if typed else None  # type: ignore[arg-type]
-        if self.members:
-            logits = self.stepper.join(ids, types, longest)  # type: ignore[union-attr]
+        if getattr(self.stepper, "joins", False):
+            logits = self._join_shared(prompts, longest)
         else:
             logits = self._prefill(ids, types, longest)
         self.logits = torch.cat([self.logits, logits.float()]) if self.members else logits.float()
@@ -151,6 +151,24 @@ class Batch:
         self.scores = torch.cat([self.scores, torch.zeros(len(prompts), device=self.device)])
         self._admit_rows(rows)
         self._index()
+
+    def _join_shared(self, prompts: list[tuple[list[int], list[int] | None]], longest: int) -> torch.Tensor:
+        """Feed each distinct prompt once, then copy its cache to every line that starts with it:
+        a request's candidates share their prompt and their negative prompts, so 8 candidates
+        with 2 negatives each cost 3 prompts' passes, not 24."""
+        distinct: dict[tuple[tuple[int, ...], tuple[int, ...] | None], int] = {}
+        which = [distinct.setdefault((tuple(i), None if t is None else tuple(t)), len(distinct))
+                 for i, t in prompts]
+        keys = list(distinct)
+        if not self.members:
+            self.stepper.reset()
+        first = self.lines
+        logits = self.stepper.join([list(k[0]) for k in keys],
+                                   None if keys[0][1] is None else [list(k[1]) for k in keys],  # type: ignore[arg-type]
+                                   longest)
+        if len(keys) < len(prompts):
+            self.stepper.keep([*range(first), *(first + w for w in which)])
+        return logits[torch.tensor(which, device=logits.device)]
 
     def _prefill(self, ids: list[list[int]], types: list[list[int]] | None, longest: int) -> torch.Tensor:
         """A fresh batch: the prompts left-padded, through the stepper's prefill."""

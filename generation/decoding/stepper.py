@@ -35,6 +35,8 @@ class Stepper(Protocol):
 
     def keep(self, lines: torch.Tensor) -> None: ...
 
+    def reset(self) -> None: ...
+
 
 class HFStepper:
     """Any causal LM through its own forward, with its cache (the path GPT-2 no longer takes).
@@ -77,6 +79,9 @@ class HFStepper:
         )
         self.next_positions = self.next_positions + 1
         return out.logits[:, -1, :]
+
+    def reset(self) -> None:
+        self.cache = None
 
     def keep(self, lines: torch.Tensor) -> None:
         self.cache.batch_select_indices(lines)

@@ -92,6 +92,7 @@ class _Stats:
     busy: int = 0
     timeouts: int = 0
     cancelled: int = 0
+    shed: int = 0
     steps: int = 0
     tokens_generated: int = 0
     step_rows: Counter[int] = field(default_factory=Counter)
@@ -234,6 +235,7 @@ class _Worker:
                     self.inbox.popleft()
                     self.settle(job, EngineClosed("cancelled before it started"))
                     continue
+                self._shed(job, self.rows + sum(waiting.n for waiting in self.inbox))
                 if job.params.num_beams > 1:
                     self.inbox.popleft()
                 else:
@@ -257,6 +259,14 @@ class _Worker:
             self.rows += job.n
             admitted.append(job)
         return admitted
+
+    def _shed(self, job: _Job, backlog: int) -> None:
+        """Fewer candidates for a request that starts under load (``shed_rows``): its first
+        ``shed_candidates``, the same ones it would have had among all (same seeds)."""
+        settings = self.engine.settings
+        if settings.shed_rows and backlog - job.n > settings.shed_rows and job.n > settings.shed_candidates:
+            job.n = settings.shed_candidates
+            self.engine._stats.shed += 1
 
     def _beams(self, lm: LoadedModel, table: TokenTable, job: _Job, params: SamplingParams) -> None:
         """Beam search has no per-row form: run it now, between two steps of the batch."""
@@ -484,6 +494,7 @@ class Engine:
             "busy": s.busy,
             "timeouts": s.timeouts,
             "cancelled": s.cancelled,
+            "shed": s.shed,
             "steps": s.steps,
             "tokens_generated": s.tokens_generated,
             "step_rows": dict(sorted(s.step_rows.copy().items())),

@@ -101,8 +101,8 @@ class TweetGenerator:
             raise UnknownModel(f"unknown model {name!r}; configured: {sorted(self.settings.models)}") from None
 
     async def generate(self, req: TweetRequest) -> TweetResult:
-        """``req.n`` acceptable tweets (fewer only when retries ran out after some succeeded),
-        ranked best first (``generation/decoding/ranking.py``).
+        """``req.n`` acceptable tweets (fewer when retries ran out after some succeeded, or when
+        a loaded engine shed candidates), ranked best first (``generation/decoding/ranking.py``).
 
         Raises ``BlockedOutput`` when no candidate was acceptable in ``max_tries`` rounds, and
         ``ValueError`` for bad overrides; backend errors (busy, timeout...) pass through.
@@ -127,10 +127,12 @@ class TweetGenerator:
         accepted: list[tuple[str, Completion]] = []
         rejected: list[tuple[str, str]] = []
         tries = 0
-        while len(accepted) < req.n and tries < post.max_tries:
-            completions = await self.backend.complete(
-                name, prompt, params, retry_seed(seed, tries), req.n - len(accepted)
-            )
+        wanted = req.n
+        while len(accepted) < wanted and tries < post.max_tries:
+            asked = wanted - len(accepted)
+            completions = await self.backend.complete(name, prompt, params, retry_seed(seed, tries), asked)
+            # An engine under load may answer fewer (``shed_candidates``): that is the request now.
+            wanted -= asked - len(completions)
             tries += 1
             for completion in completions:
                 text = clean(prefix + completion.text, post.max_chars)
