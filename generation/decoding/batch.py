@@ -260,8 +260,8 @@ class Batch:
         self.strings.advance(tokens)
         self.history.append(tokens, added)
         if self.penalise:
-            at = torch.arange(rows, device=self.device)
-            self.seen[at, tokens] |= added
+            column = tokens[:, None]
+            self.seen.scatter_(1, column, self.seen.gather(1, column) | added[:, None])
         if self.topics.active:
             self.topics.advance(self.history)
         code = torch.where(stuck, _STUCK, torch.where(

@@ -153,3 +153,22 @@ def test_batched_scores_equal_one_full_forward_each(taught: LoadedModel) -> None
             logp = out.logits[0].float().log_softmax(-1)
             expected.append(sum(float(logp[len(ids) - 1 + k, t]) for k, t in enumerate(cont)))
     assert continuation_logprobs(taught, pairs, batch_size=4) == pytest.approx(expected, abs=1e-3)
+
+
+def test_scores_kept_while_decoding_equal_a_scoring_pass(taught: LoadedModel) -> None:
+    """A candidate's log-probability after its prompt and its negative prompts, summed line by
+    line while it was written, is what the scoring pass computes afresh."""
+    from generation.decoding.sampling import Row, TokenTable, decode_batch
+
+    table = TokenTable(taught.tokenizer, taught.model.get_output_embeddings().out_features)
+    ids, types = encode(taught, PromptSpec("controlled", ControlFields(partido="UDI", sentimiento="POSITIVE")))
+    negatives = tuple(encode(taught, PromptSpec("controlled", ControlFields(partido=p, sentimiento="POSITIVE")))
+                      for p in ("RD", "Partido Comunista de Chile"))
+    params = SamplingParams(max_new_tokens=40, temperature=1.0, repetition_penalty=1.2,
+                            guide=("Chile",), guide_bias=4.0, contrast_guidance=1.5)
+    rows = [Row(ids, types, params, seed, negatives=negatives, score=True) for seed in range(8)]
+    ended = [r for r in decode_batch(taught, table, rows) if r.finish_reason == "stop"]
+    assert ended, "the taught model ends its tweets"
+    for result in ended:
+        again = score_candidates(taught, [(ids, types), *negatives], [result.token_ids])[0]
+        assert result.logprobs == pytest.approx(again, abs=1e-3)

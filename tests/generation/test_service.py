@@ -29,7 +29,7 @@ class FakeBackend:
     async def complete(self, model, prompt, params, seed, n=1) -> list[Completion]:
         self.calls.append((model, prompt, params, seed, n))
         texts = self.script.pop(0)
-        assert len(texts) == n, "the generator asked for a different number of candidates"
+        assert len(texts) <= n, "more candidates than asked"
         return [Completion(t, tokens=len(t.split())) for t in texts]
 
     async def aclose(self) -> None:
@@ -80,6 +80,15 @@ async def test_rejected_candidates_are_regenerated_with_derived_seeds() -> None:
     assert len({c[3] for c in backend.calls}) == 3
     assert result.tries == 3
     assert [r for _, r in result.rejected] == ["empty", "blocklist", "degenerate", "too_short", "too_short"]
+
+
+async def test_fewer_candidates_from_a_loaded_engine_are_the_request_now() -> None:
+    """An engine that shed candidates under load is not asked again for the missing ones; a
+    rejected candidate still is."""
+    backend = FakeBackend([[GOOD, "corto"], [GOOD + " hoy"]])
+    result = await TweetGenerator(settings(), backend).generate(TweetRequest("demo", PROMPT, seed=5, n=8))
+    assert [c[4] for c in backend.calls] == [8, 1]
+    assert result.texts == [GOOD, GOOD + " hoy"]
 
 
 async def test_nothing_acceptable_raises_blocked_output() -> None:
