@@ -161,6 +161,16 @@ class GameSettings(Strict):
     round_s: float = Field(60, ge=1, le=600)
 
 
+class MonitorSettings(Strict):
+    """``politico run``'s own HTTP port for ``/health`` and Prometheus ``/metrics`` (off by
+    default: a bot process otherwise opens no port, and an open one should be a choice)."""
+
+    #: 0 is off.
+    port: int = Field(0, ge=0, le=65535)
+    #: Where to listen; 127.0.0.1 keeps the metrics on the machine, 0.0.0.0 opens them to all.
+    host: str = Field("127.0.0.1", min_length=1)
+
+
 class Settings(ConfigRoot):
     """The root of ``config.toml``: every table, none unknown."""
 
@@ -178,12 +188,20 @@ class Settings(ConfigRoot):
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     game: GameSettings = Field(default_factory=GameSettings)
+    monitor: MonitorSettings = Field(default_factory=MonitorSettings)
 
     @model_validator(mode="after")
     def _sides_use_declared_models(self) -> Settings:
         for name, side in self.politics.sides.items():
             if side.model and side.model not in self.generation.models:
                 raise ValueError(f"politics.sides.{name}.model: unknown model {side.model!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _monitor_port_is_free(self) -> Settings:
+        telegram = self.telegram
+        if self.monitor.port and telegram.webhook_url and self.monitor.port == telegram.webhook_port:
+            raise ValueError(f"monitor.port: {self.monitor.port} is telegram.webhook_port already")
         return self
 
 

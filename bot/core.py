@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -65,12 +65,51 @@ HOLD_MARGIN_S = 10.0
 
 ActionHandler = Callable[[Origin, int], Awaitable[Reply]]
 CommandHandler = Callable[[Origin, str], Awaitable[Reply]]
+#: Why a request was turned away before generating: the engine's queue was full, the rate
+#: limiter said wait, or the user is banned.
+Refusal = Literal["busy", "rate_limited", "banned"]
+#: Why a request got no tweet: a command that does not parse, a full queue, the time limit,
+#: every candidate rejected, the engine shutting down, a backend error, or a bug.
+Failure = Literal["bad_input", "busy", "timeout", "blocked", "closed", "generation", "internal"]
 
 
 class Generator(Protocol):
     """What the core needs of ``generation.serving.service.TweetGenerator``."""
 
     async def generate(self, req: TweetRequest) -> TweetResult: ...
+
+
+class Monitor(Protocol):
+    """Where the core reports what operators watch, per front-end (``bot/monitor.py`` turns it
+    into Prometheus metrics); injected so the core stays free of any metrics library."""
+
+    def answered(self, frontend: str, seconds: float) -> None:
+        """A labelled tweet is ready, ``seconds`` after the request reached the core."""
+
+    def first_token(self, frontend: str, seconds: float) -> None:
+        """The engine wrote a request's first token ``seconds`` after taking it."""
+
+    def refused(self, frontend: str, reason: Refusal) -> None:
+        """A request was turned away before generating."""
+
+    def failed(self, frontend: str, kind: Failure) -> None:
+        """A request got no tweet."""
+
+
+class Unmonitored:
+    """The monitor of a core nobody watches (``politico chat``, tests): it drops everything."""
+
+    def answered(self, frontend: str, seconds: float) -> None:
+        pass
+
+    def first_token(self, frontend: str, seconds: float) -> None:
+        pass
+
+    def refused(self, frontend: str, reason: Refusal) -> None:
+        pass
+
+    def failed(self, frontend: str, kind: Failure) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -81,6 +120,21 @@ class _Plan:
     model: str | None
     prompt: PromptSpec
     casual: bool
+
+
+def failure_of(exc: Exception) -> Failure:
+    """The kind of failure a generation error is, as the monitor counts it."""
+    if isinstance(exc, EngineClosed):
+        return "closed"
+    if isinstance(exc, EngineBusy):
+        return "busy"
+    if isinstance(exc, GenerationTimeout):
+        return "timeout"
+    if isinstance(exc, BlockedOutput):
+        return "blocked"
+    if isinstance(exc, GenerationError | ValueError):
+        return "generation"
+    return "internal"
 
 
 def max_hold_seconds(generation: GenerationSettings) -> float:
@@ -100,11 +154,13 @@ class BotCore:
     """Platform-neutral command handling (see the module docstring for the flow)."""
 
     def __init__(self, settings: Settings, generator: Generator, log: GenerationLog,
-                 limiter: RateLimiter, rng: random.Random | None = None) -> None:
+                 limiter: RateLimiter, rng: random.Random | None = None,
+                 monitor: Monitor | None = None) -> None:
         self.settings = settings
         self.generator = generator
         self.log = log
         self.limiter = limiter
+        self.monitor = monitor or Unmonitored()
         self.catalog = Catalog.from_settings(settings.politics)
         self.rng = rng or random.Random()
         self.lease_s = settings.bot.lease_s
@@ -136,7 +192,7 @@ class BotCore:
             return await self._tuit(origin, raw, ParsedCommand.from_controls(controls))
         except Exception:
             logger.exception("unexpected error generating for %r", raw[:64])
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(origin.platform)
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -146,7 +202,7 @@ class BotCore:
             return await self._handle(incoming)
         except Exception:
             logger.exception("unexpected error handling %r", incoming.text[:200])
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(incoming.origin.platform)
 
     async def tuit_options(self, origin: Origin, **options: str | None) -> Reply:
         """``/tuit`` from structured options (Discord's slash command), same rules as typed."""
@@ -160,7 +216,7 @@ class BotCore:
             return await self._tuit(origin, raw, parsed)
         except Exception:
             logger.exception("unexpected error handling options %r", options)
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(origin.platform)
 
     async def again(self, origin: Origin, generation_id: int | None = None) -> Reply:
         """Another tweet with the same controls and a new seed: of the user's last request in
@@ -179,7 +235,7 @@ class BotCore:
             return await self._tuit(origin, raw, ParsedCommand.from_controls(controls), parent_id)
         except Exception:
             logger.exception("unexpected error repeating %s", generation_id)
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(origin.platform)
 
     async def press(self, origin: Origin, data: str) -> Reply:
         """A button under a tweet (callback data ``action:generation_id``)."""
@@ -192,7 +248,7 @@ class BotCore:
             return await handler(origin, int(raw_id))
         except Exception:
             logger.exception("unexpected error on button %r", data[:64])
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(origin.platform)
 
     async def mark_sending(self, generation_id: int) -> bool:
         """Record that a tweet is being handed to the platform now; False: do not send it.
@@ -221,18 +277,21 @@ class BotCore:
         Admission already happened when it arrived, so it goes straight to generation; a
         request that is no longer pending gets an ``info`` reply and is not generated again.
         """
+        platform = "unknown"
         try:
             request = await self.log.request(request_id)
             if request is None or request.status != "pending":
                 return Reply("info", texts.STALE_BUTTON)
+            platform = request.platform
             parsed = await self._parsed_for(request)
             if isinstance(parsed, ParseError):
+                self.monitor.failed(platform, "bad_input")
                 await self.log.finish(request.id, "invalid", error=parsed.message)
                 return Reply("error", parsed.message)
-            return await self._answer(request.id, parsed)
+            return await self._answer(request.id, parsed, platform)
         except Exception:
             logger.exception("unexpected error resuming request %s", request_id)
-            return Reply("error", texts.INTERNAL_ERROR)
+            return self._internal_error(platform)
 
     async def redeliver(self, request: LoggedRequest) -> Reply | None:
         """The reply that carried a logged tweet, rebuilt from the log (nothing is generated):
@@ -252,6 +311,11 @@ class BotCore:
             )
             return self._tweet_reply(tweet, resolved, casual=spec is not None and spec.kind == "casual")
         return None
+
+    def _internal_error(self, platform: str) -> Reply:
+        """The reply to a bug (already logged by the caller), counted for the front-end."""
+        self.monitor.failed(platform, "internal")
+        return Reply("error", texts.INTERNAL_ERROR)
 
     @staticmethod
     def origin_of(request: LoggedRequest) -> Origin:
@@ -278,6 +342,7 @@ class BotCore:
         if command == "tuit":
             return await self._tuit(origin, text, parsed)
         if isinstance(parsed, ParseError):
+            self.monitor.failed(origin.platform, "bad_input")
             return Reply("error", parsed.message)
         if parsed.command == "otra":
             return await self.again(origin)
@@ -287,6 +352,7 @@ class BotCore:
             return Reply("options", texts.options_text(self.catalog))
         if parsed.command == "start":
             return Reply("help", texts.START)
+        self.monitor.failed(origin.platform, "bad_input")
         return Reply("error", texts.unknown_command(parsed.name, self._suggest_command(parsed.name)))
 
     @staticmethod
@@ -299,6 +365,7 @@ class BotCore:
 
     async def _tuit(self, origin: Origin, raw: str, parsed: ParsedCommand | ParseError,
                     parent_id: int | None = None) -> Reply:
+        received = time.perf_counter()
         refusal = await self._admit(origin)
         begun = await self.log.begin(
             origin.platform, origin.user_id, origin.user_name, origin.chat_id, origin.chat_kind,
@@ -315,13 +382,18 @@ class BotCore:
                         origin.platform, origin.source, request_id)
             return Reply("ignored", "")
         if refusal is not None:
-            await self.log.finish(request_id, refusal.kind if refusal.kind == "rate_limited" else "banned",
-                                  error=refusal.text)
+            status = "rate_limited" if refusal.kind == "rate_limited" else "banned"
+            self.monitor.refused(origin.platform, status)
+            await self.log.finish(request_id, status, error=refusal.text)
             return refusal
         if isinstance(parsed, ParseError):
+            self.monitor.failed(origin.platform, "bad_input")
             await self.log.finish(request_id, "invalid", error=parsed.message)
             return Reply("error", parsed.message)
-        return await self._answer(request_id, parsed)
+        reply = await self._answer(request_id, parsed, origin.platform)
+        if reply.kind == "tweet":
+            self.monitor.answered(origin.platform, time.perf_counter() - received)
+        return reply
 
     async def _admit(self, origin: Origin) -> Reply | None:
         """None when the user may ask for a tweet now, else the refusal."""
@@ -342,11 +414,11 @@ class BotCore:
                 return Reply("rate_limited", refusal(wait))
         return None
 
-    async def _answer(self, request_id: int, parsed: ParsedCommand) -> Reply:
+    async def _answer(self, request_id: int, parsed: ParsedCommand, platform: str) -> Reply:
         """Generate and log the answer; nothing to say when another process took the request
         over meanwhile (this one's lease ended): that one answers it, not both."""
         try:
-            return await self._generate(request_id, parsed)
+            return await self._generate(request_id, parsed, platform)
         except LeaseLost:
             logger.warning("request %s was taken over by another process: not answered here", request_id)
             return Reply("ignored", "")
@@ -393,7 +465,7 @@ class BotCore:
         spec = PromptSpec("controlled", fields=fields, contrasts=contrasts, negatives=negatives)
         return _Plan(resolved, None, spec, casual=False)
 
-    async def _generate(self, request_id: int, parsed: ParsedCommand) -> Reply:
+    async def _generate(self, request_id: int, parsed: ParsedCommand, platform: str) -> Reply:
         started = time.perf_counter()
         plan = self.plan(parsed)
         resolved = plan.parsed
@@ -409,7 +481,9 @@ class BotCore:
         try:
             result = await self.generator.generate(request)
         except Exception as exc:
-            return await self._failed(request_id, exc, summary, seed, started)
+            return await self._failed(request_id, exc, summary, seed, started, platform)
+        if result.first_token_s is not None:
+            self.monitor.first_token(platform, result.first_token_s)
         best = 0  # the generator ranks the candidates best first
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
@@ -441,8 +515,9 @@ class BotCore:
         )
 
     async def _failed(self, request_id: int, exc: Exception, summary: dict[str, Any], seed: int,
-                      started: float) -> Reply:
-        """Log a failed generation with its status and say so politely."""
+                      started: float, platform: str) -> Reply:
+        """Log a failed generation with its status, count it, and say so politely."""
+        self.monitor.failed(platform, failure_of(exc))
         if isinstance(exc, EngineClosed):
             # Shutting down: the request stays pending, and the next process to start answers
             # it at once, since this one gives up its lease.
@@ -453,6 +528,7 @@ class BotCore:
             return Reply("busy", texts.RESTARTING)
         reply: Reply
         if isinstance(exc, EngineBusy):
+            self.monitor.refused(platform, "busy")
             status, reply = "busy", Reply("busy", texts.BUSY)
         elif isinstance(exc, BlockedOutput):
             status, reply = "blocked", Reply("error", texts.BLOCKED)

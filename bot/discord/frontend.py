@@ -51,6 +51,9 @@ NAME_CHARS = 128
 class DiscordFrontend:
     """One bot account on the shared app; ``start`` and ``stop`` it from the runner."""
 
+    #: What ``/health`` calls it, as the metrics label it.
+    platform = PLATFORM
+
     def __init__(
         self, app: "App", settings: DiscordSettings, *, render: Render = "text",
         resume_max_age_s: float = 600.0,

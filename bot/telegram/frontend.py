@@ -95,6 +95,9 @@ STOP_GRACE_S = 10.0
 class TelegramFrontend:
     """One bot account on the shared app; ``start`` and ``stop`` it from the runner."""
 
+    #: What ``/health`` calls it, as the metrics label it.
+    platform = PLATFORM
+
     def __init__(
         self,
         app: App,

@@ -60,6 +60,9 @@ class TweetResult:
     #: Each accepted text's ranking score (higher fits the request better) and its parts.
     scores: list[float] = field(default_factory=list)
     score_details: list[dict[str, float]] = field(default_factory=list)
+    #: Seconds from the engine taking the accepted tweets' round to its first token (the
+    #: in-process engine says; remote backends cannot, so None).
+    first_token_s: float | None = None
 
 
 def retry_seed(seed: int, attempt: int) -> int:
@@ -153,6 +156,8 @@ class TweetGenerator:
             params=params,
             seed=seed,
             latency_ms=(time.perf_counter() - started) * 1000,
+            first_token_s=min((c.first_token_s for _, c in accepted if c.first_token_s is not None),
+                              default=None),
             tokens=[r.tokens for r in ranked],
             tries=tries,
             rejected=rejected,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -162,3 +162,18 @@ def test_remote_backend_is_built_lazily(tiny_model_dir: Path) -> None:
     pytest.importorskip("generation.serving.backends.remote")
     config = generation_settings(tiny_model_dir, backend="remote", remote={"endpoints": ["http://127.0.0.1:9/v1"]})
     assert type(build_backend(config)).__name__ == "RemoteBackend"
+
+
+async def test_time_to_first_token_is_carried_when_the_backend_says() -> None:
+    """The in-process engine stamps each completion; the result keeps the earliest accepted."""
+
+    @dataclass
+    class TimedBackend(FakeBackend):
+        async def complete(self, model, prompt, params, seed, n=1) -> list[Completion]:
+            done = await super().complete(model, prompt, params, seed, n)
+            return [replace(c, first_token_s=(0.5, 0.25)[i]) for i, c in enumerate(done)]
+
+    generator = TweetGenerator(settings(), TimedBackend([[GOOD, GOOD + " hoy"]]))
+    assert (await generator.generate(TweetRequest(None, PROMPT, seed=1, n=2))).first_token_s == 0.25
+    remote_like = TweetGenerator(settings(), FakeBackend([[GOOD]]))
+    assert (await remote_like.generate(TweetRequest(None, PROMPT, seed=1))).first_token_s is None
