@@ -21,6 +21,7 @@ import asyncio
 import bisect
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -49,9 +50,9 @@ SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 def bucket(seconds: float) -> float:
-    """The histogram bucket (upper bound) ``seconds`` falls in."""
+    """The histogram bucket (upper bound) ``seconds`` falls in; past the last, whole seconds."""
     i = bisect.bisect_left(SECONDS_BUCKETS, seconds)
-    return SECONDS_BUCKETS[i] if i < len(SECONDS_BUCKETS) else float("inf")
+    return SECONDS_BUCKETS[i] if i < len(SECONDS_BUCKETS) else float(math.ceil(seconds))
 
 
 @dataclass(eq=False)

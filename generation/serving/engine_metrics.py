@@ -12,7 +12,7 @@ touching this file):
 - an int, float or flag: a counter when its key is in :data:`ENGINE_COUNTERS`, else a gauge;
 - a mapping of numbers to counts: a histogram of values the engine already bucketed (the key is
   the observed value, or its bucket's upper bound; the count how often it was seen). Keys ending
-  in ``_seconds`` get :data:`LATENCY_BUCKETS`, others (rows, batch sizes) powers of two;
+  in ``_seconds`` get the engine's own bounds (``SECONDS_BUCKETS``), others (rows) powers of two;
 - a mapping of names to counts (``failures``: kind → count): a counter labelled ``kind``;
 - anything else (the list of loaded models) is left to ``/health``.
 """
@@ -32,18 +32,20 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from generation.serving.engine import SECONDS_BUCKETS
+
 #: Seconds; a tweet takes tens of milliseconds on a GPU and a second or more on a busy CPU.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 #: ``Engine.stats()`` numbers that only ever grow (exported as counters, the rest as gauges).
 ENGINE_COUNTERS = frozenset({
-    "requests", "completed", "errors", "busy", "timeouts", "cancelled", "batches", "steps",
+    "requests", "completed", "errors", "busy", "timeouts", "cancelled", "shed", "steps",
     "tokens_generated",
 })
 
 #: Help texts of the stats known today; others get their key in words.
 _HELP = {
-    "batch_sizes": "rows per decoded batch",
+    "shed": "requests given fewer candidates under load (shed_rows)",
     "step_rows": "rows decoded per step",
     "step_seconds": "wall time of one decoding step",
     "first_token_seconds": "time from a request reaching the engine to its first token",
@@ -95,7 +97,7 @@ def _mapping_family(name: str, key: str, described: str, counts: Mapping[Any, An
     if not all(isinstance(k, int | float) and not isinstance(k, bool) for k in counts):
         return None
     observed = sorted((float(k), int(c)) for k, c in counts.items())
-    bounds = LATENCY_BUCKETS if key.endswith("_seconds") else _powers_of_two(observed)
+    bounds = SECONDS_BUCKETS if key.endswith("_seconds") else _powers_of_two(observed)
     buckets = [(_bound(b), sum(c for v, c in observed if v <= b)) for b in bounds]
     buckets.append(("+Inf", sum(c for _, c in observed)))
     histogram = HistogramMetricFamily(name, f"engine: {described}")

@@ -128,7 +128,7 @@ async def test_health_and_metrics_over_the_in_process_engine(tmp_path: Path, tin
             assert values[("politico_bot_answer_seconds_count", (("frontend", "console"),))] == 1
             assert values[("politico_engine_requests_total", ())] >= 1
             assert values[("politico_engine_queue_depth", ())] == 0
-            assert values[("politico_engine_batch_sizes_count", ())] >= 1
+            assert values[("politico_engine_step_rows_count", ())] >= 1
 
             monitor.draining()
             draining = await http.get("/health")

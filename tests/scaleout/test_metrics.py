@@ -18,12 +18,12 @@ def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple], float]:
 
 def test_engine_stats_become_typed_metrics() -> None:
     stats = {
-        "queue_depth": 3, "batches": 4, "tokens_generated": 90, "closed": False,
+        "queue_depth": 3, "steps": 4, "tokens_generated": 90, "closed": False,
         "batch_sizes": {1: 2, 3: 1, 32: 1}, "models_loaded": ["demo"],
     }
     values = samples(ServerMetrics(lambda: stats))
     assert values[("politico_engine_queue_depth", ())] == 3
-    assert values[("politico_engine_batches_total", ())] == 4
+    assert values[("politico_engine_steps_total", ())] == 4
     assert values[("politico_engine_closed", ())] == 0
     buckets = {dict(labels)["le"]: v for (name, labels), v in values.items() if name == "politico_engine_batch_sizes_bucket"}
     assert buckets == {"1": 2, "2": 2, "4": 3, "8": 3, "16": 3, "32": 4, "64": 4, "+Inf": 4}

@@ -148,7 +148,7 @@ def test_models_health_and_metrics(client: httpx.Client, serve: ServeProcess) ->
         "politico_generated_tokens_total",
         "politico_tokens_per_second",
         "politico_engine_queue_depth",
-        "politico_engine_batch_sizes_bucket",
+        "politico_engine_step_rows_bucket",
     ):
         assert name in metrics, name
 
