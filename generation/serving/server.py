@@ -1,7 +1,7 @@
 """``politico serve``: the engine behind an OpenAI-style completions API, as vLLM speaks it.
 
-Concurrent HTTP requests each await ``Engine.generate``, so they land in the same micro-batches
-as concurrent bot users do in-process. Routes: ``POST /v1/completions`` (text or token-id
+Concurrent HTTP requests each await ``Engine.generate``, so they decode side by side in the
+engine's running batch as concurrent bot users do in-process. Routes: ``POST /v1/completions`` (text or token-id
 prompts, one or many, OpenAI's sampling fields plus vLLM's ``min_tokens``, ``ignore_eos``,
 ``repetition_penalty``, ``top_k``, and our ``no_repeat_ngram_size`` / ``bad_words`` / ``guide*`` /
 ``rank_contrasts`` / ``negative_prompts`` with ``contrast_guidance``),

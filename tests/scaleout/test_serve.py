@@ -92,7 +92,7 @@ def test_token_id_and_batched_prompts(client: httpx.Client) -> None:
     assert mixed["choices"][0]["text"] == text_body["choices"][0]["text"]
 
 
-async def test_concurrent_requests_share_batches(serve: ServeProcess) -> None:
+async def test_concurrent_requests_decode_side_by_side(serve: ServeProcess) -> None:
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with httpx.AsyncClient(base_url=serve.url, headers=headers, timeout=30) as client:
         async def one(seed: int) -> str:
@@ -100,15 +100,18 @@ async def test_concurrent_requests_share_batches(serve: ServeProcess) -> None:
             assert r.status_code == 200, r.text
             return r.json()["choices"][0]["text"]
 
-        def batches() -> float:
+        def shared_steps() -> float:
+            """Steps that decoded more than one row."""
             text = httpx.get(f"{serve.url}/metrics").text
-            return float(re.search(r"^politico_engine_batches_total (\S+)$", text, re.M).group(1))
+            one_row = float(re.search(r'^politico_engine_step_rows_bucket{le="1"} (\S+)$', text, re.M).group(1))
+            every = float(re.search(r"^politico_engine_step_rows_count (\S+)$", text, re.M).group(1))
+            return every - one_row
 
-        before = batches()
+        before = shared_steps()
         together = await asyncio.gather(*(one(seed) for seed in range(12)))
-        used = batches() - before
+        shared = shared_steps() - before
         alone = [await one(seed) for seed in range(3)]
-    assert used < 12, "12 concurrent requests should have been decoded in fewer batches"
+    assert shared > 0, "12 concurrent requests should have decoded side by side"
     assert together[:3] == alone, "a seeded request must not depend on its batch neighbours"
 
 
