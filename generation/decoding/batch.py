@@ -79,7 +79,8 @@ class Batch:
         self.table = table
         device = self.device = lm.device
         self.vocab = table.vocab_size
-        self.stepper = stepper if stepper is not None else make_stepper(lm.model)
+        graphs = lm.device.type == "cuda" and lm.spec.cuda_graphs
+        self.stepper = stepper if stepper is not None else make_stepper(lm.model, graphs)
         self.members: list[_Member] = []
         self.history = History(device)
         self.ngrams = NgramRule(device)

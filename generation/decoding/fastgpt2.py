@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from generation.decoding.cudagraph import StaticSteps
+
 
 def supports(model: Any) -> bool:
     """Whether ``model`` is a GPT-2 language model this forward computes exactly.
@@ -47,7 +49,9 @@ class GPT2Stepper:
     #: Lines may join a batch that is already decoding (``join``).
     joins = True
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, graphs: bool = False) -> None:
+        """``graphs``: step through padded, fixed-shape steps (``static_step``), recorded as CUDA
+        graphs on a GPU (``generation/decoding/cudagraph.py``)."""
         body = model.transformer
         self.wte, self.wpe, self.ln_f, self.head = body.wte, body.wpe, body.ln_f, model.lm_head
         self.blocks = list(body.h)
@@ -66,6 +70,7 @@ class GPT2Stepper:
         #: the attention span is known without reading the device.
         self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)
         self.host_lengths: list[int] = []
+        self.graphs = StaticSteps(self, record=self.device.type == "cuda") if graphs else None
 
     # --- the calls the decoding loop makes ------------------------------------------------------
 
@@ -116,6 +121,8 @@ class GPT2Stepper:
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Append one token to every line (lines × 1); the next-token logits of each line."""
+        if self.graphs is not None:
+            return self.graphs.step(input_ids, token_type_ids)
         hidden = self.extend(input_ids, token_type_ids, None)
         return self.logits(hidden[:, -1])
 
@@ -153,13 +160,46 @@ class GPT2Stepper:
         self._reserve(self.lines, span)
         offsets = torch.arange(new, device=self.device)
         positions = self.lengths[lines, None] + offsets  # (lines, new)
+        hidden = self._embed(input_ids, positions, token_type_ids)
+        slots = torch.arange(start, start + count, device=self.device)[:, None].expand(count, new)
+        hidden = self._layers(hidden, slots, positions, lines, span)
+        if counts is None:
+            self.lengths[lines] += new
+            self.host_lengths[lines] = [n + new for n in self.host_lengths[lines]]
+        else:
+            self.lengths[lines] += torch.tensor(counts, device=self.device)
+            self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], counts, strict=True)]
+        return hidden
+
+    def static_step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+                    active: torch.Tensor) -> torch.Tensor:
+        """``step`` for the first ``len(input_ids)`` slots with every shape fixed by the cache
+        (attention over all its positions) and nothing read from the host: what a CUDA graph
+        captures (``generation/decoding/cudagraph.py``). Slots past the real lines (padding up
+        to a captured size) compute on free memory and do not advance (``active`` is 0)."""
+        count = input_ids.shape[0]
+        span = self.cache[0].shape[3]
+        positions = self.lengths[:count, None].clamp(max=span - 1)
+        hidden = self._embed(input_ids, positions, token_type_ids)
+        slots = torch.arange(count, device=self.device)[:, None]
+        hidden = self._layers(hidden, slots, positions, slice(0, count), span)
+        self.lengths[:count] += active
+        return self.logits(hidden[:, -1])
+
+    def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor,
+               token_type_ids: torch.Tensor | None) -> torch.Tensor:
         hidden = (F.embedding(input_ids, self.wte.weight)
                   + F.embedding(positions.clamp(max=self.max_positions - 1), self.wpe.weight))
         if token_type_ids is not None:
             # GPT-2 looks token types up in the token embedding (the controlled models' control tokens).
             hidden = hidden + F.embedding(token_type_ids, self.wte.weight)
-        slots = torch.arange(start, start + count, device=self.device)[:, None].expand(count, new)
-        # Query i of a line sees that line's positions up to its own, nothing else.
+        return hidden
+
+    def _layers(self, hidden: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor, lines: slice,
+                span: int) -> torch.Tensor:
+        """Every block over ``hidden`` (lines × new × width): the new tokens' keys and values go
+        to ``slots`` at ``positions``, and each query sees its line's positions up to its own."""
+        count, new, _ = hidden.shape
         allowed = (torch.arange(span, device=self.device) <= positions[:, :, None])[:, None]
         if self.device.type == "cpu":
             # Spelled out with an additive mask built once per call: for one new token per line
@@ -177,12 +217,6 @@ class GPT2Stepper:
             hidden = hidden + attn.c_proj(out.transpose(1, 2).reshape(count, new, self.width))
             x = F.layer_norm(hidden, (self.width,), block.ln_2.weight, block.ln_2.bias, self.eps)
             hidden = hidden + mlp.c_proj(mlp.act(mlp.c_fc(x)))
-        if counts is None:
-            self.lengths[lines] += new
-            self.host_lengths[lines] = [n + new for n in self.host_lengths[lines]]
-        else:
-            self.lengths[lines] += torch.tensor(counts, device=self.device)
-            self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], counts, strict=True)]
         return hidden
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:

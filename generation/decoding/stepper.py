@@ -1,13 +1,15 @@
-"""How ``decode_batch`` runs a model: prefill, one-token steps, and dropping finished lines.
+"""How a batch runs a model: prefill, one-token steps, lines joining and leaving.
 
-GPT-2s (every model this project trains) get the lean forward of ``generation/decoding/fastgpt2.py``;
-any other causal LM goes through its Hugging Face forward with the library's cache, behind the
-same three calls, so the decoding loop does not care which it has.
+GPT-2s (every model this project trains) get the lean forward of
+``generation/decoding/fastgpt2.py``, whose lines may join a running batch; any other causal LM
+goes through its Hugging Face forward with the library's cache behind the same calls, one batch
+at a time, so the decoding loop does not care which it has.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -31,9 +33,16 @@ class Stepper(Protocol):
         """``new_tokens``: how many steps are expected to follow (room to set aside, if any)."""
         ...
 
+    def join(
+        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0
+    ) -> torch.Tensor:
+        """New lines after the current ones, one per prompt; their next-token logits (``joins``
+        steppers only)."""
+        ...
+
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor: ...
 
-    def keep(self, lines: torch.Tensor) -> None: ...
+    def keep(self, lines: torch.Tensor | Sequence[int]) -> None: ...
 
     def reset(self) -> None: ...
 
@@ -80,6 +89,11 @@ class HFStepper:
         self.next_positions = self.next_positions + 1
         return out.logits[:, -1, :]
 
+    def join(
+        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0
+    ) -> torch.Tensor:
+        raise NotImplementedError("this model decodes one batch at a time (joins is False)")
+
     def reset(self) -> None:
         self.cache = None
 
@@ -88,6 +102,7 @@ class HFStepper:
         self.mask, self.next_positions = self.mask[lines], self.next_positions[lines]
 
 
-def make_stepper(model: Any) -> Stepper:
-    """The lean stepper for a GPT-2, the Hugging Face forward for anything else."""
-    return GPT2Stepper(model) if supports(model) else HFStepper(model)
+def make_stepper(model: Any, graphs: bool = False) -> Stepper:
+    """The lean stepper for a GPT-2 (its steps recorded as CUDA graphs with ``graphs``), the
+    Hugging Face forward for anything else."""
+    return GPT2Stepper(model, graphs) if supports(model) else HFStepper(model)

@@ -194,8 +194,8 @@ class _Worker:
                 strings = StringTables(table.pieces)
             if batch is None:
                 batch = Batch(lm, table, strings)
-                if not self.running:
-                    self._gather_window()
+            if not self.running:
+                self._gather_window()
             try:
                 fresh = self._admit(lm, table, batch)
                 self._drop_cancelled(batch)
@@ -217,8 +217,8 @@ class _Worker:
                 self._collect(lm, done)
 
     def _gather_window(self) -> None:
-        """At the start of a batch, wait ``batch_window_ms`` for requests arriving together, so
-        their prompts are fed in one pass."""
+        """When work arrives at an idle engine, wait ``batch_window_ms`` for requests arriving
+        together, so their prompts are fed in one pass."""
         window = self.engine.settings.batch_window_ms / 1000
         if window > 0:
             time.sleep(window)

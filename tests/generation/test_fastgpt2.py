@@ -81,6 +81,31 @@ def test_half_precision_follows_the_model_too(gpt2: torch.nn.Module) -> None:
         got, expected = lean.step(new, None), reference_stepper.step(new, None)
 
 
+@torch.inference_mode()
+def test_padded_fixed_shape_steps_compute_what_plain_steps_do(gpt2: torch.nn.Module) -> None:
+    """The step CUDA graphs record (padded to a bucket, attention over every cached position,
+    padding rows that do not advance), run eagerly here: the same logits, through lines joining
+    and leaving."""
+    plain, padded = GPT2Stepper(gpt2), GPT2Stepper(gpt2, graphs=True)
+    assert padded.graphs is not None and not padded.graphs.record  # no GPU: eager
+    prompts, types = [[5, 6, 7], [8, 9, 10, 11, 12]], [[1, 1, 2], [1, 1, 2, 2, 3]]
+    got, expected = padded.join(prompts, types, 20), plain.join(prompts, types, 20)
+    generator = torch.Generator().manual_seed(2)
+    for step in range(12):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+        if step == 4:  # a line joins
+            got = torch.cat([got, padded.join([[20, 21]], [[1, 2]], 20)])
+            expected = torch.cat([expected, plain.join([[20, 21]], [[1, 2]], 20)])
+        if step == 8:  # the first line leaves, the last takes its slot
+            padded.keep([2, 1])
+            plain.keep([2, 1])
+        new = torch.randint(0, 97, (plain.lines, 1), generator=generator)
+        new_types = torch.full_like(new, 3)
+        got, expected = padded.step(new, new_types), plain.step(new, new_types)
+    assert padded.host_lengths == plain.host_lengths
+    assert padded.lengths[: padded.lines].tolist() == plain.host_lengths
+
+
 def test_gpt2_gets_the_lean_stepper_and_others_the_hugging_face_one(gpt2: torch.nn.Module) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -117,7 +142,7 @@ def test_decode_batch_gives_the_same_tweets_as_through_hugging_face(
     lm = ModelRegistry({"m": spec}, threads=1).get("m")
     table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
     lean = decode_batch(lm, table, rows(lm))
-    monkeypatch.setattr(batch_module, "make_stepper", HFStepper)
+    monkeypatch.setattr(batch_module, "make_stepper", lambda model, graphs=False: HFStepper(model))
     slow = decode_batch(lm, table, rows(lm))
     assert [r.token_ids for r in lean] == [r.token_ids for r in slow]
     assert [len(r.token_ids) for r in lean] == [24, 5, 9, 24]
