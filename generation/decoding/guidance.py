@@ -5,9 +5,10 @@ HASHTAGS, but it copies rare ones approximately: asked for ``@YverYactuar`` it w
 ``@Yeffy``. Guidance adds a logit bonus to the token that continues a topic the tweet has begun
 (``follow_bias``) and a smaller one to a topic's first token while it is still missing
 (``start_bias``). It is a bias, not a constraint: the model can still write something else, and a
-topic already written gets no more push. The batched loop (:mod:`generation.decoding.sampling`) and
-Hugging Face's ``generate`` (:class:`GuideProcessor`, for beam search and ``evaluate``) share the
-rule in :func:`boosts`.
+topic already written gets no more push. The rule is :func:`boosts`; Hugging Face's ``generate``
+follows it through :class:`GuideProcessor` (beam search, ``evaluate``), and the engine's batch
+through ``TopicRule`` (``generation/decoding/rules.py``), the same rule as tensor operations
+over every row at once (tested equal).
 """
 
 from __future__ import annotations
@@ -39,11 +40,6 @@ def written(generated: Sequence[int], variants: Variants) -> bool:
     return any(
         tuple(generated[i:i + len(v)]) == v for v in variants for i in range(len(generated) - len(v) + 1)
     )
-
-
-def just_written(generated: Sequence[int], variants: Variants) -> bool:
-    """Whether the last token completed the topic (cheap: the batched loop asks every step)."""
-    return any(tuple(generated[len(generated) - len(v):]) == v for v in variants if len(v) <= len(generated))
 
 
 def boosts(generated: Sequence[int], pending: tuple[Variants, ...], start_bias: float,

@@ -9,10 +9,10 @@ import torch
 from generation.decoding.guidance import (
     GuideProcessor,
     boosts,
-    just_written,
     topic_variants,
     written,
 )
+from generation.decoding.rules import History, TopicRule
 from generation.decoding.sampling import Row, TokenTable, beam_generate, decode_batch
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
@@ -32,10 +32,35 @@ def test_a_begun_topic_pushes_the_token_that_continues_it() -> None:
     assert boosts([5, 6, 9], ((TOPIC,),), 1.0, 8.0) == {5: 1.0}  # went astray: start again
 
 
-def test_written_topics_are_recognised_anywhere_or_as_just_finished() -> None:
+def test_written_topics_are_recognised_anywhere() -> None:
     assert written([1, 5, 6, 7, 1], (TOPIC,)) and not written([5, 6, 1, 7], (TOPIC,))
-    assert just_written([1, 5, 6, 7], ((9,), TOPIC)) and not just_written([5, 6, 7, 1], (TOPIC,))
-    assert not just_written([6, 7], (TOPIC,))
+
+
+def test_the_batch_rule_gives_the_bonuses_boosts_gives() -> None:
+    """``TopicRule`` (every row at once, as tensors) against ``boosts`` (one row, in Python),
+    over random tweets of rows with different topics, spellings and biases."""
+    generator = torch.Generator().manual_seed(0)
+    vocab = 12
+    topics = [((TOPIC, (5, 8)), ((9,),)), ((TOPIC,),), (), (((3, 4, 3, 4, 5),), ((6, 6),))]
+    biases = [(1.0, 8.0), (0.5, 2.0), (1.0, 1.0), (2.0, 6.0)]
+    for _ in range(30):
+        history, rule = History(torch.device("cpu")), TopicRule(torch.device("cpu"))
+        history.cat(list(range(len(topics))), [20] * len(topics))
+        rule.cat(topics, [b[0] for b in biases], [b[1] for b in biases])
+        tweets: list[list[int]] = [[] for _ in topics]
+        for _ in range(12):
+            got = rule.bonuses(history, vocab)
+            for r, (row_topics, (start, follow)) in enumerate(zip(topics, biases, strict=True)):
+                pending = tuple(t for t in row_topics if not written(tweets[r], t))
+                expected = torch.zeros(vocab)
+                for token, bias in boosts(tweets[r], pending, start, follow).items():
+                    expected[token] = bias
+                assert torch.equal(got[r], expected), (r, tweets[r])
+            tokens = torch.randint(3, 10, (len(topics),), generator=generator)
+            history.append(tokens, torch.ones(len(topics), dtype=torch.bool))
+            rule.advance(history)
+            for r, token in enumerate(tokens.tolist()):
+                tweets[r].append(token)
 
 
 def test_any_spelling_counts(lm: LoadedModel) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from generation.decoding.penalties import tweet_penalties
-from generation.decoding.rules import History, NgramRule
+from generation.decoding.rules import History, NgramRule, StringRule, StringTables
 from generation.decoding.sampling import (
     Row,
     TokenTable,
@@ -163,3 +163,24 @@ def test_generate_penalties_skip_the_prompt() -> None:
     assert out[0, 5] == 0.5 and out[0, 6] == 0.5  # already in the tweet: penalised
     again = rules(torch.tensor([[*prompt, 5, 6, 7, 5, 6]]), scores.clone())
     assert again[0, 7] == float("-inf")  # the tweet's own 3-gram would repeat
+
+
+def test_banned_strings_are_refused_on_bytes_across_tokens() -> None:
+    """``StringRule`` refuses exactly the tokens whose bytes would put a banned string into
+    the text (whole, or finishing one the text began), over random byte tokens."""
+    generator = torch.Generator().manual_seed(1)
+    pieces = [b"", b"a", b"b", b"ab", b"ba", b"\xe2", b"\x80", b"\xa6", b"\xe2\x80", b"x\xe2\x80\xa6y", b"&", b"aab"]
+    banned = [("…", "aba"), ("&",), ()]
+    rule = StringRule(StringTables(pieces), len(pieces), torch.device("cpu"))
+    rule.cat(banned)
+    texts = [b"" for _ in banned]
+    for _ in range(40):
+        ban = torch.zeros((len(banned), len(pieces) + 1), dtype=torch.bool)
+        rule.bans(ban)
+        for r, strings in enumerate(banned):
+            expected = [any(s.encode() in texts[r] + piece for s in strings) for piece in pieces]
+            assert ban[r, :-1].tolist() == expected, (r, texts[r])
+        allowed = [[t for t in range(len(pieces)) if not ban[r, t]] for r in range(len(banned))]
+        tokens = torch.tensor([a[int(torch.randint(len(a), (), generator=generator))] for a in allowed])
+        rule.advance(tokens)
+        texts = [text + pieces[t] for text, t in zip(texts, tokens.tolist(), strict=True)]
