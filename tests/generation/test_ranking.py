@@ -10,7 +10,7 @@ import torch
 
 from generation.decoding.ranking import contrasts_for, names, parts, rank, total
 from generation.decoding.scoring import score_candidates
-from generation.prompts import ControlFields, encode_example
+from generation.prompts import ControlFields
 from generation.registry import LoadedModel, ModelRegistry
 from generation.serving.backends.local import encode
 from generation.settings import ModelSpec, RankingSettings
@@ -74,28 +74,11 @@ STYLE = {  # two parties that write unmistakably different tweets
 @pytest.fixture(scope="module")
 def taught(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     """The tiny test model, trained for a few steps to write each party's tweet after its prompt."""
-    from tests.support.tiny_model import build_tiny_model
+    from tests.support.tiny_model import build_taught_model
 
-    folder = build_tiny_model(tmp_path_factory.mktemp("taught"))
-    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")  # trained with CPU tensors
-    registry = ModelRegistry({"demo": spec}, threads=1, warmup=False)
-    lm = registry.get("demo")
-    model, tokenizer = lm.model, lm.tokenizer
-    examples = [encode_example(tokenizer, ControlFields(partido=party, sentimiento="POSITIVE"), tweet, 128)
-                for party, tweet in STYLE.items()]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    torch.manual_seed(0)
-    for _ in range(60):
-        for example in examples:
-            out = model(input_ids=torch.tensor([example.input_ids]),
-                        token_type_ids=torch.tensor([example.token_type_ids]),
-                        labels=torch.tensor([example.labels]))
-            out.loss.backward()
-            optimizer.step()
-            optimizer.zero_grad()
-    model.eval()
-    return lm
+    folder = build_taught_model(tmp_path_factory.mktemp("taught"), STYLE)
+    spec = ModelSpec(path=str(folder), kind="controlled", device="cpu")
+    return ModelRegistry({"demo": spec}, threads=1, warmup=False).get("demo")
 
 
 @pytest.mark.parametrize(("party", "other"), [("UDI", "RD"), ("RD", "UDI")])
