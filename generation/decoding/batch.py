@@ -59,6 +59,27 @@ class _Member:
     followers: int = 0
 
 
+Prompt = tuple[list[int], list[int] | None]
+
+
+@dataclass
+class _NewLines:
+    prompts: list[Prompt]
+    owners: list[int]
+    longest: int
+
+
+def _distinct(prompts: list[Prompt]) -> tuple[tuple[list[list[int]], list[list[int]] | None], list[int]]:
+    """Each distinct prompt once (ids, types), and which of them every prompt is: a request's
+    candidates share their prompt and negative prompts, so 8 candidates with 2 negatives each
+    cost 3 prompts' passes, not 24."""
+    index: dict[tuple[tuple[int, ...], tuple[int, ...] | None], int] = {}
+    which = [index.setdefault((tuple(i), None if t is None else tuple(t)), len(index)) for i, t in prompts]
+    keys = list(index)
+    types = None if keys[0][1] is None else [list(t) for _, t in keys]  # type: ignore[union-attr]
+    return ([list(i) for i, _ in keys], types), which
+
+
 def holes_filled(size: int, leaving: set[int]) -> list[int]:
     """The new order (new index → old) after ``leaving`` go: the last survivors fill the holes,
     everything else stays where it is (so a cache moves only those lines)."""
@@ -96,6 +117,12 @@ class Batch:
         self.line_row: list[int] = []
         #: Per row: the line of its own prompt (the others following it are negative lines).
         self.main_line: list[int] = []
+        #: Rows that joined while others decode: their prompts are fed with the next step.
+        self.pending: list[tuple[Row, Hashable]] = []
+        #: The last step: rows whose first token it sampled (time to first token), rows it
+        #: sampled, and tokens it wrote.
+        self.started: list[Hashable] = []
+        self.stepped = self.written = 0
         self.line_types: torch.Tensor | None = None  # the type each line's next token gets
         self.scores = torch.empty(0, device=device)
         self.logits = torch.empty((0, self.vocab), device=device)
@@ -114,65 +141,73 @@ class Batch:
 
     # --- rows joining ---------------------------------------------------------------------------
 
+    @torch.inference_mode()
     def join(self, rows: Sequence[Row], tags: Sequence[Hashable]) -> None:
-        """Feed ``rows``' prompts (and their negative prompts) into the batch; they sample from
-        the next step on."""
+        """Take ``rows`` (and their negative prompts) into the batch; they sample from the step
+        after their prompts are fed.
+
+        While other rows decode, the prompts wait for the next step and are fed in the same
+        forward as its tokens: the weights are read once for both, instead of once per arrival.
+        """
         if not rows:
             return
         typed = rows[0].token_type_ids is not None
         if any((r.token_type_ids is not None) != typed for r in rows) or (
-            self.members and (self.line_types is not None) != typed
+            (self.members or self.pending) and (self.line_types is not None) != typed
         ):
             raise ValueError("rows with and without token type ids cannot share a batch")
-        if not self.members:
-            self.line_types = None  # a fresh batch: typed or not as its first rows are
+        if self.members and getattr(self.stepper, "joins", False):
+            self.pending += zip(rows, tags, strict=True)
+            return
+        self.line_types = None if not self.members else self.line_types
+        lines = self._lines_of(rows)
+        if getattr(self.stepper, "joins", False):
+            distinct, which = _distinct(lines.prompts)
+            if not self.members:
+                self.stepper.reset()
+            first = self.stepper.join(*distinct, lines.longest)
+            self._fork(which)
+        else:
+            first = self._prefill(lines.prompts, lines.longest)
+            which = list(range(len(lines.prompts)))
+        self._attach(rows, tags, lines, first[torch.tensor(which, device=first.device)])
+
+    def _lines_of(self, rows: Sequence[Row]) -> _NewLines:
+        """The lines ``rows`` bring (their prompts, then their negative prompts) and their owners."""
         first_row = len(self.members)
-        members = [_Member(r, tag) for r, tag in zip(rows, tags, strict=True)]
         prompts = [(r.prompt_ids, r.token_type_ids) for r in rows]
         owners = list(range(first_row, first_row + len(rows)))
-        for i, (member, row) in enumerate(zip(members, rows, strict=True)):
+        for i, row in enumerate(rows):
             if row.params.contrast_guidance > 0:
-                member.followers = len(row.negatives)
                 prompts += row.negatives
                 owners += [first_row + i] * len(row.negatives)
-        longest = max(r.params.max_new_tokens for r in rows)
-        ids = [list(p) for p, _ in prompts]
-        types = [list(t) for _, t in prompts] if typed else None  # type: ignore[arg-type]
-        if getattr(self.stepper, "joins", False):
-            logits = self._join_shared(prompts, longest)
-        else:
-            logits = self._prefill(ids, types, longest)
+        return _NewLines(prompts, owners, max(r.params.max_new_tokens for r in rows))
+
+    def _fork(self, which: list[int]) -> None:
+        """The distinct prompts just fed sit on the last lines: give every new line its copy."""
+        first = self.lines
+        if len(set(which)) < len(which) or which != sorted(which):
+            self.stepper.keep([*range(first), *(first + w for w in which)])
+
+    def _attach(self, rows: Sequence[Row], tags: Sequence[Hashable], lines: _NewLines,
+                logits: torch.Tensor) -> None:
+        """Record rows whose lines the stepper now holds (after the current ones)."""
         self.logits = torch.cat([self.logits, logits.float()]) if self.members else logits.float()
         self.main_line += range(len(self.line_row), len(self.line_row) + len(rows))
-        self.members += members
-        self.line_row += owners
-        if types is not None:
-            last = torch.tensor([[t[-1]] for t in types], device=self.device)
+        self.members += [_Member(r, tag, followers=len(r.negatives) if r.params.contrast_guidance > 0 else 0)
+                         for r, tag in zip(rows, tags, strict=True)]
+        self.line_row += lines.owners
+        if rows[0].token_type_ids is not None:
+            last = torch.tensor([[t[-1]] for _, t in lines.prompts], device=self.device)  # type: ignore[index]
             self.line_types = last if self.line_types is None else torch.cat([self.line_types, last])
-        self.scores = torch.cat([self.scores, torch.zeros(len(prompts), device=self.device)])
+        self.scores = torch.cat([self.scores, torch.zeros(len(lines.prompts), device=self.device)])
         self._admit_rows(rows)
         self._index()
 
-    def _join_shared(self, prompts: list[tuple[list[int], list[int] | None]], longest: int) -> torch.Tensor:
-        """Feed each distinct prompt once, then copy its cache to every line that starts with it:
-        a request's candidates share their prompt and their negative prompts, so 8 candidates
-        with 2 negatives each cost 3 prompts' passes, not 24."""
-        distinct: dict[tuple[tuple[int, ...], tuple[int, ...] | None], int] = {}
-        which = [distinct.setdefault((tuple(i), None if t is None else tuple(t)), len(distinct))
-                 for i, t in prompts]
-        keys = list(distinct)
-        if not self.members:
-            self.stepper.reset()
-        first = self.lines
-        logits = self.stepper.join([list(k[0]) for k in keys],
-                                   None if keys[0][1] is None else [list(k[1]) for k in keys],  # type: ignore[arg-type]
-                                   longest)
-        if len(keys) < len(prompts):
-            self.stepper.keep([*range(first), *(first + w for w in which)])
-        return logits[torch.tensor(which, device=logits.device)]
-
-    def _prefill(self, ids: list[list[int]], types: list[list[int]] | None, longest: int) -> torch.Tensor:
+    def _prefill(self, prompts: list[Prompt], longest: int) -> torch.Tensor:
         """A fresh batch: the prompts left-padded, through the stepper's prefill."""
+        ids = [list(i) for i, _ in prompts]
+        types = [list(t) for _, t in prompts] if prompts[0][1] is not None else None  # type: ignore[arg-type]
         width = max(map(len, ids))
         padded = torch.full((len(ids), width), self.table.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), width), dtype=torch.long)
@@ -283,6 +318,8 @@ class Batch:
         if self.score:
             for line in self.negative:
                 follower_lines.setdefault(self.line_row[line], []).append(line)
+        self.started = [m.tag for m in self.members if not m.generated]
+        self.stepped, self.written = len(self.members), 0
         for r, member in enumerate(self.members):
             code = int(codes[r])
             stop = member.row.params.stop
@@ -291,6 +328,7 @@ class Batch:
                 code = _CANCELLED
             elif code not in (_EOS, _STUCK):
                 member.generated.append(int(values[r]))
+                self.written += 1
                 if stop:  # stop strings are written in text: checked as decoded, here
                     text, stopped = _text(self.lm.tokenizer, member.generated, stop)
                     code = _EOS if stopped else code
@@ -307,17 +345,32 @@ class Batch:
             finished.append(Finished(member.tag, RowResult(member.generated, text, reason, logprobs)))
         if leaving:
             self._leave(leaving)
+        arriving, self.pending = self.pending, []
+        rows, tags = [r for r, _ in arriving], [t for _, t in arriving]
         if self.members:
             rows_tokens = tokens if not leaving else tokens[self._row_order_tensor]
             step_ids = rows_tokens[self.rows_of_lines][:, None]
-            self.logits = self.stepper.step(step_ids, self.line_types).float()
+            if not rows:
+                self.logits = self.stepper.step(step_ids, self.line_types).float()
+                return finished
+            lines = self._lines_of(rows)
+            distinct, which = _distinct(lines.prompts)
+            logits, first = self.stepper.step_and_join(step_ids, self.line_types, *distinct, lines.longest)
+            self.logits = logits.float()
+            self._fork(which)
+            self._attach(rows, tags, lines, first[torch.tensor(which, device=first.device)])
+        elif rows:
+            self.join(rows, tags)
         return finished
 
+    @torch.inference_mode()
     def drop(self, tags: set[Hashable]) -> list[Finished]:
         """Take the rows with these tags out now (cancelled); what they wrote so far."""
         leaving = {r for r, m in enumerate(self.members) if m.tag in tags}
         out = [Finished(self.members[r].tag, RowResult(self.members[r].generated, "", "cancelled"))
                for r in sorted(leaving)]
+        out += [Finished(tag, RowResult([], "", "cancelled")) for _, tag in self.pending if tag in tags]
+        self.pending = [(row, tag) for row, tag in self.pending if tag not in tags]
         if leaving:
             self._leave(leaving)
             self.logits = self.logits[self._line_order_tensor]

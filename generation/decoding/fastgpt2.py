@@ -21,12 +21,24 @@ layers of ``generation/decoding/int8.py``, float32 or half) with only what servi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch.nn import functional as F
 
 from generation.decoding.cudagraph import StaticSteps
+
+
+@dataclass
+class _Group:
+    """New tokens of some lines going through the layers together: their hidden states
+    (lines × new × width), positions (lines × new), the lines' slots and the span they see."""
+
+    hidden: torch.Tensor
+    positions: torch.Tensor
+    lines: slice
+    span: int
 
 
 def supports(model: Any) -> bool:
@@ -101,21 +113,13 @@ class GPT2Stepper:
         (growing it mid-decode would copy every layer).
         """
         count = len(prompts)
-        counts = [len(p) for p in prompts]
-        width = max(counts)
-        ids = torch.zeros((count, width), dtype=torch.long)
-        type_ids = None if types is None else torch.zeros((count, width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, : counts[i]] = torch.tensor(prompt, dtype=torch.long)
-            if type_ids is not None and types is not None:
-                type_ids[i, : counts[i]] = torch.tensor(types[i], dtype=torch.long)
+        ids, type_ids, counts = self._padded(prompts, types)
         start = self.lines
-        self._reserve(start + count, width + new_tokens)
+        self._reserve(start + count, ids.shape[1] + new_tokens)
         self.lengths[start:start + count] = 0
         self.host_lengths[start:] = [0] * count
         self.lines = start + count
-        hidden = self.extend(ids.to(self.device), None if type_ids is None else type_ids.to(self.device),
-                             counts, start)
+        hidden = self.extend(ids, type_ids, counts, start)
         last = torch.tensor([c - 1 for c in counts], device=self.device)
         return self.logits(hidden[torch.arange(count, device=self.device), last])
 
@@ -125,6 +129,34 @@ class GPT2Stepper:
             return self.graphs.step(input_ids, token_type_ids)
         hidden = self.extend(input_ids, token_type_ids, None)
         return self.logits(hidden[:, -1])
+
+    def step_and_join(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+        prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` for the current lines and ``join`` for ``prompts`` in one forward: the
+        next-token logits of the current lines, then of the new ones."""
+        lines = self.lines
+        ids, type_ids, counts = self._padded(prompts, types)
+        self._reserve(lines + len(prompts), max(ids.shape[1] + new_tokens, max(self.host_lengths) + 1))
+        self.lengths[lines:lines + len(prompts)] = 0
+        self.host_lengths[lines:] = [0] * len(prompts)
+        self.lines = lines + len(prompts)
+        current = slice(0, lines)
+        step_positions = self.lengths[current, None]
+        prompt_positions = torch.arange(ids.shape[1], device=self.device).expand(len(prompts), -1)
+        step_hidden, prompt_hidden = self._layers([
+            _Group(self._embed(input_ids, step_positions, token_type_ids), step_positions, current,
+                   max(self.host_lengths[current]) + 1),
+            _Group(self._embed(ids, prompt_positions, type_ids), prompt_positions,
+                   slice(lines, self.lines), ids.shape[1]),
+        ])
+        self.lengths[current] += 1
+        self.lengths[lines:self.lines] = torch.tensor(counts, device=self.device)
+        self.host_lengths = [n + 1 for n in self.host_lengths[:lines]] + counts
+        last = torch.tensor([c - 1 for c in counts], device=self.device)
+        return (self.logits(step_hidden[:, -1]),
+                self.logits(prompt_hidden[torch.arange(len(prompts), device=self.device), last]))
 
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
         """Keep ``lines`` (old indices; repeats allowed: a line forks) as the new lines 0, 1, ….
@@ -161,8 +193,7 @@ class GPT2Stepper:
         offsets = torch.arange(new, device=self.device)
         positions = self.lengths[lines, None] + offsets  # (lines, new)
         hidden = self._embed(input_ids, positions, token_type_ids)
-        slots = torch.arange(start, start + count, device=self.device)[:, None].expand(count, new)
-        hidden = self._layers(hidden, slots, positions, lines, span)
+        (hidden,) = self._layers([_Group(hidden, positions, lines, span)])
         if counts is None:
             self.lengths[lines] += new
             self.host_lengths[lines] = [n + new for n in self.host_lengths[lines]]
@@ -170,6 +201,19 @@ class GPT2Stepper:
             self.lengths[lines] += torch.tensor(counts, device=self.device)
             self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], counts, strict=True)]
         return hidden
+
+    def _padded(
+        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+        """Prompts right-padded on the device (ids, types), and their lengths."""
+        counts = [len(p) for p in prompts]
+        ids = torch.zeros((len(prompts), max(counts)), dtype=torch.long)
+        type_ids = None if types is None else torch.zeros_like(ids)
+        for i, prompt in enumerate(prompts):
+            ids[i, : counts[i]] = torch.tensor(prompt, dtype=torch.long)
+            if type_ids is not None and types is not None:
+                type_ids[i, : counts[i]] = torch.tensor(types[i], dtype=torch.long)
+        return ids.to(self.device), None if type_ids is None else type_ids.to(self.device), counts
 
     def static_step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
                     active: torch.Tensor) -> torch.Tensor:
@@ -181,8 +225,7 @@ class GPT2Stepper:
         span = self.cache[0].shape[3]
         positions = self.lengths[:count, None].clamp(max=span - 1)
         hidden = self._embed(input_ids, positions, token_type_ids)
-        slots = torch.arange(count, device=self.device)[:, None]
-        hidden = self._layers(hidden, slots, positions, slice(0, count), span)
+        (hidden,) = self._layers([_Group(hidden, positions, slice(0, count), span)])
         self.lengths[:count] += active
         return self.logits(hidden[:, -1])
 
@@ -195,29 +238,44 @@ class GPT2Stepper:
             hidden = hidden + F.embedding(token_type_ids, self.wte.weight)
         return hidden
 
-    def _layers(self, hidden: torch.Tensor, slots: torch.Tensor, positions: torch.Tensor, lines: slice,
-                span: int) -> torch.Tensor:
-        """Every block over ``hidden`` (lines × new × width): the new tokens' keys and values go
-        to ``slots`` at ``positions``, and each query sees its line's positions up to its own."""
-        count, new, _ = hidden.shape
-        allowed = (torch.arange(span, device=self.device) <= positions[:, :, None])[:, None]
-        if self.device.type == "cpu":
-            # Spelled out with an additive mask built once per call: for one new token per line
-            # this is half the time of the CPU's fused kernel, which rebuilds it every layer.
-            allowed = torch.zeros(allowed.shape, dtype=hidden.dtype, device=self.device).masked_fill_(
-                ~allowed, float("-inf"))
-        shape = (count, new, 3, self.heads, self.head_size)
+    def _layers(self, groups: list[_Group]) -> list[torch.Tensor]:
+        """Every block over the groups' new tokens (each lines × new × width): their keys and
+        values go to their lines' slots at ``positions``, and each query sees its line's
+        positions up to its own. The groups share every matrix product (the weights are read
+        once per layer), and each attends on its own (one token per line while decoding, a
+        whole prompt per joining line)."""
+        width = self.width
+        sizes = [g.hidden.shape[0] * g.hidden.shape[1] for g in groups]
+        masks = [self._mask(g) for g in groups]
+        slots = [torch.arange(g.lines.start, g.lines.stop, device=self.device)[:, None].expand_as(g.positions)
+                 for g in groups]
+        hidden = torch.cat([g.hidden.reshape(-1, width) for g in groups]) if len(groups) > 1 else (
+            groups[0].hidden.reshape(-1, width))
         for block, kv, scaling in zip(self.blocks, self.cache, self.scaling, strict=True):
             attn, mlp = block.attn, block.mlp
-            x = F.layer_norm(hidden, (self.width,), block.ln_1.weight, block.ln_1.bias, self.eps)
-            qkv = attn.c_attn(x).view(shape)
-            kv[:, slots, :, positions] = qkv[:, :, 1:]
-            out = _attend(qkv[:, :, 0].transpose(1, 2), kv[0, lines, :, :span], kv[1, lines, :, :span],
-                          allowed, scaling)
-            hidden = hidden + attn.c_proj(out.transpose(1, 2).reshape(count, new, self.width))
-            x = F.layer_norm(hidden, (self.width,), block.ln_2.weight, block.ln_2.bias, self.eps)
+            x = F.layer_norm(hidden, (width,), block.ln_1.weight, block.ln_1.bias, self.eps)
+            outs = []
+            for qkv, g, mask, slot in zip(attn.c_attn(x).split(sizes), groups, masks, slots, strict=True):
+                count, new = g.positions.shape
+                qkv = qkv.view(count, new, 3, self.heads, self.head_size)
+                kv[:, slot, :, g.positions] = qkv[:, :, 1:]
+                out = _attend(qkv[:, :, 0].transpose(1, 2), kv[0, g.lines, :, : g.span],
+                              kv[1, g.lines, :, : g.span], mask, scaling)
+                outs.append(out.transpose(1, 2).reshape(count * new, width))
+            hidden = hidden + attn.c_proj(torch.cat(outs) if len(outs) > 1 else outs[0])
+            x = F.layer_norm(hidden, (width,), block.ln_2.weight, block.ln_2.bias, self.eps)
             hidden = hidden + mlp.c_proj(mlp.act(mlp.c_fc(x)))
-        return hidden
+        return [h.view(g.hidden.shape) for h, g in zip(hidden.split(sizes), groups, strict=True)]
+
+    def _mask(self, group: _Group) -> torch.Tensor:
+        """Which cached positions each new token sees: its line's, up to its own."""
+        allowed = (torch.arange(group.span, device=self.device) <= group.positions[:, :, None])[:, None]
+        if self.device.type != "cpu":
+            return allowed
+        # Spelled out with an additive mask built once per call: for one new token per line this
+        # is half the time of the CPU's fused kernel, which rebuilds it every layer.
+        return torch.zeros(allowed.shape, dtype=group.hidden.dtype, device=self.device).masked_fill_(
+            ~allowed, float("-inf"))
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Next-token logits of hidden states (any leading shape)."""

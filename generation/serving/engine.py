@@ -197,7 +197,7 @@ class _Worker:
             if not self.running:
                 self._gather_window()
             try:
-                fresh = self._admit(lm, table, batch)
+                self._admit(lm, table, batch)
                 self._drop_cancelled(batch)
                 if not len(batch):
                     continue
@@ -212,7 +212,7 @@ class _Worker:
                 self.rows = 0
                 batch = None
                 continue
-            self._account(batch, fresh, finished, elapsed)
+            self._account(batch, elapsed)
             for done in finished:
                 self._collect(lm, done)
 
@@ -223,10 +223,9 @@ class _Worker:
         if window > 0:
             time.sleep(window)
 
-    def _admit(self, lm: LoadedModel, table: TokenTable, batch: Batch) -> list[_Job]:
+    def _admit(self, lm: LoadedModel, table: TokenTable, batch: Batch) -> None:
         """Move waiting jobs into the batch while there is room (first come, first served)."""
         cap = self.engine.settings.max_batch
-        admitted: list[_Job] = []
         while True:
             with self.wake:
                 if not self.inbox:
@@ -255,11 +254,13 @@ class _Worker:
                 self._beams(lm, table, job, params)
                 continue
             job.results, job.left = [None] * job.n, job.n
-            batch.join(job.rows(params), [(job, i) for i in range(job.n)])
+            try:
+                batch.join(job.rows(params), [(job, i) for i in range(job.n)])
+            except Exception as exc:  # the batch may be half-changed: it is given up below
+                self.settle(job, exc)
+                raise
             self.running[job] = None
             self.rows += job.n
-            admitted.append(job)
-        return admitted
 
     def _shed(self, job: _Job, backlog: int) -> None:
         """Fewer candidates for a request that starts under load (``shed_rows``): its first
@@ -291,17 +292,17 @@ class _Worker:
         self.running.pop(job, None)
         self.rows -= job.n
 
-    def _account(self, batch: Batch, fresh: list[_Job], finished: list[Finished], elapsed: float) -> None:
+    def _account(self, batch: Batch, elapsed: float) -> None:
         stats = self.engine._stats
-        rows = len(batch) + len(finished)
         stats.steps += 1
-        stats.step_rows[rows] += 1
+        stats.step_rows[batch.stepped] += 1
         stats.step_seconds[bucket(elapsed)] += 1
-        stats.tokens_generated += rows
+        stats.tokens_generated += batch.written
         now = time.monotonic()
-        for job in fresh:
-            job.first_token_s = now - job.submitted
-            stats.first_token_seconds[bucket(job.first_token_s)] += 1
+        for job, _ in batch.started:  # type: ignore[misc]
+            if job.first_token_s is None:
+                job.first_token_s = now - job.submitted
+                stats.first_token_seconds[bucket(job.first_token_s)] += 1
 
     def _collect(self, lm: LoadedModel, done: Finished) -> None:
         """A candidate is written; with its request's last one, score and answer the request."""

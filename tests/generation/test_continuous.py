@@ -175,3 +175,29 @@ async def test_under_load_requests_get_fewer_candidates_the_same_ones(engine_fac
     assert [len(a) for a in crowd] == [2, 2, 2, 2]
     assert all(answer == full[:2] for answer in crowd)  # the first 2 of the same 4
     assert engine.stats()["shed"] == 4
+
+
+async def test_a_batch_that_breaks_answers_everyone_in_it_and_the_engine_goes_on(
+    engine_factory, lm: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure the batch cannot pin on one request (here: feeding a prompt breaks) answers
+    every request the batch held with the error, and the next requests decode in a new batch."""
+    ids, types = prompt(lm)
+    real = engine_module.Batch.join
+
+    def join(self, rows, tags):  # type: ignore[no-untyped-def]
+        if rows[0].seed == candidate_seed(66, 0):
+            raise RuntimeError("the device fell over")
+        return real(self, rows, tags)
+
+    monkeypatch.setattr(engine_module.Batch, "join", join)
+    engine: Engine = engine_factory(batch_window_ms=0)
+    params = SamplingParams(max_new_tokens=30, ignore_eos=True)
+    running = asyncio.create_task(engine.generate("demo", ids, types, params, seed=1))
+    while engine.stats()["steps"] < 2:
+        await asyncio.sleep(0.001)
+    with pytest.raises(RuntimeError, match="fell over"):
+        await engine.generate("demo", ids, types, params, seed=66)
+    with pytest.raises(RuntimeError, match="fell over"):
+        await running
+    assert len(await engine.generate("demo", ids, types, params, seed=2)) == 1
