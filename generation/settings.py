@@ -110,6 +110,9 @@ class RankingSettings(Strict):
     topic: float = Field(2.0, ge=0)
     #: Penalty for a tweet that stops mid-sentence.
     open: float = Field(3.0, ge=0)
+    #: The reader's judge: log-probability that the tweet is real rather than the model's
+    #: (generation/decoding/judge.py; skipped when the model's folder ships no judge.safetensors).
+    real: float = Field(0.0, ge=0)
     #: Contrast prompts per other side (its parties, most likely first); 0 skips side scoring.
     side_contrasts: int = Field(2, ge=0, le=8)
 
