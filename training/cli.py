@@ -139,7 +139,7 @@ def run_rerank(args: argparse.Namespace) -> dict:
 def run_judge(args: argparse.Namespace) -> dict:
     from training.discriminator import train_judge
 
-    return train_judge(args.samples, args.train, args.out, args.seed, not args.quiet)
+    return train_judge(args.samples, args.train, args.out, args.seed, not args.quiet, args.dictionary)
 
 
 def run_export(args: argparse.Namespace) -> dict:
@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate's samples.jsonl, drawn on prompts of the training split")
     p.add_argument("--train", type=Path, required=True, help="prepare's train.jsonl (the real tweets)")
     p.add_argument("--out", type=Path, required=True, help="the model folder it ranks for (judge.safetensors)")
+    _dictionary_flag(p)
     p.set_defaults(handler=run_judge)
 
     p = commands.add_parser("export", help="Hugging Face folder with a model card")

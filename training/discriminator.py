@@ -6,10 +6,13 @@ from the *training* split) from real training tweets: residual energy-based rera
 millisecond inside the bot. scikit-learn fits it; the weights are exported to
 ``judge.safetensors`` beside the model, scored at request time without scikit-learn.
 
-Known words: the judge counts the words of a candidate that its vocabulary lacks. Were the
-vocabulary all the training tweets, every real tweet it learns from would know all its words and
-the count would be a perfect, false tell; so the vocabulary is one half of the training tweets
-and the real tweets it learns from are the other half.
+Known words: the judge counts the words of a candidate that its vocabulary lacks, the runtime
+stand-in for the invented-word measure (``training/invented.py``), which needs a dictionary the
+bot does not carry. The vocabulary is the training words plus every word of the judge's own
+examples that the Hunspell dictionary accepts. Were it all the training tweets, every real
+tweet the judge learns from would know all its words and the count would be a perfect, false
+tell; so its training words are one half of the training tweets, and the real tweets it learns
+from are the other half (whose proper names it then lacks, as it lacks a new tweet's).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 from generation.decoding.judge import JudgeShape, ReaderJudge, features, known_set, plain_words
 from training.errors import InputError
+from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.tables import read_jsonl
 
 #: Inverse regularization strengths tried, the best on the held-out fifth kept.
-STRENGTHS = (0.1, 0.3, 1.0, 3.0)
+STRENGTHS = (0.03, 0.1, 0.3, 1.0)
 
 
 def _matrix(texts: list[str], shape: JudgeShape, known: Any, progress: bool):
@@ -50,8 +54,8 @@ def generated_texts(samples: list[Path]) -> list[str]:
     return list(seen)
 
 
-def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42,
-                progress: bool = True) -> dict[str, Any]:
+def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42, progress: bool = True,
+                dictionary: Path = DEFAULT_DICTIONARY) -> dict[str, Any]:
     """Fit, report held-out accuracy, and write ``judge.safetensors`` into ``out``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -64,7 +68,12 @@ def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42,
     rng.shuffle(rows)
     vocabulary, learned = rows[: len(rows) // 2], rows[len(rows) // 2:]
     shape = JudgeShape()
-    known = known_set((w for r in vocabulary for w in plain_words(r["tweet"])), shape.known_bits)
+    missing = InventedWords.available(dictionary)
+    if missing:
+        raise InputError(missing)
+    words = InventedWords((r["tweet"] for r in vocabulary), dictionary)
+    seen = {w for text in [*fake, *(r["tweet"] for r in rows)] for w in plain_words(text)}
+    known = known_set([*words.known, *(w for w in seen if words.accepted(w))], shape.known_bits)
     real = [r["tweet"] for r in learned]
     size = min(len(real), len(fake))
     texts = rng.sample(real, size) + rng.sample(fake, size)

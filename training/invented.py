@@ -39,14 +39,15 @@ class InventedWords:
             return f"no Hunspell dictionary at {dictionary}.dic/.aff (apt-get install hunspell-es)"
         return ""
 
-    def invented(self, word: str) -> bool:
+    def accepted(self, word: str) -> bool:
+        """Whether the dictionary takes ``word`` as written, in lower case or capitalised."""
         folded = word.casefold()
-        if folded in self.known:
-            return False
         if folded not in self._checked:
-            forms = {word, folded, folded.capitalize()}
-            self._checked[folded] = not any(self.dictionary.lookup(f) for f in forms)
+            self._checked[folded] = any(self.dictionary.lookup(f) for f in {word, folded, folded.capitalize()})
         return self._checked[folded]
+
+    def invented(self, word: str) -> bool:
+        return word.casefold() not in self.known and not self.accepted(word)
 
     def words(self, text: str) -> list[str]:
         """The invented words of ``text``, in order."""

@@ -43,7 +43,10 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(0)
     rows = [{"candidates": [{"text": salad(rng)} for _ in range(4)]} for _ in range(20)]
     (root / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    summary = train_judge([root / "samples.jsonl"], root / "train.jsonl", folder, seed=1, progress=False)
+    (root / "tiny.aff").write_text("SET UTF-8\n", encoding="utf-8")
+    (root / "tiny.dic").write_text("3\nhoy\nen\nvecinos\n", encoding="utf-8")
+    summary = train_judge([root / "samples.jsonl"], root / "train.jsonl", folder, seed=1, progress=False,
+                          dictionary=root / "tiny")
     assert summary["held_out_accuracy"] >= 0.9 and (folder / FILENAME).is_file()
     return folder
 
