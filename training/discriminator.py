@@ -27,7 +27,7 @@ from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.tables import read_jsonl
 
 #: Inverse regularization strengths tried, the best on the held-out fifth kept.
-STRENGTHS = (0.03, 0.1, 0.3, 1.0)
+STRENGTHS = (3.0, 10.0, 30.0, 100.0)
 
 
 def _matrix(texts: list[str], shape: JudgeShape, known: Any, progress: bool):

@@ -82,8 +82,8 @@ def known_index(word: str, bits: int) -> int:
 
 
 def features(text: str, shape: JudgeShape, known: np.ndarray | None) -> dict[int, float]:
-    """Feature index → value: hashed n-gram counts (log-damped) and, with a known-words set,
-    the share of words it lacks and whether any is lacking."""
+    """Feature index → value: hashed n-gram counts (log-damped, scaled to unit length) and, with
+    a known-words set, the share of words it lacks and whether any is lacking."""
     counts: dict[int, float] = {}
 
     def add(index: int) -> None:
@@ -99,7 +99,10 @@ def features(text: str, shape: JudgeShape, known: np.ndarray | None) -> dict[int
         for n in range(shape.char_min, shape.char_max + 1):
             for i in range(len(padded) - n + 1):
                 add(_bucket("c", padded[i:i + n], shape.buckets))
-    out = {i: 1.0 + math.log(c) for i, c in counts.items()}
+    damped = {i: 1.0 + math.log(c) for i, c in counts.items()}
+    # Unit length, so a short tweet is not judged by how few n-grams it has.
+    norm = math.sqrt(sum(v * v for v in damped.values())) or 1.0
+    out = {i: v / norm for i, v in damped.items()}
     if known is not None:
         plain = plain_words(text)
         missing = sum(not _known(known, w, shape.known_bits) for w in plain)
