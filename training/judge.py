@@ -12,7 +12,7 @@ from typing import Any
 from generation.decoding.ranking import names
 from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.metrics import CopyDetector, SideClassifier, agreement, distinct_n
-from training.realism import open_share, two_sample_accuracy
+from training.realism import open_share, style_two_sample_accuracy, two_sample_accuracy
 from training.sentiment import make_sentiment
 
 
@@ -56,6 +56,7 @@ class Judge:
         return {
             "open_share": open_share(said),
             "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
+            "realism_style": style_two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
             "side_adherence": agreement(sides, [s["prompt"]["lado"] for s in samples]),
             "sentiment_adherence": agreement(sentiments, [s["prompt"].get("sentimiento", "") for s in samples]),
             "topic_inclusion": sum(names(t, e) for t, e in topics) / len(topics) if topics else float("nan"),

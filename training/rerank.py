@@ -21,7 +21,7 @@ from training.invented import DEFAULT_DICTIONARY
 from training.judge import Judge
 from training.tables import read_jsonl
 
-SHOWN = ("open_share", "realism_accuracy", "side_adherence", "sentiment_adherence", "topic_inclusion",
+SHOWN = ("open_share", "realism_accuracy", "realism_style", "side_adherence", "sentiment_adherence", "topic_inclusion",
          "memorization", "distinct_2", "invented_share")
 
 
@@ -35,14 +35,16 @@ def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
 
 
 def add_reader_part(samples: list[dict[str, Any]], folder: Path) -> None:
-    """Give every candidate the reader's judge's ``real`` part (``generation/decoding/judge.py``)
-    where the draw did not already, so its weight can be tried on draws made without it."""
+    """Give every candidate the reader's judge's parts (``real``, ``unknown``;
+    ``generation/decoding/judge.py``) where the draw did not already, so their weights can be
+    tried on draws made without them."""
     reader = ReaderJudge.load(folder)
     if reader is None:
         raise InputError(f"{folder}: no {FILENAME} (train one with politico-train judge)")
     for sample in samples:
         for candidate in sample["candidates"]:
             candidate["parts"].setdefault("real", reader.score(candidate["text"]))
+            candidate["parts"].setdefault("unknown", 1.0 if reader.unknown_words(candidate["text"]) else 0.0)
 
 
 def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | None = None,

@@ -141,6 +141,12 @@ class ReaderJudge:
         found = features(text, self.shape, self.known)
         return self.bias + sum(float(self.weights[i]) * v for i, v in found.items())
 
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` its vocabulary lacks (all of them when it has none): the
+        runtime stand-in for invented words."""
+        return [w for w in plain_words(text)
+                if self.known is None or not _known(self.known, w, self.shape.known_bits)]
+
     def score(self, text: str) -> float:
         """``log p(real | text)``: on the scale of the side and sentiment parts."""
         z = self.logit(text)

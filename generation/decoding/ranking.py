@@ -13,6 +13,8 @@ the best. "Best" is a weighted sum of what a reader would check, each part measu
 - ``real``: the reader's judge (``generation/decoding/judge.py``), the log-probability that the
   tweet is a real one rather than the model's: the part that prefers what reads as Spanish a
   person wrote. Present when the model's folder ships a judge.
+- ``unknown``: 1 when the tweet holds a word the judge's vocabulary lacks (the training words and
+  the dictionary words it saw), a penalty: the likeliest sign of an invented word.
 
 Backends that cannot score (vLLM) still rank on topic and ending. Weights are chosen on the
 validation split (``docs/demo-model.md``) and set in ``[generation.ranking]``.
@@ -68,14 +70,16 @@ def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topi
     out["open"] = 1.0 if ends_mid_sentence(text) else 0.0
     if judge is not None:
         out["real"] = judge.score(text)
+        out["unknown"] = 1.0 if judge.unknown_words(text) else 0.0
     return out
 
 
 def total(detail: dict[str, float], weights: RankingSettings) -> float:
-    """The weighted sum; ``open`` counts against."""
+    """The weighted sum; ``open`` and ``unknown`` count against."""
     return (weights.fit * detail.get("fit", 0.0) + weights.side * detail.get("side", 0.0)
             + weights.sentiment * detail.get("sentiment", 0.0) + weights.topic * detail.get("topic", 0.0)
-            - weights.open * detail.get("open", 0.0) + weights.real * detail.get("real", 0.0))
+            - weights.open * detail.get("open", 0.0) + weights.real * detail.get("real", 0.0)
+            - weights.unknown * detail.get("unknown", 0.0))
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,9 @@ def rank(
     weights: RankingSettings, judge: ReaderJudge | None = None,
 ) -> list[Ranked]:
     """The candidates best first; ties keep sampling order, so ranking off shows the first.
-    The judge is consulted only when its weight counts."""
+    The judge is consulted only when one of its weights counts."""
     ranked = []
-    judge = judge if weights.real > 0 else None
+    judge = judge if weights.consults_judge else None
     for text, completion in candidates:
         detail = parts(text, completion, contrasts, topics, judge) if weights.enabled else {}
         ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail))

@@ -107,7 +107,7 @@ class TweetGenerator:
         read once; it ranks on either backend, since it needs no model."""
         if name not in self._judges:
             spec = self._spec(name)
-            self._judges[name] = ReaderJudge.load(spec.path) if self.settings.ranking.real > 0 else None
+            self._judges[name] = ReaderJudge.load(spec.path) if self.settings.ranking.consults_judge else None
         return self._judges[name]
 
     async def generate(self, req: TweetRequest) -> TweetResult:

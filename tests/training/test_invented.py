@@ -27,3 +27,4 @@ def test_a_word_is_invented_only_when_neither_text_nor_dictionary_knows_it(dicti
 
 def test_a_missing_dictionary_is_said_in_one_line(tmp_path: Path) -> None:
     assert "hunspell-es" in InventedWords.available(tmp_path / "none")
+

@@ -65,6 +65,11 @@ def test_a_tweet_that_reads_as_real_beats_word_salad(judged: Path) -> None:
     ranked = rank(candidates, (), ["Osorno"], weights, judge)
     assert [r.text for r in ranked] == [REAL, SALAD]
     assert ranked[0].detail["real"] == pytest.approx(judge.score(REAL))
+    # Its vocabulary knows the real tweet's words and none of the salad's invented ones.
+    assert (ranked[0].detail["unknown"], ranked[1].detail["unknown"]) == (0.0, 1.0)
+    assert "veraexca" in judge.unknown_words(SALAD) and "Osorno" not in judge.unknown_words(SALAD)
+    by_words = rank(candidates, (), ["Osorno"], RankingSettings(unknown=1.0), judge)
+    assert [r.text for r in by_words] == [REAL, SALAD] and "real" in by_words[0].detail
     # Weight 0: the judge is not consulted and the sampling order stands.
     assert [r.text for r in rank(candidates, (), ["Osorno"], RankingSettings(), judge)] == [SALAD, REAL]
 
