@@ -33,6 +33,8 @@ HASHTAGS: tuple[str, ...] = (
 )
 #: What the bot picks when no sentiment is asked (bot/core.py's RANDOM_SENTIMENTS).
 RANDOM_SENTIMENTS: tuple[str, ...] = ("POSITIVE", "NEGATIVE", "NEUTRAL")
+#: How users write them.
+TYPED = {"POSITIVE": "positivo", "NEGATIVE": "negativo", "NEUTRAL": "neutral", "": ""}
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def user_style_prompts(rows: Sequence[dict[str, Any]], count: int, seed: int) ->
         roll = rng.random()
         topic = rng.choice(TOPICS) if roll < 0.5 else ""
         hashtag = rng.choice(HASHTAGS) if 0.5 <= roll < 0.75 else ""
-        asked = " ".join(p for p in (named, asked_sentiment.lower(), topic, "#" + hashtag if hashtag else "") if p)
+        asked = " ".join(p for p in (named, TYPED[asked_sentiment], topic, "#" + hashtag if hashtag else "") if p)
         fields = ControlFields(coalition, party, sentiment, (topic,) if topic else (),
                                (hashtag,) if hashtag else ())
         out.append(UserPrompt(asked, fields, side, asked_sentiment))
