@@ -73,12 +73,9 @@ class JudgeShape:
         return self.buckets + 2
 
 
-def fold_word(word: str) -> str:
-    return word.casefold()
-
-
 def known_index(word: str, bits: int) -> int:
-    return zlib.crc32(fold_word(word).encode()) % bits
+    """The word's bit in the known-words set (case folded, so "Salud" is "salud")."""
+    return zlib.crc32(word.casefold().encode()) % bits
 
 
 def features(text: str, shape: JudgeShape, known: np.ndarray | None) -> dict[int, float]:
