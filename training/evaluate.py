@@ -306,8 +306,8 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         raise InputError(f"unknown model kind {options.kind!r} (controlled, casual)")
     if options.prompt not in ("user", "full"):
         raise InputError(f"unknown prompt mode {options.prompt!r} (user, full)")
-    if options.prompt_sets not in ("both", "paired", "user-style"):
-        raise InputError(f"unknown prompt sets {options.prompt_sets!r} (both, paired, user-style)")
+    if options.prompt_sets not in ("both", "paired"):
+        raise InputError(f"unknown prompt sets {options.prompt_sets!r} (both, paired)")
     set_threads(options.threads)
     decoding, ranking = bot_settings(options.bot_config, options.bot_model)
     settings = settings_for(options.model, options.kind, {**decoding, **options.decoding},
@@ -373,7 +373,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
         metrics["topic_prompts"] = sum(bool(p.entidades) for p in prompts)
         # Real tweets hold invented words too: the share to compare with is theirs.
         metrics["invented_share_real"] = judge.invented_share(real)
-        if options.prompt_sets in ("both", "user-style"):
+        if options.prompt_sets == "both":
             metrics["user_style"], user_rows = _user_style(options, settings, judge, train_rows, table, others)
     if judge.skipped:
         metrics["invented_share_skipped"] = judge.skipped
