@@ -158,6 +158,9 @@ class GenerationInfo:
     up: int
     down: int
     reviews: list[ReviewInfo]
+    #: The ranker's score and its parts (None: not ranked).
+    score: float | None = None
+    score_detail: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,8 @@ class ReviewStore:
                     up=votes.get(g.id, (0, 0))[0],
                     down=votes.get(g.id, (0, 0))[1],
                     reviews=reviews[g.id],
+                    score=g.score,
+                    score_detail=dict(g.score_detail) if g.score_detail else None,
                 )
                 for g in generations
             ],

@@ -119,8 +119,18 @@ class RankingSettings(Strict):
     topic: float = Field(2.0, ge=0)
     #: Penalty for a tweet that stops mid-sentence.
     open: float = Field(3.0, ge=0)
+    #: The reader's judge: log-probability that the tweet is real rather than the model's
+    #: (generation/decoding/judge.py; skipped when the model's folder ships no judge.safetensors).
+    real: float = Field(0.0, ge=0)
+    #: Penalty for a tweet holding a word the judge's vocabulary lacks (a likely invented word).
+    unknown: float = Field(0.0, ge=0)
     #: Contrast prompts per other side (its parties, most likely first); 0 skips side scoring.
     side_contrasts: int = Field(2, ge=0, le=8)
+
+    @property
+    def consults_judge(self) -> bool:
+        """Whether a part of the reader's judge counts (else it is neither loaded nor asked)."""
+        return self.enabled and (self.real > 0 or self.unknown > 0)
 
 
 class RemoteSettings(Strict):

@@ -122,16 +122,24 @@ def run_evaluate(args: argparse.Namespace) -> dict:
         bot_config=args.bot_config, bot_model=args.bot_model, decoding=parse_overrides(args.set or []),
         ranking=parse_overrides(args.rank or []), sentiment=args.sentiment, copy_words=args.copy_words,
         latency_requests=args.latency_requests, threads=args.threads, seed=args.seed,
-        progress=not args.quiet, human_db=args.human_db,
+        progress=not args.quiet, human_db=args.human_db, prompt_sets=args.prompt_sets,
+        dictionary=args.dictionary,
     ))
 
 
 def run_rerank(args: argparse.Namespace) -> dict:
     from training.rerank import rerank
 
-    summary = rerank(args.samples, args.train, args.weights, args.out, args.sentiment, args.copy_words, args.seed)
+    summary = rerank(args.samples, args.train, args.weights, args.out, args.sentiment, args.copy_words, args.seed,
+                     args.judge, args.dictionary)
     print(summary["table"], file=sys.stderr)
     return summary
+
+
+def run_judge(args: argparse.Namespace) -> dict:
+    from training.discriminator import train_judge
+
+    return train_judge(args.samples, args.train, args.out, args.seed, not args.quiet, args.dictionary)
 
 
 def run_export(args: argparse.Namespace) -> dict:
@@ -140,6 +148,13 @@ def run_export(args: argparse.Namespace) -> dict:
     return export(args.model, args.out, kind=args.kind, name=args.name, dtype=args.dtype,
                   sources=args.sources, real_tweets=args.real_tweets,
                   data_stats=args.data_stats, evaluation=args.evaluation, commands=args.commands)
+
+
+def _dictionary_flag(parser: argparse.ArgumentParser) -> None:
+    from training.invented import DEFAULT_DICTIONARY
+
+    parser.add_argument("--dictionary", type=Path, default=DEFAULT_DICTIONARY,
+                        help="Hunspell .dic/.aff stem for invented words (Debian's hunspell-es, es_CL)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--human-db", default="", help="the bot's database URL: add the share of ¿Real o ficticio? "
                    "votes this model's tweets won (the bot names it as its folder: models/demo → demo)")
+    p.add_argument("--prompt-sets", default="both", choices=["both", "paired"],
+                   help="both: the paired prompts and prompts as users type them (samples-user.jsonl)")
+    _dictionary_flag(p)
     p.set_defaults(handler=run_evaluate)
 
     p = commands.add_parser("rerank", help="compare ranking weights on candidates evaluate already drew")
@@ -248,7 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="JSON file for the results")
     p.add_argument("--sentiment", default="lexicon", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--copy-words", type=int, default=8)
+    p.add_argument("--judge", type=Path, help="a folder with judge.safetensors: adds the 'real' part to "
+                   "candidates drawn without it, so its weight can be tried")
+    _dictionary_flag(p)
     p.set_defaults(handler=run_rerank)
+
+    p = commands.add_parser("judge", help="the reader's judge ranking uses: the model's samples against real tweets")
+    p.add_argument("--samples", type=Path, nargs="+", required=True,
+                   help="evaluate's samples.jsonl, drawn on prompts of the training split")
+    p.add_argument("--train", type=Path, required=True, help="prepare's train.jsonl (the real tweets)")
+    p.add_argument("--out", type=Path, required=True, help="the model folder it ranks for (judge.safetensors)")
+    _dictionary_flag(p)
+    p.set_defaults(handler=run_judge)
 
     p = commands.add_parser("export", help="Hugging Face folder with a model card")
     p.add_argument("--model", required=True, help="trained model folder")

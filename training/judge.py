@@ -6,22 +6,40 @@ those prompts came from; keeping the measures in one place keeps their figures c
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from generation.decoding.ranking import names
+from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.metrics import CopyDetector, SideClassifier, agreement, distinct_n
-from training.realism import open_share, two_sample_accuracy
+from training.realism import open_share, style_two_sample_accuracy, two_sample_accuracy
 from training.sentiment import make_sentiment
 
 
-class Judge:
-    """Side classifier, sentiment annotator and copy detector, trained on the train split."""
+def first_topic(prompt: dict[str, Any]) -> str:
+    """The topic a prompt asked for: its first entity, else its first hashtag ("" if none)."""
+    if prompt.get("entidades"):
+        return prompt["entidades"][0]
+    return "#" + prompt["hashtags"][0] if prompt.get("hashtags") else ""
 
-    def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int) -> None:
+
+class Judge:
+    """Side classifier, sentiment annotator, copy detector and invented-word check, built from
+    the train split (the invented-word check only where its dictionary is: ``skipped`` says why
+    not otherwise)."""
+
+    def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int,
+                 dictionary: Path = DEFAULT_DICTIONARY) -> None:
         self.classifier = SideClassifier(seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
         self.annotator = make_sentiment(sentiment)
         self.copies = CopyDetector((r["tweet"] for r in train_rows), copy_words)
         self.seed = seed
+        self.skipped = InventedWords.available(dictionary)
+        self.invented = None if self.skipped else InventedWords((r["tweet"] for r in train_rows), dictionary)
+
+    def invented_share(self, texts: list[str]) -> float:
+        """The share of ``texts`` holding an invented word (NaN without a dictionary)."""
+        return self.invented.share([t for t in texts if t]) if self.invented else float("nan")
 
     def label(self, texts: list[str]) -> tuple[list[str], list[str]]:
         """Each text's side (the classifier's) and sentiment (the annotator's)."""
@@ -30,16 +48,19 @@ class Judge:
     def measure(self, texts: list[str], samples: list[dict[str, Any]], sides: list[str],
                 sentiments: list[str]) -> dict[str, float]:
         """Realism and adherence of ``texts``, each answering ``samples[i]`` (its ``prompt`` and
-        ``real`` tweet); ``sides`` and ``sentiments`` are :meth:`label`'s."""
+        ``real`` tweet: the one it was prompted from, or for a user-style prompt another real
+        tweet of the split); ``sides`` and ``sentiments`` are :meth:`label`'s."""
         said = [t for t in texts if t]
-        topics = [(t, s["prompt"]["entidades"][0]) for t, s in zip(texts, samples, strict=True)
-                  if s["prompt"].get("entidades")]
+        topics = [(t, first_topic(s["prompt"])) for t, s in zip(texts, samples, strict=True)
+                  if first_topic(s["prompt"])]
         return {
             "open_share": open_share(said),
             "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
+            "realism_style": style_two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
             "side_adherence": agreement(sides, [s["prompt"]["lado"] for s in samples]),
             "sentiment_adherence": agreement(sentiments, [s["prompt"].get("sentimiento", "") for s in samples]),
             "topic_inclusion": sum(names(t, e) for t, e in topics) / len(topics) if topics else float("nan"),
             "memorization": self.copies.share(texts),
             "distinct_2": distinct_n(texts, 2),
+            "invented_share": self.invented_share(texts),
         }

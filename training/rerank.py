@@ -12,15 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from generation.decoding.judge import FILENAME, ReaderJudge
 from generation.decoding.ranking import total
 from generation.settings import RankingSettings
 from training.decode import parse_overrides
 from training.errors import InputError
+from training.invented import DEFAULT_DICTIONARY
 from training.judge import Judge
 from training.tables import read_jsonl
 
-SHOWN = ("open_share", "realism_accuracy", "side_adherence", "sentiment_adherence", "topic_inclusion",
-         "memorization", "distinct_2")
+SHOWN = ("open_share", "realism_accuracy", "realism_style", "side_adherence", "sentiment_adherence", "topic_inclusion",
+         "memorization", "distinct_2", "invented_share")
 
 
 def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
@@ -32,14 +34,30 @@ def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
     return candidates[best]["text"]
 
 
+def add_reader_part(samples: list[dict[str, Any]], folder: Path) -> None:
+    """Give every candidate the reader's judge's parts (``real``, ``unknown``;
+    ``generation/decoding/judge.py``) where the draw did not already, so their weights can be
+    tried on draws made without them."""
+    reader = ReaderJudge.load(folder)
+    if reader is None:
+        raise InputError(f"{folder}: no {FILENAME} (train one with politico-train judge)")
+    for sample in samples:
+        for candidate in sample["candidates"]:
+            candidate["parts"].setdefault("real", reader.score(candidate["text"]))
+            candidate["parts"].setdefault("unknown", 1.0 if reader.unknown_words(candidate["text"]) else 0.0)
+
+
 def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | None = None,
-           sentiment: str = "lexicon", copy_words: int = 8, seed: int = 42) -> dict[str, Any]:
+           sentiment: str = "lexicon", copy_words: int = 8, seed: int = 42, reader: Path | None = None,
+           dictionary: Path = DEFAULT_DICTIONARY) -> dict[str, Any]:
     """Metrics of the shown tweets under each weight setting (``"side=2,open=3"``; unnamed weights
-    keep their defaults)."""
+    keep their defaults); with ``reader``, the judge in that folder adds its part first."""
     samples = read_jsonl(samples_path)
     if not all("candidates" in s and "real" in s for s in samples):
         raise InputError(f"{samples_path}: not an evaluate samples.jsonl with candidates")
-    judge = Judge(read_jsonl(train), sentiment, copy_words, seed)
+    if reader is not None:
+        add_reader_part(samples, reader)
+    judge = Judge(read_jsonl(train), sentiment, copy_words, seed, dictionary)
     results = []
     for setting in settings:
         try:
@@ -52,6 +70,8 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
         results.append({"weights": setting, **judge.measure(texts, samples, *judge.label(texts))})
     table = ["| weights | " + " | ".join(SHOWN) + " |", "|" + " --- |" * (len(SHOWN) + 1)]
     table += ["| " + r["weights"] + " | " + " | ".join(f"{r[m]:.3f}" for m in SHOWN) + " |" for r in results]
+    if judge.skipped:
+        table.append(f"invented_share: NaN, {judge.skipped}")
     summary = {"samples": str(samples_path), "results": results, "table": "\n".join(table)}
     if out:
         out.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")

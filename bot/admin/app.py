@@ -176,6 +176,8 @@ def create_app(
     environment.filters["pretty"] = lambda value: json.dumps(value, ensure_ascii=False, indent=2)
     environment.filters["pct"] = lambda value: "—" if value is None else f"{value:.0%}"
     environment.filters["score"] = lambda value: "—" if value is None else f"{value:.2f}"
+    # Times in whole milliseconds: the decimals of a timer are noise to a reader.
+    environment.filters["ms"] = lambda value: "—" if value is None else f"{value:.0f} ms"
     # Sentiments as users type them (positivo…), not the model's control values (POSITIVE…).
     environment.filters["sentiment"] = lambda value: SENTIMENT_NAMES.get(value, value or "")
     environment.globals["sentiment_names"] = SENTIMENT_NAMES

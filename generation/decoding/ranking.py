@@ -10,6 +10,11 @@ the best. "Best" is a weighted sum of what a reader would check, each part measu
   the others: ``log p(x|c) − log Σ_c' p(x|c')`` over the contrast prompts. 0 is certain.
 - ``topic``: the share of requested topics (entities, hashtags) the tweet names.
 - ``open``: 1 when the tweet stops mid-sentence (``generation/decoding/endings.py``), a penalty.
+- ``real``: the reader's judge (``generation/decoding/judge.py``), the log-probability that the
+  tweet is a real one rather than the model's: the part that prefers what reads as Spanish a
+  person wrote. Present when the model's folder ships a judge.
+- ``unknown``: 1 when the tweet holds a word the judge's vocabulary lacks (the training words and
+  the dictionary words it saw), a penalty: the likeliest sign of an invented word.
 
 Backends that cannot score (vLLM) still rank on topic and ending. Weights are chosen on the
 validation split (``docs/demo-model.md``) and set in ``[generation.ranking]``.
@@ -24,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from generation.decoding.endings import ends_mid_sentence
+from generation.decoding.judge import ReaderJudge
 from generation.prompts import ControlFields
 from generation.settings import RankingSettings
 from generation.types import Completion, Contrast
@@ -48,8 +54,9 @@ def _log_sum_exp(values: Sequence[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topics: Sequence[str]) -> dict[str, float]:
-    """The measured parts of one candidate (only those this request and backend allow)."""
+def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topics: Sequence[str],
+          judge: ReaderJudge | None = None) -> dict[str, float]:
+    """The measured parts of one candidate (only those this request, backend and model allow)."""
     out: dict[str, float] = {}
     if completion.logprobs and completion.scored:
         own = completion.logprobs[0]
@@ -61,14 +68,18 @@ def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topi
     if topics:
         out["topic"] = sum(names(text, t) for t in topics) / len(topics)
     out["open"] = 1.0 if ends_mid_sentence(text) else 0.0
+    if judge is not None:
+        out["real"] = judge.score(text)
+        out["unknown"] = 1.0 if judge.unknown_words(text) else 0.0
     return out
 
 
 def total(detail: dict[str, float], weights: RankingSettings) -> float:
-    """The weighted sum; ``open`` counts against."""
+    """The weighted sum; ``open`` and ``unknown`` count against."""
     return (weights.fit * detail.get("fit", 0.0) + weights.side * detail.get("side", 0.0)
             + weights.sentiment * detail.get("sentiment", 0.0) + weights.topic * detail.get("topic", 0.0)
-            - weights.open * detail.get("open", 0.0))
+            - weights.open * detail.get("open", 0.0) + weights.real * detail.get("real", 0.0)
+            - weights.unknown * detail.get("unknown", 0.0))
 
 
 @dataclass(frozen=True)
@@ -83,12 +94,14 @@ class Ranked:
 
 def rank(
     candidates: Sequence[tuple[str, Completion]], contrasts: Sequence[Contrast], topics: Sequence[str],
-    weights: RankingSettings,
+    weights: RankingSettings, judge: ReaderJudge | None = None,
 ) -> list[Ranked]:
-    """The candidates best first; ties keep sampling order, so ranking off shows the first."""
+    """The candidates best first; ties keep sampling order, so ranking off shows the first.
+    The judge is consulted only when one of its weights counts."""
     ranked = []
+    judge = judge if weights.consults_judge else None
     for text, completion in candidates:
-        detail = parts(text, completion, contrasts, topics) if weights.enabled else {}
+        detail = parts(text, completion, contrasts, topics, judge) if weights.enabled else {}
         ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail))
     order = sorted(range(len(ranked)), key=lambda i: (-ranked[i].score, i))
     return [ranked[i] for i in order]

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from generation.decoding.judge import ReaderJudge
 from generation.decoding.ranking import rank
 from generation.postprocess import clean, rejection_reason
 from generation.settings import Decoding, GenerationSettings, ModelSpec
@@ -96,12 +97,21 @@ class TweetGenerator:
     def __init__(self, settings: GenerationSettings, backend: Backend) -> None:
         self.settings = settings
         self.backend = backend
+        self._judges: dict[str, ReaderJudge | None] = {}
 
     def _spec(self, name: str) -> ModelSpec:
         try:
             return self.settings.models[name]
         except KeyError:
             raise UnknownModel(f"unknown model {name!r}; configured: {sorted(self.settings.models)}") from None
+
+    def judge(self, name: str) -> ReaderJudge | None:
+        """The reader's judge shipped in model ``name``'s folder (None: none there, or a hub id),
+        read once; it ranks on either backend, since it needs no model."""
+        if name not in self._judges:
+            spec = self._spec(name)
+            self._judges[name] = ReaderJudge.load(spec.path) if self.settings.ranking.consults_judge else None
+        return self._judges[name]
 
     async def generate(self, req: TweetRequest) -> TweetResult:
         """``req.n`` acceptable tweets (fewer when retries ran out after some succeeded, or when
@@ -148,7 +158,7 @@ class TweetGenerator:
             reasons = sorted({reason for _, reason in rejected})
             raise BlockedOutput(f"no acceptable tweet in {tries} tries ({', '.join(reasons)})")
         topics = prompt.fields.topics() if spec.kind == "controlled" else ()
-        ranked = rank(accepted, prompt.contrasts, topics, self.settings.ranking)
+        ranked = rank(accepted, prompt.contrasts, topics, self.settings.ranking, self.judge(name))
         return TweetResult(
             texts=[r.text for r in ranked],
             model=name,

@@ -226,9 +226,11 @@ async def _seed_candidates(url: str) -> list[int]:
     engine = create_engine(url)
     _, ids = await LogFactory(engine).tweet("primero", sentiment="POSITIVE", candidates=3)
     async with engine.begin() as connection:
-        for generation_id, shown, score in zip(ids, (False, True, False), (0.5, 1.25, None), strict=True):
+        details = ({"side": -0.25, "real": -0.4}, {"side": -0.01, "topic": 1.0, "real": -0.125}, None)
+        for generation_id, shown, score, detail in zip(ids, (False, True, False), (0.5, 1.25, None), details,
+                                                       strict=True):
             await connection.execute(update(Generation).where(Generation.id == generation_id)
-                                     .values(shown=shown, score=score))
+                                     .values(shown=shown, score=score, score_detail=detail, latency_ms=812.46))
     await engine.dispose()
     return ids
 
@@ -251,3 +253,18 @@ def test_the_register_groups_candidates_under_their_request_with_scores_and_span
         assert "sentimiento positivo" in client.get("/requests/1").text
         stats = client.get("/stats").text
         assert "positivo" in stats and "POSITIVE" not in stats.replace('value="POSITIVE"', "")
+
+
+def test_the_request_page_shows_every_candidates_score_its_parts_and_which_was_shown(url: str) -> None:
+    asyncio.run(_seed_candidates(url))
+    with _client(url) as client:
+        _login(client)
+        page = client.get("/requests/1").text
+    table = page[page.index('<table class="ranking">'):page.index("</table>")]
+    assert [h for h in re.findall(r"<th>(\w+)</th>", table)] == [
+        "candidato", "mostrado", "puntaje", "side", "real", "topic", "texto"]
+    rows = table.split("<tr")[2:]
+    assert "mostrado" not in rows[0] and "✅ mostrado" in rows[1] and 'class="shown"' in rows[1]
+    assert re.findall(r'class="score">([^<]+)<', rows[1]) == ["1.25", "-0.01", "-0.12", "1.00"]
+    assert re.findall(r'class="score">([^<]+)<', rows[2]) == ["—", "—", "—", "—"]  # never scored
+    assert "812 ms" in page and "812.46" not in page  # whole milliseconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,21 @@ def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
         "--set", "max_new_tokens=4", "--latency-requests", "0")
     metrics = json.loads((alone / "metrics.json").read_text())
     assert metrics["ranking"]["enabled"] is False and "latency_ms_median" not in metrics
+
+
+
+def test_evaluate_measures_prompts_as_users_type_them(pipeline: dict[str, Path]) -> None:
+    out = pipeline["root"] / "eval"  # written by the test above
+    if not (out / "metrics.json").exists():
+        pytest.skip("runs after test_evaluate_writes_report_and_plots")
+    metrics = json.loads((out / "metrics.json").read_text())
+    user = metrics["user_style"]
+    assert user["prompts"] >= 1 and 0.0 <= user["side_adherence"] <= 1.0
+    rows = [json.loads(x) for x in (out / "samples-user.jsonl").read_text().splitlines()]
+    assert len(rows) == user["prompts"] and all(r["prompt"]["asked"] and r["candidates"] for r in rows)
+    assert "## Prompts as users type them" in (out / "report.md").read_text()
+    # Invented words need spylls and the Debian dictionary; without them, one line says why.
+    assert ("invented_share_skipped" in metrics) == math.isnan(metrics["invented_share"])
 
 
 def test_evaluate_refuses_a_bad_override(pipeline: dict[str, Path], capsys) -> None:

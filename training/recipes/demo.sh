@@ -60,6 +60,32 @@ for w in 1.5 2.0; do
     "fit=0,side=8,sentiment=0.5,topic=2,open=3" "fit=0,side=8,sentiment=1,topic=2,open=3" \
     "fit=0,side=2,sentiment=0,topic=2,open=3"
 done
+# 8c. Issue 20: the reader's judge and invented words. Candidates drawn on 400 prompts of the
+#     *training* split train the judge (the model's own samples against real training tweets);
+#     then the validation split is drawn once per decoding setting, both prompt sets (paired and
+#     as users type them), and the ranking weights of the judge's parts compared on those draws.
+J="$T --seed 42 evaluate --model models/demo --train $RUNS/data/train.jsonl --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0"
+$T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
+  --out "$RUNS/eval/judge-draws" --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 \
+  --samples 400 --prompt-sets paired --rank real=0 --rank unknown=0
+$T judge --samples "$RUNS/eval/judge-draws/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
+$J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-base" --rank real=0 --rank unknown=0
+$J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-g3" --rank real=0 --rank unknown=0 --set contrast_guidance=3.0
+R="$T rerank --train $RUNS/data/train.jsonl --judge $RUNS/judge"
+K="fit=0,sentiment=0.5,open=3"
+W=(); for side in 4 8; do for real in 1 1.5 2 3; do for unk in 1 2; do
+  W+=("$K,side=$side,topic=8,real=$real,unknown=$unk"); done; done; done
+for set in samples samples-user; do
+  $R --samples "$RUNS/eval/val-base/$set.jsonl" --weights "$K,side=4,topic=2" "$K,side=4,topic=2,real=1" \
+    "$K,side=4,topic=2,real=2" "$K,side=4,topic=2,real=4" "$K,side=4,topic=2,real=8" "$K,side=4,topic=2,unknown=2" \
+    "$K,side=8,topic=2" "$K,side=16,topic=2" "${W[@]}"
+  $R --samples "$RUNS/eval/val-g3/$set.jsonl" --weights "$K,side=4,topic=2" "$K,side=4,topic=8,unknown=2" \
+    "$K,side=4,topic=8,real=1,unknown=1" "$K,side=4,topic=8,real=1,unknown=2" "$K,side=6,topic=8,real=1,unknown=1" \
+    "$K,side=8,topic=8,real=2,unknown=1" "$K,side=8,topic=8,real=2,unknown=2"
+done
+W=(); for side in 4 6 8; do for real in 1 1.5 2; do for unk in 1 1.5; do
+  W+=("$K,side=$side,topic=8,real=$real,unknown=$unk"); done; done; done
+$R --samples "$RUNS/eval/val-base/samples.jsonl" --weights "${W[@]}"
 # 9. The report: the test split, once, as the bot decodes (config.toml, with the chosen weights);
 #    then the folder in fp16, the test split's real tweets beside it (the /adivina game) and the
 #    training text's sources and licences in its card.
@@ -68,3 +94,5 @@ $T --seed 42 evaluate --model "$RUNS/contextual" --train "$RUNS/data/train.jsonl
 $T export --model "$RUNS/contextual" --out models/demo --kind controlled --name "Demo: candidatos presidenciales 2017" \
   --dtype float16 --data-stats "$RUNS/data/stats.json" --evaluation docs/demo-eval/metrics.json \
   --commands training/recipes/demo.sh --sources training/recipes/demo-sources.md --real-tweets "$RUNS/data/test.jsonl"
+# 10. The reader's judge beside the exported model (issue 20), which the bot's ranking loads.
+cp "$RUNS/judge/judge.safetensors" models/demo/
