@@ -277,17 +277,20 @@ class Batch:
             logits = torch.where(self.seen[lines_rows], torch.where(logits > 0, logits / rp, logits * rp), logits)
         if self.topics.active:
             logits = logits + self.topics.bonuses(self.history, vocab)[lines_rows]
-        main = logits[self.main_lines]
         if self.follow:
-            main = guide(main, logits[self.negative_lines], self.negative_rows, self.weight)
-        ban = torch.zeros((rows, vocab + 1), dtype=torch.bool, device=self.device)
-        ban[:, :vocab] |= self.invalid
+            main = guide(logits[self.main_lines], logits[self.negative_lines], self.negative_rows, self.weight)
+        else:  # every line is a row's own, in row order: a copy only if the raw logits are kept
+            main = logits.clone() if logits is raw and self.score else logits
+        main.masked_fill_(self.invalid, float("-inf"))
         eos = self.table.eos_id
         if eos is not None:
-            ban[:, eos] |= self.ignore_eos | (self.history.count < self.min_new)
-        self.ngrams.bans(self.history, ban)
-        self.strings.bans(ban)
-        main.masked_fill_(ban[:, :vocab], float("-inf"))
+            early = self.ignore_eos | (self.history.count < self.min_new)
+            main[:, eos].masked_fill_(early, float("-inf"))
+        if self.ngrams.largest or self.strings.strings:
+            ban = torch.zeros((rows, vocab + 1), dtype=torch.bool, device=self.device)
+            self.ngrams.bans(self.history, ban)
+            self.strings.bans(ban)
+            main.masked_fill_(ban[:, :vocab], float("-inf"))
         stuck = torch.isinf(main).all(-1)  # everything banned: the row ends
         tokens = _sample(main, self.temperature, self.top_p, self.top_k, self.history.uniform(),
                          self.min_p, self.typical_p, self.modes)

@@ -259,8 +259,10 @@ class GPT2Stepper:
                 count, new = g.positions.shape
                 qkv = qkv.view(count, new, 3, self.heads, self.head_size)
                 kv[:, slot, :, g.positions] = qkv[:, :, 1:]
-                out = _attend(qkv[:, :, 0].transpose(1, 2), kv[0, g.lines, :, : g.span],
-                              kv[1, g.lines, :, : g.span], mask, scaling)
+                out = F.scaled_dot_product_attention(
+                    qkv[:, :, 0].transpose(1, 2), kv[0, g.lines, :, : g.span], kv[1, g.lines, :, : g.span],
+                    attn_mask=mask, scale=scaling,
+                )
                 outs.append(out.transpose(1, 2).reshape(count * new, width))
             hidden = hidden + attn.c_proj(torch.cat(outs) if len(outs) > 1 else outs[0])
             x = F.layer_norm(hidden, (width,), block.ln_2.weight, block.ln_2.bias, self.eps)
@@ -272,8 +274,8 @@ class GPT2Stepper:
         allowed = (torch.arange(group.span, device=self.device) <= group.positions[:, :, None])[:, None]
         if self.device.type != "cpu":
             return allowed
-        # Spelled out with an additive mask built once per call: for one new token per line this
-        # is half the time of the CPU's fused kernel, which rebuilds it every layer.
+        # On the CPU an additive mask, built once per call, spares the kernel converting the
+        # boolean one in every layer.
         return torch.zeros(allowed.shape, dtype=group.hidden.dtype, device=self.device).masked_fill_(
             ~allowed, float("-inf"))
 
@@ -303,13 +305,3 @@ class GPT2Stepper:
         lengths = torch.zeros(slots, dtype=torch.long, device=self.device)
         lengths[: self.lines] = self.lengths[: self.lines]
         self.lengths = lengths
-
-
-def _attend(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-            scale: float) -> torch.Tensor:
-    """Attention with a boolean mask (the fused kernel) or an additive one (spelled out)."""
-    if mask.dtype == torch.bool:
-        return F.scaled_dot_product_attention(query, keys, values, attn_mask=mask, scale=scale)
-    weights = torch.baddbmm(mask.expand(*query.shape[:3], keys.shape[2]).flatten(0, 1),
-                            query.flatten(0, 1), keys.flatten(0, 1).transpose(1, 2), alpha=scale)
-    return (weights.softmax(-1) @ values.flatten(0, 1)).view(query.shape)
