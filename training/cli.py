@@ -131,7 +131,7 @@ def run_rerank(args: argparse.Namespace) -> dict:
     from training.rerank import rerank
 
     summary = rerank(args.samples, args.train, args.weights, args.out, args.sentiment, args.copy_words, args.seed,
-                     args.judge, args.dictionary)
+                     args.judge, args.dictionary, args.candidates)
     print(summary["table"], file=sys.stderr)
     return summary
 
@@ -268,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--copy-words", type=int, default=8)
     p.add_argument("--judge", type=Path, help="a folder with judge.safetensors: adds the 'real' part to "
                    "candidates drawn without it, so its weight can be tried")
+    p.add_argument("--candidates", type=int, help="choose among each prompt's first N candidates only "
+                   "(an engine shedding candidates under load)")
     _dictionary_flag(p)
     p.set_defaults(handler=run_rerank)
 

@@ -49,12 +49,17 @@ def add_reader_part(samples: list[dict[str, Any]], folder: Path) -> None:
 
 def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | None = None,
            sentiment: str = "lexicon", copy_words: int = 8, seed: int = 42, reader: Path | None = None,
-           dictionary: Path = DEFAULT_DICTIONARY) -> dict[str, Any]:
+           dictionary: Path = DEFAULT_DICTIONARY, candidates: int | None = None) -> dict[str, Any]:
     """Metrics of the shown tweets under each weight setting (``"side=2,open=3"``; unnamed weights
-    keep their defaults); with ``reader``, the judge in that folder adds its part first."""
+    keep their defaults); with ``reader``, the judge in that folder adds its part first; with
+    ``candidates``, only each prompt's first that many are there to choose from (what a request
+    gets from an engine shedding candidates under load: ``[generation.engine] shed_candidates``)."""
     samples = read_jsonl(samples_path)
     if not all("candidates" in s and "real" in s for s in samples):
         raise InputError(f"{samples_path}: not an evaluate samples.jsonl with candidates")
+    if candidates is not None:
+        for sample in samples:
+            sample["candidates"] = sample["candidates"][:candidates]
     if reader is not None:
         add_reader_part(samples, reader)
     judge = Judge(read_jsonl(train), sentiment, copy_words, seed, dictionary)
