@@ -200,7 +200,8 @@ def targets(plan: Plan, median: dict[str, float | None]) -> dict[str, dict[str, 
 
 
 def engine_stats(app: App) -> dict[str, Any] | None:
-    """The local engine's counters (batches, their sizes, tokens); None on a remote backend."""
+    """The local engine's counters (steps, rows per step, tokens, shed requests); None on a remote
+    backend."""
     engine = getattr(app.backend, "engine", None)
     return engine.stats() if engine is not None else None
 
