@@ -1,13 +1,16 @@
-"""Fixtures for the core's tests: the repo's politics tables, no model needed."""
+"""Fixtures for the core's tests: the repo's politics tables and a fresh log, no model needed."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from bot.catalog import Catalog
 from bot.config import Settings, load_settings
+from db.log import GenerationLog
+from db.migrate import upgrade
 from tests.conftest import write_config
 
 
@@ -20,3 +23,11 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def catalog(settings: Settings) -> Catalog:
     return Catalog.from_settings(settings.politics)
+
+
+@pytest.fixture
+async def log(settings: Settings) -> AsyncIterator[GenerationLog]:
+    await upgrade(settings.database.url)
+    opened = await GenerationLog.open(settings.database.url)
+    yield opened
+    await opened.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +19,6 @@ from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 from db.log import GenerationLog
-from db.migrate import upgrade
 from db.models import Generation, Rating, Request, User
 from generation.serving.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings, ModelSpec
@@ -55,14 +53,6 @@ class FakeGenerator:
         return TweetResult(texts=texts, model=req.model or "demo", prompt_text=req.prompt.text(),
                            params=SamplingParams(top_p=0.8), seed=req.seed or 0, latency_ms=5.0,
                            tokens=[4] * req.n, tries=1, rejected=[])
-
-
-@pytest.fixture
-async def log(settings: Settings) -> AsyncIterator[GenerationLog]:
-    await upgrade(settings.database.url)
-    opened = await GenerationLog.open(settings.database.url)
-    yield opened
-    await opened.aclose()
 
 
 @pytest.fixture

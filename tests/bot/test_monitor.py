@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from bot.monitor_http import MonitorError, MonitorServer, monitor_for
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import Incoming, Origin
 from db.log import GenerationLog
-from db.migrate import upgrade
 from generation.config import ConfigError
 from generation.serving.service import TweetRequest, TweetResult
 from generation.types import BlockedOutput, EngineBusy, GenerationTimeout, SamplingParams
@@ -62,14 +60,6 @@ class ScriptedGenerator:
         return TweetResult(texts=["tuit"] * req.n, model="demo", prompt_text="", params=SamplingParams(),
                            seed=1, latency_ms=1.0, tokens=[1] * req.n, tries=1, rejected=[],
                            first_token_s=0.2)
-
-
-@pytest.fixture
-async def log(settings: Settings) -> AsyncIterator[GenerationLog]:
-    await upgrade(settings.database.url)
-    opened = await GenerationLog.open(settings.database.url)
-    yield opened
-    await opened.aclose()
 
 
 def core_with(settings: Settings, log: GenerationLog, generator: ScriptedGenerator) -> tuple[BotCore, BotMetrics]:

@@ -188,7 +188,10 @@ def test_evaluate_measures_prompts_as_users_type_them(pipeline: dict[str, Path])
     user = metrics["user_style"]
     assert user["prompts"] >= 1 and 0.0 <= user["side_adherence"] <= 1.0
     rows = [json.loads(x) for x in (out / "samples-user.jsonl").read_text().splitlines()]
-    assert len(rows) == user["prompts"] and all(r["prompt"]["asked"] and r["candidates"] for r in rows)
+    # Every prompt is recorded as asked; the tiny model's tweets are random, so a prompt whose
+    # every candidate was too short is recorded blocked (no candidates), as evaluate reports it.
+    assert len(rows) == user["prompts"] and all(r["prompt"]["asked"] for r in rows)
+    assert sum(bool(r["candidates"]) for r in rows) > len(rows) // 2
     assert "## Prompts as users type them" in (out / "report.md").read_text()
     # Invented words need spylls and the Debian dictionary; without them, one line says why.
     assert ("invented_share_skipped" in metrics) == math.isnan(metrics["invented_share"])
