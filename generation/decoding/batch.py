@@ -258,6 +258,9 @@ class Batch:
         mains = set(self.main_line)
         negative = [j for j in range(len(self.line_row)) if j not in mains]
         self.negative = negative
+        #: No negative lines, and each row's line has the row's index (leaving rows can break
+        #: that: rows and lines fill their holes each on their own).
+        self.aligned = not negative and self.main_line == list(range(len(self.members)))
         self.negative_lines = torch.tensor(negative, dtype=torch.long, device=d)
         self.negative_rows = torch.tensor([self.line_row[j] for j in negative], dtype=torch.long, device=d)
 
@@ -279,8 +282,10 @@ class Batch:
             logits = logits + self.topics.bonuses(self.history, vocab)[lines_rows]
         if self.follow:
             main = guide(logits[self.main_lines], logits[self.negative_lines], self.negative_rows, self.weight)
-        else:  # every line is a row's own, in row order: a copy only if the raw logits are kept
+        elif self.aligned:  # line r is row r's own: a copy only if the raw logits are kept
             main = logits.clone() if logits is raw and self.score else logits
+        else:
+            main = logits[self.main_lines]
         main.masked_fill_(self.invalid, float("-inf"))
         eos = self.table.eos_id
         if eos is not None:

@@ -201,3 +201,24 @@ async def test_a_batch_that_breaks_answers_everyone_in_it_and_the_engine_goes_on
     with pytest.raises(RuntimeError, match="fell over"):
         await running
     assert len(await engine.generate("demo", ids, types, params, seed=2)) == 1
+
+
+def test_rows_keep_their_lines_when_a_guided_row_leaves_before_later_ones(lm: LoadedModel, table: TokenTable) -> None:
+    """Rows and lines fill their holes each on their own: once a guided row (with negative
+    lines) leaves ahead of rows that joined after it, row r's line is no longer line r, and
+    every row must still read its own logits."""
+    ids, types = prompt(lm)
+
+    def plain(seed: int) -> Row:
+        return Row(ids, types, SamplingParams(max_new_tokens=12, ignore_eos=True), seed)
+
+    guided = Row(ids, types, everything_on(lm, min_new_tokens=0, max_new_tokens=3), 7,
+                 negatives=(prompt(lm, "RD"), prompt(lm, "PS")))
+    batch = Batch(lm, table)
+    batch.join([plain(1), guided], ["a", "guided"])  # lines: a, guided, its 2 negatives
+    done = {f.tag: f.result for f in batch.step()}
+    batch.join([plain(2), plain(3)], ["c", "d"])  # lines 4 and 5, rows 2 and 3
+    while len(batch):  # the guided row leaves: rows become a, d, c and lines a, c, d
+        done.update((f.tag, f.result) for f in batch.step())
+    for tag, seed in (("a", 1), ("c", 2), ("d", 3)):
+        assert done[tag].token_ids == decode_batch(lm, table, [plain(seed)])[0].token_ids, tag
