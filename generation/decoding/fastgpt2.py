@@ -15,7 +15,8 @@ layers of ``generation/decoding/int8.py``, float32 or half) with only what servi
 - the LM head applied where logits are wanted only.
 
 ``extend`` feeds several tokens per line at once (a prompt, or a finished tweet being scored);
-``step`` is ``extend`` with one token per line, and ``join`` adds lines with their prompts.
+``step`` is ``extend`` with one token per line, ``join`` adds lines with their prompts, and
+``step_and_join`` does both in one forward (the matrix products shared, the attention apart).
 """
 
 from __future__ import annotations

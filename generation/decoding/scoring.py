@@ -72,9 +72,10 @@ def score_candidates(
     """Per candidate: its log-probability (tweet + EOS) after each prompt, in prompt order."""
     eos = lm.tokenizer.eos_token_id
     tail = [eos] if eos is not None else []
-    if supports(lm.model) and prompts and candidates:
-        return _shared_prefix_scores(lm, prompts, [list(c) + tail for c in candidates])
-    pairs = [(prompt, list(tokens) + tail) for tokens in candidates for prompt in prompts]
+    continuations = [list(c) + tail for c in candidates]
+    if supports(lm.model) and prompts and continuations and all(continuations):
+        return _shared_prefix_scores(lm, prompts, continuations)
+    pairs = [(prompt, continuation) for continuation in continuations for prompt in prompts]
     flat = continuation_logprobs(lm, pairs)
     k = len(prompts)
     return [tuple(flat[i * k:(i + 1) * k]) for i in range(len(candidates))]
@@ -107,7 +108,9 @@ def _shared_prefix_scores(
         types = last[:, None].expand(lines, width).to(device)
     # Token 0 is predicted by the prompt's last position, token i by the tweet's position i-1.
     hidden = stepper.extend(ids.to(device), types, counts)
-    line_index = torch.tensor([line for line, n in enumerate(counts) for _ in range(n - 1)], device=device)
+    # (Long, explicitly: candidates that are only their EOS leave these lists empty.)
+    line_index = torch.tensor([line for line, n in enumerate(counts) for _ in range(n - 1)], device=device,
+                              dtype=torch.long)
     at = torch.tensor([i for n in counts for i in range(n - 1)], device=device, dtype=torch.long)
     targets = ids.to(device)[line_index, at + 1]
     logp = stepper.logits(hidden[line_index, at]).float().log_softmax(-1)

@@ -155,3 +155,19 @@ def test_scores_kept_while_decoding_equal_a_scoring_pass(taught: LoadedModel) ->
     for result in ended:
         again = score_candidates(taught, [(ids, types), *negatives], [result.token_ids])[0]
         assert result.logprobs == pytest.approx(again, abs=1e-3)
+
+
+def test_an_empty_candidate_is_scored_by_its_eos_alone(taught: LoadedModel) -> None:
+    """A candidate that ended at once (only its EOS to score) gets the EOS's log-probability
+    after each prompt; batches made only of such candidates too."""
+    prompts = [encode(taught, PromptSpec("controlled", ControlFields(partido=p, sentimiento="POSITIVE")))
+               for p in ("UDI", "RD")]
+    eos = taught.tokenizer.eos_token_id
+    with torch.inference_mode():
+        expected = []
+        for ids, types in prompts:
+            out = taught.model(input_ids=torch.tensor([ids]), token_type_ids=torch.tensor([types]))
+            expected.append(float(out.logits[0, -1].float().log_softmax(-1)[eos]))
+    assert score_candidates(taught, prompts, [[]]) == [pytest.approx(tuple(expected), abs=1e-3)]
+    tokens = taught.tokenizer.encode(STYLE["UDI"], add_special_tokens=False)
+    assert score_candidates(taught, prompts, [[], tokens])[0] == pytest.approx(tuple(expected), abs=1e-3)
