@@ -55,8 +55,6 @@ class _Member:
     row: Row
     tag: Hashable
     generated: list[int] = field(default_factory=list)
-    #: How many negative lines follow this row (contrast guidance on).
-    followers: int = 0
 
 
 Prompt = tuple[list[int], list[int] | None]
@@ -137,7 +135,7 @@ class Batch:
 
     def can_join(self) -> bool:
         """Whether rows may join now (a model without the lean stepper takes a batch at a time)."""
-        return getattr(self.stepper, "joins", False) or not self.members
+        return self.stepper.joins or not self.members
 
     # --- rows joining ---------------------------------------------------------------------------
 
@@ -156,12 +154,13 @@ class Batch:
             (self.members or self.pending) and (self.line_types is not None) != typed
         ):
             raise ValueError("rows with and without token type ids cannot share a batch")
-        if self.members and getattr(self.stepper, "joins", False):
+        if self.members and self.stepper.joins:
             self.pending += zip(rows, tags, strict=True)
             return
-        self.line_types = None if not self.members else self.line_types
+        if not self.members:
+            self.line_types = None  # a fresh batch: typed or not as its first rows are
         lines = self._lines_of(rows)
-        if getattr(self.stepper, "joins", False):
+        if self.stepper.joins:
             distinct, which = _distinct(lines.prompts)
             if not self.members:
                 self.stepper.reset()
@@ -186,7 +185,7 @@ class Batch:
     def _fork(self, which: list[int]) -> None:
         """The distinct prompts just fed sit on the last lines: give every new line its copy."""
         first = self.lines
-        if len(set(which)) < len(which) or which != sorted(which):
+        if len(set(which)) < len(which):  # (without repeats, ``which`` is 0, 1, 2, …)
             self.stepper.keep([*range(first), *(first + w for w in which)])
 
     def _attach(self, rows: Sequence[Row], tags: Sequence[Hashable], lines: _NewLines,
@@ -194,8 +193,7 @@ class Batch:
         """Record rows whose lines the stepper now holds (after the current ones)."""
         self.logits = torch.cat([self.logits, logits.float()]) if self.members else logits.float()
         self.main_line += range(len(self.line_row), len(self.line_row) + len(rows))
-        self.members += [_Member(r, tag, followers=len(r.negatives) if r.params.contrast_guidance > 0 else 0)
-                         for r, tag in zip(rows, tags, strict=True)]
+        self.members += [_Member(r, tag) for r, tag in zip(rows, tags, strict=True)]
         self.line_row += lines.owners
         if rows[0].token_type_ids is not None:
             last = torch.tensor([[t[-1]] for _, t in lines.prompts], device=self.device)  # type: ignore[index]
@@ -251,13 +249,13 @@ class Batch:
         params = [m.row.params for m in self.members]
         self.modes = Modes.of(params) if params else Modes()
         self.penalise = any(p.repetition_penalty != 1 for p in params)
-        self.follow = any(m.followers for m in self.members)
         self.score = any(m.row.score for m in self.members)
         self.rows_of_lines = torch.tensor(self.line_row, dtype=torch.long, device=d)
         self.main_lines = torch.tensor(self.main_line, dtype=torch.long, device=d)
         mains = set(self.main_line)
         negative = [j for j in range(len(self.line_row)) if j not in mains]
         self.negative = negative
+        self.follow = bool(negative)  # some row is guided away from its negative prompts
         #: No negative lines, and each row's line has the row's index (leaving rows can break
         #: that: rows and lines fill their holes each on their own).
         self.aligned = not negative and self.main_line == list(range(len(self.members)))

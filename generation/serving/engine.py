@@ -124,12 +124,16 @@ class _Worker:
         self.running: dict[_Job, None] = {}  # jobs with rows in the batch, in arrival order
         self.wake = threading.Condition()
         self.stopping = False
-        self.rows = 0
         self.thread = threading.Thread(target=self._run, name=f"engine-{model}", daemon=True)
         self.thread.start()
 
     def depth(self) -> int:
         return len(self.inbox)
+
+    @property
+    def rows(self) -> int:
+        """Candidate rows in the batch now."""
+        return sum(job.n for job in self.running)
 
     def submit(self, job: _Job) -> None:
         with self.wake:
@@ -209,7 +213,6 @@ class _Worker:
                 for job in list(self.running):
                     self.settle(job, exc)
                 self.running.clear()
-                self.rows = 0
                 batch = None
                 continue
             self._account(batch, elapsed)
@@ -260,7 +263,6 @@ class _Worker:
                 self.settle(job, exc)
                 raise
             self.running[job] = None
-            self.rows += job.n
 
     def _shed(self, job: _Job, backlog: int) -> None:
         """Fewer candidates for a request that starts under load (``shed_rows``): its first
@@ -285,12 +287,8 @@ class _Worker:
         if gone:
             batch.drop({(job, i) for job in gone for i in range(job.n)})
             for job in gone:
-                self._retire(job)
+                self.running.pop(job, None)
                 self.settle(job, EngineClosed("cancelled"))
-
-    def _retire(self, job: _Job) -> None:
-        self.running.pop(job, None)
-        self.rows -= job.n
 
     def _account(self, batch: Batch, elapsed: float) -> None:
         stats = self.engine._stats
@@ -313,7 +311,7 @@ class _Worker:
         job.left -= 1
         if job.left:
             return
-        self._retire(job)
+        self.running.pop(job, None)
         results = [r for r in job.results if r is not None]
         if any(r.finish_reason == "cancelled" for r in results):
             self.settle(job, EngineClosed("cancelled"))
