@@ -380,6 +380,9 @@ class Batch:
         if leaving:
             self._leave(leaving)
             self.logits = self.logits[self._line_order_tensor]
+        if not self.members and self.pending:  # nobody left to feed them with: feed them now
+            waiting, self.pending = self.pending, []
+            self.join([row for row, _ in waiting], [tag for _, tag in waiting])
         return out
 
     def _leave(self, leaving: set[int]) -> None:

@@ -222,3 +222,21 @@ def test_rows_keep_their_lines_when_a_guided_row_leaves_before_later_ones(lm: Lo
         done.update((f.tag, f.result) for f in batch.step())
     for tag, seed in (("a", 1), ("c", 2), ("d", 3)):
         assert done[tag].token_ids == decode_batch(lm, table, [plain(seed)])[0].token_ids, tag
+
+
+def test_rows_waiting_to_join_go_on_when_every_decoding_row_is_dropped(lm: LoadedModel, table: TokenTable) -> None:
+    """Rows that joined while others decoded wait for the next step's forward; if the others
+    are all cancelled first, the waiting rows are fed at once instead of waiting for a step
+    that has nobody to run."""
+    ids, types = prompt(lm)
+    row = Row(ids, types, SamplingParams(max_new_tokens=5, ignore_eos=True), 4)
+    batch = Batch(lm, table)
+    batch.join([Row(ids, types, SamplingParams(max_new_tokens=30, ignore_eos=True), 1)], ["doomed"])
+    batch.step()
+    batch.join([row], ["waiting"])
+    assert [f.tag for f in batch.drop({"doomed"})] == ["doomed"]
+    assert len(batch) == 1
+    done = {}
+    while len(batch):
+        done.update((f.tag, f.result) for f in batch.step())
+    assert done["waiting"].token_ids == decode_batch(lm, table, [row])[0].token_ids
