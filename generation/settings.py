@@ -124,13 +124,17 @@ class RankingSettings(Strict):
     real: float = Field(0.0, ge=0)
     #: Penalty for a tweet holding a word the judge's vocabulary lacks (a likely invented word).
     unknown: float = Field(0.0, ge=0)
+    #: The judge's side head: log-probability a reader places the tweet on the requested side.
+    lean: float = Field(0.0, ge=0)
+    #: Penalty for a tweet repeating 8 words in a row of a training tweet (the judge's memory).
+    copied: float = Field(0.0, ge=0)
     #: Contrast prompts per other side (its parties, most likely first); 0 skips side scoring.
     side_contrasts: int = Field(2, ge=0, le=8)
 
     @property
     def consults_judge(self) -> bool:
         """Whether a part of the reader's judge counts (else it is neither loaded nor asked)."""
-        return self.enabled and (self.real > 0 or self.unknown > 0)
+        return self.enabled and (self.real > 0 or self.unknown > 0 or self.lean > 0 or self.copied > 0)
 
 
 class RemoteSettings(Strict):

@@ -131,7 +131,7 @@ def run_rerank(args: argparse.Namespace) -> dict:
     from training.rerank import rerank
 
     summary = rerank(args.samples, args.train, args.weights, args.out, args.sentiment, args.copy_words, args.seed,
-                     args.judge, args.dictionary, args.candidates)
+                     args.judge, args.dictionary, args.candidates, args.held_out)
     print(summary["table"], file=sys.stderr)
     return summary
 
@@ -266,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="JSON file for the results")
     p.add_argument("--sentiment", default="lexicon", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--copy-words", type=int, default=8)
-    p.add_argument("--judge", type=Path, help="a folder with judge.safetensors: adds the 'real' part to "
-                   "candidates drawn without it, so its weight can be tried")
+    p.add_argument("--judge", type=Path, help="a folder with judge.safetensors: gives every candidate its "
+                   "parts (real, unknown, lean), so their weights can be tried")
+    p.add_argument("--held-out", type=Path, help="the split the samples were drawn on: side is also checked "
+                   "by a classifier trained on its tweets (side_adherence_check)")
     p.add_argument("--candidates", type=int, help="choose among each prompt's first N candidates only "
                    "(an engine shedding candidates under load)")
     _dictionary_flag(p)

@@ -13,6 +13,11 @@ examples that the Hunspell dictionary accepts. Were it all the training tweets, 
 tweet the judge learns from would know all its words and the count would be a perfect, false
 tell; so its training words are one half of the training tweets, and the real tweets it learns
 from are the other half (whose proper names it then lacks, as it lacks a new tweet's).
+
+Side head: where the training tweets carry sides (``lado``), a multinomial logistic regression
+over the same features learns them from every complete training tweet (sides weighed alike, so
+the one-candidate centre is not drowned out), and the ranking's ``lean`` part asks it whether a
+reader would place a candidate on the requested side.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-from generation.decoding.judge import JudgeShape, ReaderJudge, features, known_set, plain_words
+from generation.decoding.judge import (
+    JudgeShape,
+    ReaderJudge,
+    SideHead,
+    features,
+    known_set,
+    plain_words,
+    shingles,
+)
 from training.errors import InputError
 from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.tables import read_jsonl
@@ -30,17 +43,23 @@ from training.tables import read_jsonl
 STRENGTHS = (3.0, 10.0, 30.0, 100.0)
 
 
-def _matrix(texts: list[str], shape: JudgeShape, known: Any, progress: bool):
+def _matrix(found: list[dict[int, float]], size: int):
+    """The rows of ``features`` dicts as one sparse matrix."""
     from scipy.sparse import csr_matrix
-    from tqdm.auto import tqdm
 
     rows, cols, values = [], [], []
-    for i, text in enumerate(tqdm(texts, desc="features", disable=not progress)):
-        for j, v in features(text, shape, known).items():
+    for i, row in enumerate(found):
+        for j, v in row.items():
             rows.append(i)
             cols.append(j)
             values.append(v)
-    return csr_matrix((values, (rows, cols)), shape=(len(texts), shape.size))
+    return csr_matrix((values, (rows, cols)), shape=(len(found), size))
+
+
+def _featurize(texts: list[str], shape: JudgeShape, known: Any, progress: bool) -> list[dict[int, float]]:
+    from tqdm.auto import tqdm
+
+    return [features(t, shape, known) for t in tqdm(texts, desc="features", disable=not progress)]
 
 
 def generated_texts(samples: list[Path]) -> list[str]:
@@ -54,12 +73,46 @@ def generated_texts(samples: list[Path]) -> list[str]:
     return list(seen)
 
 
-def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42, progress: bool = True,
-                dictionary: Path = DEFAULT_DICTIONARY) -> dict[str, Any]:
-    """Fit, report held-out accuracy, and write ``judge.safetensors`` into ``out``."""
+def _fit(x: Any, labels: list, seed: int, class_weight: str | None = None) -> tuple[Any, dict[float, float]]:
+    """A logistic regression at the strength that does best on a held-out fifth (refitted on
+    everything), and each strength's held-out accuracy."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
+    x_fit, x_test, y_fit, y_test = train_test_split(x, labels, test_size=0.2, random_state=seed, stratify=labels)
+    tried = {}
+    for strength in STRENGTHS:
+        model = LogisticRegression(C=strength, max_iter=3000, class_weight=class_weight, random_state=seed)
+        tried[strength] = float(model.fit(x_fit, y_fit).score(x_test, y_test))
+    best = max(tried, key=lambda c: (tried[c], -c))
+    return LogisticRegression(C=best, max_iter=3000, class_weight=class_weight, random_state=seed).fit(x, labels), tried
+
+
+def _side_head(rows: list[dict[str, Any]], found: list[dict[int, float]], shape: JudgeShape,
+               seed: int) -> tuple[SideHead | None, dict[str, Any]]:
+    """The side head over ``rows`` (``found``: their features) that carry a side (None when
+    fewer than two sides do)."""
+    import numpy as np
+
+    labelled = [i for i, r in enumerate(rows) if r.get("lado")]
+    if len({rows[i]["lado"] for i in labelled}) < 2:
+        return None, {}
+    model, tried = _fit(_matrix([found[i] for i in labelled], shape.size), [rows[i]["lado"] for i in labelled], seed,
+                        class_weight="balanced")
+    best = float(model.C)
+    parties = {rows[i]["partido"]: rows[i]["lado"] for i in labelled if rows[i].get("partido")}
+    weights, bias = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: the second's log-odds
+        weights, bias = np.vstack([np.zeros_like(weights), weights]), np.concatenate([[0.0], bias])
+    head = SideHead(weights.astype(np.float32), bias.astype(np.float32),
+                    tuple(str(c) for c in model.classes_), parties)
+    return head, {"side_head": {"tweets": len(labelled), "held_out_accuracy": tried[best], "C": best,
+                                "sides": list(head.sides)}}
+
+
+def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42, progress: bool = True,
+                dictionary: Path = DEFAULT_DICTIONARY) -> dict[str, Any]:
+    """Fit, report held-out accuracy, and write ``judge.safetensors`` into ``out``."""
     fake = generated_texts(samples)
     rows = [r for r in read_jsonl(train) if r.get("completo", True)]
     if not fake or not rows:
@@ -77,20 +130,16 @@ def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42, pro
     real = [r["tweet"] for r in learned]
     size = min(len(real), len(fake))
     texts = rng.sample(real, size) + rng.sample(fake, size)
-    labels = [1] * size + [0] * size
-    x = _matrix(texts, shape, known, progress)
-    x_fit, x_test, y_fit, y_test = train_test_split(x, labels, test_size=0.2, random_state=seed, stratify=labels)
-    tried = {}
-    for strength in STRENGTHS:
-        model = LogisticRegression(C=strength, max_iter=3000, random_state=seed).fit(x_fit, y_fit)
-        tried[strength] = float(model.score(x_test, y_test))
-    best = max(tried, key=lambda c: (tried[c], -c))
-    model = LogisticRegression(C=best, max_iter=3000, random_state=seed).fit(x, labels)
+    model, tried = _fit(_matrix(_featurize(texts, shape, known, progress), shape.size), [1] * size + [0] * size, seed)
+    best = float(model.C)
+    side, side_info = _side_head(rows, _featurize([r["tweet"] for r in rows], shape, known, progress), shape, seed)
     info = {"trained_on": {"generated": size, "real": size, "samples": [str(p) for p in samples],
                            "train": str(train)},
             "held_out_accuracy": tried[best], "accuracy_by_C": {str(c): a for c, a in tried.items()}, "C": best,
-            "unknown_word_weights": [float(model.coef_[0][shape.buckets]), float(model.coef_[0][shape.buckets + 1])]}
-    judge = ReaderJudge(model.coef_[0], float(model.intercept_[0]), shape, known, info)
+            "unknown_word_weights": [float(model.coef_[0][shape.buckets]), float(model.coef_[0][shape.buckets + 1])],
+            **side_info}
+    copies = frozenset(h for r in read_jsonl(train) for h in shingles(r["tweet"], shape.copy_words))
+    judge = ReaderJudge(model.coef_[0], float(model.intercept_[0]), shape, known, info, side, copies)
     out.mkdir(parents=True, exist_ok=True)
     path = judge.save(out)
     return {"judge": str(path), "bytes": path.stat().st_size, **info}

@@ -187,6 +187,8 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
         "compared with are complete by choice (API-cut tweets are left out of the prompts)",
         f"- side classifier: TF-IDF + logistic regression on `{options.train.name}`, accuracy on the "
         f"{split} split's real tweets {metrics['classifier_accuracy']:.3f} (the ceiling for side adherence)",
+        f"- side check (`side_adherence_check`): the same classifier trained on the {split} split's own "
+        "real tweets instead, which the ranking's side head never saw",
         f"- sentiment annotator: {metrics['sentiment_annotator']}; memorization: a generated tweet "
         f"repeating {options.copy_words}+ consecutive words of a training tweet",
         f"- {metrics['candidates']} candidates per prompt, ranked (`generation/decoding/ranking.py`), the best kept",
@@ -196,9 +198,9 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
     ]
     real = {"realism_accuracy": 0.5, "realism_accuracy_unpaired": 0.5, "realism_style": 0.5,
             "side_adherence": metrics.get("classifier_accuracy"), "invented_share": metrics.get("invented_share_real")}
-    shown = ["open_share", "realism_accuracy", "realism_accuracy_unpaired", "realism_style", "side_adherence", "sentiment_adherence", "topic_inclusion",
-             "memorization", "distinct_2", "invented_share", "perplexity", "latency_ms_median", "latency_ms_p90",
-             "empty"]
+    shown = ["open_share", "realism_accuracy", "realism_accuracy_unpaired", "realism_style", "side_adherence",
+             "side_adherence_check", "sentiment_adherence", "topic_inclusion", "memorization", "distinct_2",
+             "invented_share", "perplexity", "latency_ms_median", "latency_ms_p90", "empty"]
     for name in shown:
         value = metrics.get(name)
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -219,8 +221,8 @@ def _report(options: EvaluateOptions, metrics: dict[str, Any], rows: list[dict[s
                   f"({user['topic_prompts']}) or nothing. Realism is against other real tweets of the split "
                   "(no real tweet answers these); sentiment adherence counts the requests that asked one.", "",
                   "| metric | generated | target |", "| --- | --- | --- |"]
-        for name in ("open_share", "realism_accuracy", "realism_style", "side_adherence", "sentiment_adherence",
-                     "topic_inclusion", "memorization", "distinct_2", "invented_share"):
+        for name in ("open_share", "realism_accuracy", "realism_style", "side_adherence", "side_adherence_check",
+                     "sentiment_adherence", "topic_inclusion", "memorization", "distinct_2", "invented_share"):
             target = USER_TARGETS.get(name) or (_target(name, metrics) if name == "invented_share" else None)
             verdict = _verdict(user[name], target)
             lines.append(f"| {name} | {user[name]:.3f} | {verdict} |")
@@ -348,7 +350,7 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     others = [r["tweet"] for r in random.Random(options.seed + 2).sample(complete, len(complete))
               if id(r) not in taken][:len(chosen)] or real
 
-    judge = Judge(train_rows, options.sentiment, options.copy_words, options.seed, options.dictionary)
+    judge = Judge(train_rows, options.sentiment, options.copy_words, options.seed, options.dictionary, held_out)
     prompt_dicts = [{"lado": wanted, **({k: v for k, v in p.__dict__.items() if v} if prompts else {})}
                     for wanted, p in zip(wanted_sides, prompts or [None] * len(texts), strict=True)]
     rows, sides, sentiments = _rows(judge, drawn, prompt_dicts, real)

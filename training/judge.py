@@ -26,11 +26,18 @@ def first_topic(prompt: dict[str, Any]) -> str:
 class Judge:
     """Side classifier, sentiment annotator, copy detector and invented-word check, built from
     the train split (the invented-word check only where its dictionary is: ``skipped`` says why
-    not otherwise)."""
+    not otherwise).
+
+    With ``held_out_rows`` (the split being measured on), a second side classifier is trained on
+    *those* real tweets: the ranking's side head (``lean``) learned from the train split, as the
+    first classifier did, so a choice made by it could please the first and not a reader; the
+    second saw other tweets, and ``side_adherence_check`` is what it says."""
 
     def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int,
-                 dictionary: Path = DEFAULT_DICTIONARY) -> None:
+                 dictionary: Path = DEFAULT_DICTIONARY, held_out_rows: list[dict[str, Any]] | None = None) -> None:
         self.classifier = SideClassifier(seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
+        check = [r for r in held_out_rows or () if r.get("lado")]
+        self.check = SideClassifier(seed).fit([r["tweet"] for r in check], [r["lado"] for r in check]) if check else None
         self.annotator = make_sentiment(sentiment)
         self.copies = CopyDetector((r["tweet"] for r in train_rows), copy_words)
         self.seed = seed
@@ -58,6 +65,8 @@ class Judge:
             "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
             "realism_style": style_two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
             "side_adherence": agreement(sides, [s["prompt"]["lado"] for s in samples]),
+            "side_adherence_check": (agreement(self.check.predict(texts), [s["prompt"]["lado"] for s in samples])
+                                     if self.check else float("nan")),
             "sentiment_adherence": agreement(sentiments, [s["prompt"].get("sentimiento", "") for s in samples]),
             "topic_inclusion": sum(names(t, e) for t, e in topics) / len(topics) if topics else float("nan"),
             "memorization": self.copies.share(texts),

@@ -21,8 +21,8 @@ from training.invented import DEFAULT_DICTIONARY
 from training.judge import Judge
 from training.tables import read_jsonl
 
-SHOWN = ("open_share", "realism_accuracy", "realism_style", "side_adherence", "sentiment_adherence", "topic_inclusion",
-         "memorization", "distinct_2", "invented_share")
+SHOWN = ("open_share", "realism_accuracy", "realism_style", "side_adherence", "side_adherence_check",
+         "sentiment_adherence", "topic_inclusion", "memorization", "distinct_2", "invented_share")
 
 
 def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
@@ -35,25 +35,30 @@ def choose(sample: dict[str, Any], weights: RankingSettings) -> str:
 
 
 def add_reader_part(samples: list[dict[str, Any]], folder: Path) -> None:
-    """Give every candidate the reader's judge's parts (``real``, ``unknown``;
-    ``generation/decoding/judge.py``) where the draw did not already, so their weights can be
-    tried on draws made without them."""
+    """Give every candidate the reader's judge's parts (``real``, ``unknown``, ``lean``, ``copied``;
+    ``generation/decoding/judge.py``), replacing any the draw recorded, so that its weights can
+    be tried on draws made without it, or with another judge."""
     reader = ReaderJudge.load(folder)
     if reader is None:
         raise InputError(f"{folder}: no {FILENAME} (train one with politico-train judge)")
     for sample in samples:
+        party = sample["prompt"].get("partido", "")
         for candidate in sample["candidates"]:
-            candidate["parts"].setdefault("real", reader.score(candidate["text"]))
-            candidate["parts"].setdefault("unknown", 1.0 if reader.unknown_words(candidate["text"]) else 0.0)
+            for name in ("real", "unknown", "lean", "copied"):
+                candidate["parts"].pop(name, None)
+            candidate["parts"].update(reader.read(candidate["text"], party))
 
 
 def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | None = None,
            sentiment: str = "lexicon", copy_words: int = 8, seed: int = 42, reader: Path | None = None,
-           dictionary: Path = DEFAULT_DICTIONARY, candidates: int | None = None) -> dict[str, Any]:
+           dictionary: Path = DEFAULT_DICTIONARY, candidates: int | None = None,
+           held_out: Path | None = None) -> dict[str, Any]:
     """Metrics of the shown tweets under each weight setting (``"side=2,open=3"``; unnamed weights
     keep their defaults); with ``reader``, the judge in that folder adds its part first; with
     ``candidates``, only each prompt's first that many are there to choose from (what a request
-    gets from an engine shedding candidates under load: ``[generation.engine] shed_candidates``)."""
+    gets from an engine shedding candidates under load: ``[generation.engine] shed_candidates``);
+    with ``held_out`` (the split the samples were drawn on), side is also checked by a classifier
+    trained on its real tweets (``side_adherence_check``)."""
     samples = read_jsonl(samples_path)
     if not all("candidates" in s and "real" in s for s in samples):
         raise InputError(f"{samples_path}: not an evaluate samples.jsonl with candidates")
@@ -62,7 +67,8 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
             sample["candidates"] = sample["candidates"][:candidates]
     if reader is not None:
         add_reader_part(samples, reader)
-    judge = Judge(read_jsonl(train), sentiment, copy_words, seed, dictionary)
+    judge = Judge(read_jsonl(train), sentiment, copy_words, seed, dictionary,
+                  read_jsonl(held_out) if held_out else None)
     results = []
     for setting in settings:
         try:

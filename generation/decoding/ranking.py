@@ -15,6 +15,11 @@ the best. "Best" is a weighted sum of what a reader would check, each part measu
   person wrote. Present when the model's folder ships a judge.
 - ``unknown``: 1 when the tweet holds a word the judge's vocabulary lacks (the training words and
   the dictionary words it saw), a penalty: the likeliest sign of an invented word.
+- ``copied``: 1 when the tweet repeats a run of 8 words of a training tweet (the judge remembers
+  them), a penalty: a tweet labelled fictional must not be a real politician's words.
+- ``lean``: the judge's side head, the log-probability a reader places the tweet on the requested
+  party's side. ``side`` is the model's own view of the same question; a small model that has
+  learned the controls loosely is a poor judge of whether a tweet *reads* as that side.
 
 Backends that cannot score (vLLM) still rank on topic and ending. Weights are chosen on the
 validation split (``docs/demo-model.md``) and set in ``[generation.ranking]``.
@@ -55,7 +60,7 @@ def _log_sum_exp(values: Sequence[float]) -> float:
 
 
 def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topics: Sequence[str],
-          judge: ReaderJudge | None = None) -> dict[str, float]:
+          judge: ReaderJudge | None = None, party: str = "") -> dict[str, float]:
     """The measured parts of one candidate (only those this request, backend and model allow)."""
     out: dict[str, float] = {}
     if completion.logprobs and completion.scored:
@@ -69,17 +74,17 @@ def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topi
         out["topic"] = sum(names(text, t) for t in topics) / len(topics)
     out["open"] = 1.0 if ends_mid_sentence(text) else 0.0
     if judge is not None:
-        out["real"] = judge.score(text)
-        out["unknown"] = 1.0 if judge.unknown_words(text) else 0.0
+        out.update(judge.read(text, party))
     return out
 
 
 def total(detail: dict[str, float], weights: RankingSettings) -> float:
-    """The weighted sum; ``open`` and ``unknown`` count against."""
+    """The weighted sum; ``open``, ``unknown`` and ``copied`` count against."""
     return (weights.fit * detail.get("fit", 0.0) + weights.side * detail.get("side", 0.0)
+            + weights.lean * detail.get("lean", 0.0)
             + weights.sentiment * detail.get("sentiment", 0.0) + weights.topic * detail.get("topic", 0.0)
             - weights.open * detail.get("open", 0.0) + weights.real * detail.get("real", 0.0)
-            - weights.unknown * detail.get("unknown", 0.0))
+            - weights.unknown * detail.get("unknown", 0.0) - weights.copied * detail.get("copied", 0.0))
 
 
 @dataclass(frozen=True)
@@ -94,14 +99,15 @@ class Ranked:
 
 def rank(
     candidates: Sequence[tuple[str, Completion]], contrasts: Sequence[Contrast], topics: Sequence[str],
-    weights: RankingSettings, judge: ReaderJudge | None = None,
+    weights: RankingSettings, judge: ReaderJudge | None = None, party: str = "",
 ) -> list[Ranked]:
     """The candidates best first; ties keep sampling order, so ranking off shows the first.
-    The judge is consulted only when one of its weights counts."""
+    The judge is consulted only when one of its weights counts; ``party`` is the requested
+    PARTIDO, whose side its side head weighs."""
     ranked = []
     judge = judge if weights.consults_judge else None
     for text, completion in candidates:
-        detail = parts(text, completion, contrasts, topics, judge) if weights.enabled else {}
+        detail = parts(text, completion, contrasts, topics, judge, party) if weights.enabled else {}
         ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail))
     order = sorted(range(len(ranked)), key=lambda i: (-ranked[i].score, i))
     return [ranked[i] for i in order]

@@ -158,7 +158,8 @@ class TweetGenerator:
             reasons = sorted({reason for _, reason in rejected})
             raise BlockedOutput(f"no acceptable tweet in {tries} tries ({', '.join(reasons)})")
         topics = prompt.fields.topics() if spec.kind == "controlled" else ()
-        ranked = rank(accepted, prompt.contrasts, topics, self.settings.ranking, self.judge(name))
+        party = prompt.fields.partido if spec.kind == "controlled" else ""
+        ranked = rank(accepted, prompt.contrasts, topics, self.settings.ranking, self.judge(name), party)
         return TweetResult(
             texts=[r.text for r in ranked],
             model=name,

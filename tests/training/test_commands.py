@@ -155,8 +155,8 @@ def test_evaluate_writes_report_and_plots(pipeline: dict[str, Path]) -> None:
     # Decoding and ranking: the bot config's values, then the overrides.
     assert metrics["decoding"]["guide_bias"] == 4.0 and metrics["decoding"]["temperature"] == 0.7
     assert metrics["decoding"]["max_new_tokens"] == 8 and metrics["ranking"]["side"] == 2.0
-    for name in ("side_adherence", "sentiment_adherence", "memorization", "distinct_2", "open_share",
-                 "realism_accuracy", "realism_accuracy_unpaired"):
+    for name in ("side_adherence", "side_adherence_check", "sentiment_adherence", "memorization", "distinct_2",
+                 "open_share", "realism_accuracy", "realism_accuracy_unpaired"):
         assert 0.0 <= metrics[name] <= 1.0
     assert metrics["perplexity"] > 1.0 and metrics["latency_ms_median"] > 0
     assert metrics["prompts"] == 6
@@ -303,6 +303,12 @@ def test_rerank_compares_weights_on_drawn_candidates(pipeline: dict[str, Path], 
     fit_only, balanced = json.loads((pipeline["root"] / "rerank.json").read_text())["results"]
     assert (fit_only["open_share"], fit_only["topic_inclusion"]) == (1.0, 0.0)
     assert (balanced["open_share"], balanced["topic_inclusion"]) == (0.0, 1.0)
+    # Side is checked by a second classifier only when told which split the draws came from.
+    assert math.isnan(balanced["side_adherence_check"])
+    run("rerank", "--samples", samples, "--train", pipeline["data"] / "train.jsonl", "--held-out",
+        pipeline["data"] / "validation.jsonl", "--weights", "fit=1,topic=2,open=3", "--out", pipeline["root"] / "rr.json")
+    checked = json.loads((pipeline["root"] / "rr.json").read_text())["results"][0]
+    assert 0.0 <= checked["side_adherence_check"] <= 1.0 and checked["side_adherence"] == balanced["side_adherence"]
     assert "| fit=1,topic=2,open=3 |" in capsys.readouterr().err
     assert "already ranked" in fails(capsys, "rerank", "--samples", samples, "--train",
                                      pipeline["data"] / "train.jsonl", "--weights", "enabled=false")

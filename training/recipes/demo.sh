@@ -86,6 +86,29 @@ done
 W=(); for side in 4 6 8; do for real in 1 1.5 2; do for unk in 1 1.5; do
   W+=("$K,side=$side,topic=8,real=$real,unknown=$unk"); done; done; done
 $R --samples "$RUNS/eval/val-base/samples.jsonl" --weights "${W[@]}"
+# 8d. Issue 20, second round: the judge learns from more of the model's candidates (1,000 prompts
+#     of the training split) and gains a side head (which side a reader would place a tweet on)
+#     and a memory of the training tweets' 8-word runs (copies); the earlier validation draws,
+#     one more drawn with 16 candidates (its first 8 are a second draw of the same prompts), and
+#     the weights of lean (side head), copied and the judge's parts compared on both draws.
+$T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
+  --out "$RUNS/eval/judge-draws" --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 \
+  --samples 1000 --rank real=0 --rank unknown=0
+$T judge --samples "$RUNS/eval/judge-draws/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
+$J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-c16" --rank real=0 --rank unknown=0 --candidates 16
+R="$T rerank --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --judge $RUNS/judge"
+K="fit=0,sentiment=0.5,open=3"
+W=("$K,topic=8,side=6,real=1,unknown=1" "$K,topic=8,side=6,real=1,unknown=1,lean=2,copied=4"
+   "$K,topic=8,side=6,real=2,unknown=1,lean=3,copied=4" "$K,topic=8,side=6,real=2,unknown=2,lean=3,copied=4"
+   "$K,topic=8,side=4,real=3,unknown=1,lean=3,copied=4" "$K,topic=8,side=4,real=3,unknown=2,lean=3,copied=4"
+   "$K,topic=8,side=4,real=3,unknown=2,lean=4,copied=4" "$K,topic=8,side=6,real=3,unknown=2,lean=4,copied=4"
+   "$K,topic=8,side=4,real=2,unknown=2,lean=3,copied=4" "$K,topic=12,side=6,real=3,unknown=2,lean=4,copied=4"
+   "$K,topic=16,side=6,real=3,unknown=2,lean=4,copied=4")
+for set in samples samples-user; do
+  $R --samples "$RUNS/eval/val-base/$set.jsonl" --weights "${W[@]}"
+  $R --samples "$RUNS/eval/val-c16/$set.jsonl" --candidates 8 --weights "${W[@]}"
+  $R --samples "$RUNS/eval/val-c16/$set.jsonl" --weights "${W[@]}"
+done
 # 9. The report: the test split, once, as the bot decodes (config.toml, with the chosen weights);
 #    then the folder in fp16, the test split's real tweets beside it (the /adivina game) and the
 #    training text's sources and licences in its card.
@@ -94,5 +117,5 @@ $T --seed 42 evaluate --model "$RUNS/contextual" --train "$RUNS/data/train.jsonl
 $T export --model "$RUNS/contextual" --out models/demo --kind controlled --name "Demo: candidatos presidenciales 2017" \
   --dtype float16 --data-stats "$RUNS/data/stats.json" --evaluation docs/demo-eval/metrics.json \
   --commands training/recipes/demo.sh --sources training/recipes/demo-sources.md --real-tweets "$RUNS/data/test.jsonl"
-# 10. The reader's judge beside the exported model (issue 20), which the bot's ranking loads.
+# 10. The reader's judge beside the exported model (issue 20, step 8d's), which the bot's ranking loads.
 cp "$RUNS/judge/judge.safetensors" models/demo/
