@@ -23,6 +23,18 @@ def first_topic(prompt: dict[str, Any]) -> str:
     return "#" + prompt["hashtags"][0] if prompt.get("hashtags") else ""
 
 
+def _side_check(rows: list[dict[str, Any]], seed: int) -> SideClassifier | None:
+    """The side check's classifier, trained on ``rows``; None (the figure is NaN) when they hold
+    one side or too few tweets for its vocabulary (scikit-learn refuses: a tiny split)."""
+    labelled = [r for r in rows if r.get("lado")]
+    if len({r["lado"] for r in labelled}) < 2:
+        return None
+    try:
+        return SideClassifier(seed).fit([r["tweet"] for r in labelled], [r["lado"] for r in labelled])
+    except ValueError:
+        return None
+
+
 class Judge:
     """Side classifier, sentiment annotator, copy detector and invented-word check, built from
     the train split (the invented-word check only where its dictionary is: ``skipped`` says why
@@ -36,8 +48,7 @@ class Judge:
     def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int,
                  dictionary: Path = DEFAULT_DICTIONARY, held_out_rows: list[dict[str, Any]] | None = None) -> None:
         self.classifier = SideClassifier(seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
-        check = [r for r in held_out_rows or () if r.get("lado")]
-        self.check = SideClassifier(seed).fit([r["tweet"] for r in check], [r["lado"] for r in check]) if check else None
+        self.check = _side_check(held_out_rows or [], seed)
         self.annotator = make_sentiment(sentiment)
         self.copies = CopyDetector((r["tweet"] for r in train_rows), copy_words)
         self.seed = seed
