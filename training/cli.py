@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sentiment", default="lexicon", choices=["auto", "lexicon", "pysentimiento"])
     p.add_argument("--copy-words", type=int, default=8)
     p.add_argument("--judge", type=Path, help="a folder with judge.safetensors: gives every candidate its "
-                   "parts (real, unknown, lean), so their weights can be tried")
+                   "parts (real, unknown, lean, copied), so their weights can be tried")
     p.add_argument("--held-out", type=Path, help="the split the samples were drawn on: side is also checked "
                    "by a classifier trained on its tweets (side_adherence_check)")
     p.add_argument("--candidates", type=int, help="choose among each prompt's first N candidates only "
