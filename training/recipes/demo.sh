@@ -93,9 +93,10 @@ $R --samples "$RUNS/eval/val-base/samples.jsonl" --weights "${W[@]}"
 #     the weights of lean (side head), copied and the judge's parts compared on both draws.
 $T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
   --out "$RUNS/eval/judge-draws" --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 \
-  --samples 1000 --rank real=0 --rank unknown=0
+  --samples 1000 --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0
 $T judge --samples "$RUNS/eval/judge-draws/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
-$J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-c16" --rank real=0 --rank unknown=0 --candidates 16
+$J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-c16" --rank real=0 --rank unknown=0 --rank lean=0 \
+  --rank copied=0 --candidates 16
 R="$T rerank --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --judge $RUNS/judge"
 K="fit=0,sentiment=0.5,open=3"
 W=("$K,topic=8,side=6,real=1,unknown=1" "$K,topic=8,side=6,real=1,unknown=1,lean=2,copied=4"
