@@ -93,11 +93,12 @@ def test_the_side_head_puts_first_the_candidate_a_reader_places_on_the_side_aske
     left = "No aceptamos más abusos: defendemos la educación pública de calidad en Temuco."
     candidates = [(right, Completion(right, 14)), (left, Completion(left, 14))]
     weights = RankingSettings(lean=1.0)
-    for party, first in (("RN", right), ("PC", left)):
+    for party, other, first in (("RN", "PC", right), ("PC", "RN", left)):
         ranked = rank(candidates, (), [], weights, judge, party)
         assert ranked[0].text == first and ranked[0].detail["lean"] > ranked[1].detail["lean"]
-        assert math.exp(ranked[0].detail["lean"]) + math.exp(judge.read(first, SIDES[party == "RN"]["partido"])["lean"]) \
-            == pytest.approx(1.0, abs=1e-4)  # two sides: the probabilities sum to one
+        # Two sides: the tweet's probabilities of being each sum to one.
+        both = math.exp(ranked[0].detail["lean"]) + math.exp(judge.read(first, other)["lean"])
+        assert both == pytest.approx(1.0, abs=1e-4)
     # A party its training tweets never carried (or none) has no lean part: it cannot count.
     assert "lean" not in rank(candidates, (), [], weights, judge, "UDI")[0].detail
     assert "lean" not in rank(candidates, (), [], weights, judge)[0].detail
