@@ -41,7 +41,7 @@ from bot.ratelimit import RateLimiter
 from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
 from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
 from generation.decoding.ranking import contrasts_for, negatives_for
-from generation.prompts import SENTIMENTS
+from generation.prompts import RANDOM_SENTIMENTS, SENTIMENTS
 from generation.serving.service import TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import (
@@ -55,8 +55,6 @@ from generation.types import (
 
 logger = logging.getLogger(__name__)
 
-#: Sentiments ``/tuit`` picks from when none is asked for (MIXED is rare in the thesis data).
-RANDOM_SENTIMENTS = ("POSITIVE", "NEGATIVE", "NEUTRAL")
 RATE_WINDOW_S = 60.0
 #: Commands longer than this are logged cut (they are refused anyway, past max_command_chars).
 MAX_LOGGED_CHARS = 4000

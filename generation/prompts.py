@@ -25,6 +25,8 @@ CONTEXT_MARKERS: tuple[str, ...] = (COALICION, PARTIDO, SENTIMIENTO, ENTIDADES, 
 #: Every token the thesis added to the tokenizer (``[TWEET]`` doubles as BOS).
 CONTROL_TOKENS: tuple[str, ...] = (*CONTEXT_MARKERS, TWEET)
 SENTIMENTS: tuple[str, ...] = ("POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED")
+#: Sentiments a request gets at random when none is asked for (MIXED is rare in the thesis data).
+RANDOM_SENTIMENTS: tuple[str, ...] = ("POSITIVE", "NEGATIVE", "NEUTRAL")
 #: In generation mode the thesis filled a missing sentiment with NEUTRAL.
 DEFAULT_SENTIMENT = "NEUTRAL"
 #: Label id that the loss ignores (PyTorch's cross-entropy default).

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from generation.prompts import ControlFields
+from generation.prompts import RANDOM_SENTIMENTS, ControlFields
 
 #: Topics people ask about, written as a user would type them (one to three words).
 TOPICS: tuple[str, ...] = (
@@ -31,8 +31,6 @@ HASHTAGS: tuple[str, ...] = (
     "NuevaConstitución", "NoMasAFP", "Pensiones", "Educación", "Debate", "Chile", "Elecciones2017",
     "Salud", "Seguridad", "Araucanía", "Presidenciales", "Trabajo",
 )
-#: What the bot picks when no sentiment is asked (bot/core.py's RANDOM_SENTIMENTS).
-RANDOM_SENTIMENTS: tuple[str, ...] = ("POSITIVE", "NEGATIVE", "NEUTRAL")
 #: How users write them.
 TYPED = {"POSITIVE": "positivo", "NEGATIVE": "negativo", "NEUTRAL": "neutral", "": ""}
 

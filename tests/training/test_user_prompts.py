@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from training.user_prompts import HASHTAGS, RANDOM_SENTIMENTS, TOPICS, user_style_prompts
+from generation.prompts import RANDOM_SENTIMENTS
+from training.user_prompts import HASHTAGS, TOPICS, user_style_prompts
 
 ROWS = [
     {"partido": "UDI", "coalicion": "Chile Vamos", "lado": "derecha"},
