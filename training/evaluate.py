@@ -37,7 +37,7 @@ from training.judge import Judge, first_topic
 from training.lm import PadCollator, load_model, load_tokenizer, set_threads
 from training.metrics import agreement
 from training.realism import two_sample_accuracy
-from training.tables import read_jsonl
+from training.tables import read_jsonl, write_jsonl
 from training.user_prompts import user_style_prompts
 
 #: The demo model's targets (issues 12 and 20): metric → (comparison, value).
@@ -296,12 +296,6 @@ def _user_style(options: EvaluateOptions, settings: GenerationSettings, judge: J
     return metrics, rows
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     """Measure, write ``report.md``, ``metrics.json``, ``samples.jsonl`` and plots to ``options.out``."""
     if options.kind not in ("controlled", "casual"):
@@ -388,9 +382,9 @@ def evaluate(options: EvaluateOptions) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     plots = _plots(out, metrics, confusion)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False), encoding="utf-8")
-    _write_jsonl(out / "samples.jsonl", rows)
+    write_jsonl(out / "samples.jsonl", rows)
     if "user_style" in metrics:
-        _write_jsonl(out / "samples-user.jsonl", user_rows)
+        write_jsonl(out / "samples-user.jsonl", user_rows)
     (out / "report.md").write_text(_report(options, metrics, rows, plots), encoding="utf-8")
     if options.human_db:  # people's verdict, from the bot's ¿Real o ficticio? game
         from training.human import add_human_figures
