@@ -43,23 +43,18 @@ from training.tables import read_jsonl
 STRENGTHS = (3.0, 10.0, 30.0, 100.0)
 
 
-def _matrix(found: list[dict[int, float]], size: int):
-    """The rows of ``features`` dicts as one sparse matrix."""
+def _matrix(texts: list[str], shape: JudgeShape, known: Any, progress: bool):
+    """The texts' ``features`` as one sparse matrix."""
     from scipy.sparse import csr_matrix
+    from tqdm.auto import tqdm
 
     rows, cols, values = [], [], []
-    for i, row in enumerate(found):
-        for j, v in row.items():
+    for i, text in enumerate(tqdm(texts, desc="features", disable=not progress)):
+        for j, v in features(text, shape, known).items():
             rows.append(i)
             cols.append(j)
             values.append(v)
-    return csr_matrix((values, (rows, cols)), shape=(len(found), size))
-
-
-def _featurize(texts: list[str], shape: JudgeShape, known: Any, progress: bool) -> list[dict[int, float]]:
-    from tqdm.auto import tqdm
-
-    return [features(t, shape, known) for t in tqdm(texts, desc="features", disable=not progress)]
+    return csr_matrix((values, (rows, cols)), shape=(len(texts), shape.size))
 
 
 def generated_texts(samples: list[Path]) -> list[str]:
@@ -88,19 +83,18 @@ def _fit(x: Any, labels: list, seed: int, class_weight: str | None = None) -> tu
     return LogisticRegression(C=best, max_iter=3000, class_weight=class_weight, random_state=seed).fit(x, labels), tried
 
 
-def _side_head(rows: list[dict[str, Any]], found: list[dict[int, float]], shape: JudgeShape,
-               seed: int) -> tuple[SideHead | None, dict[str, Any]]:
-    """The side head over ``rows`` (``found``: their features) that carry a side (None when
-    fewer than two sides do)."""
+def _side_head(rows: list[dict[str, Any]], shape: JudgeShape, known: Any, seed: int,
+               progress: bool) -> tuple[SideHead | None, dict[str, Any]]:
+    """The side head over the ``rows`` that carry a side (None when fewer than two sides do)."""
     import numpy as np
 
-    labelled = [i for i, r in enumerate(rows) if r.get("lado")]
-    if len({rows[i]["lado"] for i in labelled}) < 2:
+    labelled = [r for r in rows if r.get("lado")]
+    if len({r["lado"] for r in labelled}) < 2:
         return None, {}
-    model, tried = _fit(_matrix([found[i] for i in labelled], shape.size), [rows[i]["lado"] for i in labelled], seed,
-                        class_weight="balanced")
+    model, tried = _fit(_matrix([r["tweet"] for r in labelled], shape, known, progress),
+                        [r["lado"] for r in labelled], seed, class_weight="balanced")
     best = float(model.C)
-    parties = {rows[i]["partido"]: rows[i]["lado"] for i in labelled if rows[i].get("partido")}
+    parties = {r["partido"]: r["lado"] for r in labelled if r.get("partido")}
     weights, bias = model.coef_, model.intercept_
     if len(model.classes_) == 2:  # scikit-learn keeps one row for two classes: the second's log-odds
         weights, bias = np.vstack([np.zeros_like(weights), weights]), np.concatenate([[0.0], bias])
@@ -130,9 +124,9 @@ def train_judge(samples: list[Path], train: Path, out: Path, seed: int = 42, pro
     real = [r["tweet"] for r in learned]
     size = min(len(real), len(fake))
     texts = rng.sample(real, size) + rng.sample(fake, size)
-    model, tried = _fit(_matrix(_featurize(texts, shape, known, progress), shape.size), [1] * size + [0] * size, seed)
+    model, tried = _fit(_matrix(texts, shape, known, progress), [1] * size + [0] * size, seed)
     best = float(model.C)
-    side, side_info = _side_head(rows, _featurize([r["tweet"] for r in rows], shape, known, progress), shape, seed)
+    side, side_info = _side_head(rows, shape, known, seed, progress)
     info = {"trained_on": {"generated": size, "real": size, "samples": [str(p) for p in samples],
                            "train": str(train)},
             "held_out_accuracy": tried[best], "accuracy_by_C": {str(c): a for c, a in tried.items()}, "C": best,
