@@ -254,13 +254,16 @@ class Batch:
         self.main_lines = torch.tensor(self.main_line, dtype=torch.long, device=d)
         mains = set(self.main_line)
         negative = [j for j in range(len(self.line_row)) if j not in mains]
-        self.negative = negative
         self.follow = bool(negative)  # some row is guided away from its negative prompts
         #: No negative lines, and each row's line has the row's index (leaving rows can break
         #: that: rows and lines fill their holes each on their own).
         self.aligned = not negative and self.main_line == list(range(len(self.members)))
         self.negative_lines = torch.tensor(negative, dtype=torch.long, device=d)
         self.negative_rows = torch.tensor([self.line_row[j] for j in negative], dtype=torch.long, device=d)
+        #: Each row's negative lines, in line order: whose scores follow its own in its logprobs.
+        self.follower_lines: dict[int, list[int]] = {}
+        for line in negative:
+            self.follower_lines.setdefault(self.line_row[line], []).append(line)
 
     # --- one step ---------------------------------------------------------------------------------
 
@@ -320,16 +323,13 @@ class Batch:
         """The host's side of a step: record tokens, let finished rows leave, step the rest."""
         finished: list[Finished] = []
         leaving: set[int] = set()
-        follower_lines: dict[int, list[int]] = {}
-        if self.score:
-            for line in self.negative:
-                follower_lines.setdefault(self.line_row[line], []).append(line)
         self.started = [m.tag for m in self.members if not m.generated]
         self.stepped, self.written = len(self.members), 0
         for r, member in enumerate(self.members):
             code = int(codes[r])
             stop = member.row.params.stop
-            text = ""
+            text: str | None = None
+            stopped = False
             if member.row.cancelled():
                 code = _CANCELLED
             elif code not in (_EOS, _STUCK):
@@ -343,10 +343,11 @@ class Batch:
                 continue
             leaving.add(r)
             logprobs: tuple[float, ...] = ()
-            if member.row.score and code == _EOS and not stop:
+            # A row cut at a stop string wrote tokens its text leaves out: it is scored afresh.
+            if member.row.score and code == _EOS and not stopped:
                 own = scores[self.main_line[r]]
-                logprobs = (own, *(scores[line] for line in follower_lines.get(r, [])))
-            if not stop:
+                logprobs = (own, *(scores[line] for line in self.follower_lines.get(r, [])))
+            if text is None:
                 text, _ = _text(self.lm.tokenizer, member.generated, stop)
             finished.append(Finished(member.tag, RowResult(member.generated, text, reason, logprobs)))
         if leaving:

@@ -40,7 +40,9 @@ def guide(main: torch.Tensor, negative: torch.Tensor, owners: torch.Tensor, weig
     ``w · (log p(x|c) − log p(x|c̄))``; rows without negatives or with weight 0 are left as they
     are. A fixed set of operations, whatever the number of rows, and nothing read back.
     """
-    counts = torch.bincount(owners, minlength=main.shape[0])
+    # index_add_, not bincount: bincount reads its input's range back to the host on CUDA.
+    counts = torch.zeros(main.shape[0], dtype=main.dtype, device=main.device)
+    counts.index_add_(0, owners, torch.ones(owners.shape[0], dtype=main.dtype, device=main.device))
     guided = (counts > 0) & (weights > 0)
     logp = main.log_softmax(-1)
     # log of the mean of the negative prompts' probabilities, per row

@@ -184,3 +184,12 @@ def test_banned_strings_are_refused_on_bytes_across_tokens() -> None:
         tokens = torch.tensor([a[int(torch.randint(len(a), (), generator=generator))] for a in allowed])
         rule.advance(tokens)
         texts = [text + pieces[t] for text, t in zip(texts, tokens.tolist(), strict=True)]
+
+
+def test_a_row_with_stop_strings_that_ends_on_eos_keeps_its_text(lm: LoadedModel, table: TokenTable) -> None:
+    rows = [row(lm, s, temperature=3.0, top_p=1.0, max_new_tokens=60) for s in range(16)]
+    guarded = [row(lm, s, temperature=3.0, top_p=1.0, max_new_tokens=60, stop=("never-written-zz",)) for s in range(16)]
+    free, with_stop = decode_batch(lm, table, rows), decode_batch(lm, table, guarded)
+    assert any(r.finish_reason == "stop" for r in free)  # some end on EOS
+    assert [r.text for r in with_stop] == [r.text for r in free]
+    assert all(r.text for r in with_stop if r.token_ids)
