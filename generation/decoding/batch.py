@@ -410,5 +410,5 @@ class Batch:
         if self.line_types is not None:
             self.line_types = self.line_types[line_index]
         if rows:
-            self.stepper.keep(line_index)
+            self.stepper.keep(line_order)  # the host's list: a device tensor would be read back
         self._index()

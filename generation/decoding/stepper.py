@@ -97,7 +97,8 @@ class HFStepper:
     def reset(self) -> None:
         self.cache = None
 
-    def keep(self, lines: torch.Tensor) -> None:
+    def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
+        lines = torch.as_tensor(lines, dtype=torch.long, device=self.mask.device)
         self.cache.batch_select_indices(lines)
         self.mask, self.next_positions = self.mask[lines], self.next_positions[lines]
 
