@@ -100,7 +100,15 @@ class _Stats:
     step_seconds: Counter[float] = field(default_factory=Counter)
     first_token_seconds: Counter[float] = field(default_factory=Counter)
     queue_wait_seconds: Counter[float] = field(default_factory=Counter)
+    #: Each ``*_seconds`` histogram's exact sum (its buckets hold upper bounds only).
+    seconds_sums: Counter[str] = field(default_factory=Counter)
+    #: Failed requests by kind, as answered by the model thread (busy and timeout are derived).
     failures: Counter[str] = field(default_factory=Counter)
+
+    def observe(self, histogram: str, seconds: float) -> None:
+        """One observation of a ``*_seconds`` histogram: its bucket's count and its exact sum."""
+        getattr(self, histogram)[bucket(seconds)] += 1
+        self.seconds_sums[histogram] += seconds
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -133,7 +141,7 @@ class _Worker:
     @property
     def rows(self) -> int:
         """Candidate rows in the batch now."""
-        return sum(job.n for job in self.running)
+        return sum(job.n for job in list(self.running))  # a snapshot: the model thread changes it
 
     def submit(self, job: _Job) -> None:
         with self.wake:
@@ -157,19 +165,18 @@ class _Worker:
         if job.settled:
             return
         job.settled = True
-        stats = self.engine._stats
-        if isinstance(result, BaseException):
-            stats.errors += 1
-            stats.failures[failure_kind(result)] += 1
-        else:
-            stats.completed += 1
 
         def answer() -> None:
+            # Counted here, on the loop: a caller that timed out or left was counted as such.
             if job.future.done():
                 return
+            stats = self.engine._stats
             if isinstance(result, BaseException):
+                stats.errors += 1
+                stats.failures[failure_kind(result)] += 1
                 job.future.set_exception(result)
             else:
+                stats.completed += 1
                 job.future.set_result(result)
 
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
@@ -182,6 +189,7 @@ class _Worker:
         lm: LoadedModel | None = None
         while True:
             with self.wake:
+                idle = not self.inbox and not self.running
                 while not self.inbox and not self.running and not self.stopping:
                     self.wake.wait()
                 if self.stopping and not self.inbox and not self.running:
@@ -198,7 +206,7 @@ class _Worker:
                 strings = StringTables(table.pieces)
             if batch is None:
                 batch = Batch(lm, table, strings)
-            if not self.running:
+            if idle:  # work reached an idle engine; requests already waiting go in at once
                 self._gather_window()
             try:
                 self._admit(lm, table, batch)
@@ -247,7 +255,7 @@ class _Worker:
                     if not room or (len(batch) and typed != (job.token_type_ids is not None)):
                         break
                     self.inbox.popleft()
-            self.engine._stats.queue_wait_seconds[bucket(time.monotonic() - job.submitted)] += 1
+            self.engine._stats.observe("queue_wait_seconds", time.monotonic() - job.submitted)
             try:
                 params = _fit(lm, table, job)
             except ValueError as exc:
@@ -294,13 +302,13 @@ class _Worker:
         stats = self.engine._stats
         stats.steps += 1
         stats.step_rows[batch.stepped] += 1
-        stats.step_seconds[bucket(elapsed)] += 1
+        stats.observe("step_seconds", elapsed)
         stats.tokens_generated += batch.written
         now = time.monotonic()
         for job, _ in batch.started:  # type: ignore[misc]
             if job.first_token_s is None:
                 job.first_token_s = now - job.submitted
-                stats.first_token_seconds[bucket(job.first_token_s)] += 1
+                stats.observe("first_token_seconds", job.first_token_s)
 
     def _collect(self, lm: LoadedModel, done: Finished) -> None:
         """A candidate is written; with its request's last one, score and answer the request."""
@@ -461,7 +469,6 @@ class Engine:
             worker.submit(job)
         except EngineBusy:
             self._stats.busy += 1
-            self._stats.failures["busy"] += 1
             raise
         self._stats.requests += 1
         try:
@@ -470,7 +477,6 @@ class Engine:
         except TimeoutError:
             job.cancel.set()
             self._stats.timeouts += 1
-            self._stats.failures["timeout"] += 1
             raise GenerationTimeout(f"no answer within {self.settings.request_timeout_s:g} s") from None
         except asyncio.CancelledError:
             job.cancel.set()
@@ -481,7 +487,8 @@ class Engine:
         """Counters and histograms for monitoring (exported by ``generation/serving/metrics.py``).
 
         Mappings from a number to a count are histograms (the key is the observation, already
-        bucketed); ``failures`` counts failed requests by kind.
+        bucketed), ``seconds_sums`` holds each ``*_seconds`` one's exact sum; ``failures`` counts
+        failed requests by kind.
         """
         s = self._stats
         return {
@@ -501,7 +508,8 @@ class Engine:
             "step_seconds": dict(sorted(s.step_seconds.copy().items())),
             "first_token_seconds": dict(sorted(s.first_token_seconds.copy().items())),
             "queue_wait_seconds": dict(sorted(s.queue_wait_seconds.copy().items())),
-            "failures": dict(s.failures.copy()),
+            "seconds_sums": dict(s.seconds_sums.copy()),
+            "failures": {**s.failures.copy(), **{k: v for k, v in (("busy", s.busy), ("timeout", s.timeouts)) if v}},
             "models_loaded": [name for name in self.registry.specs if self.registry.is_loaded(name)],
             "closed": self._closing,
         }

@@ -12,7 +12,8 @@ touching this file):
 - an int, float or flag: a counter when its key is in :data:`ENGINE_COUNTERS`, else a gauge;
 - a mapping of numbers to counts: a histogram of values the engine already bucketed (the key is
   the observed value, or its bucket's upper bound; the count how often it was seen). Keys ending
-  in ``_seconds`` get the engine's own bounds (``SECONDS_BUCKETS``), others (rows) powers of two;
+  in ``_seconds`` get the engine's own bounds (``SECONDS_BUCKETS``) and their exact sums from
+  ``seconds_sums``, others (rows) powers of two;
 - a mapping of names to counts (``failures``: kind → count): a counter labelled ``kind``;
 - anything else (the list of loaded models) is left to ``/health``.
 """
@@ -68,11 +69,13 @@ class EngineCollector(Collector):
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        for key, value in sorted(self._stats().items()):
+        stats = dict(self._stats())
+        sums = stats.pop("seconds_sums", {})
+        for key, value in sorted(stats.items()):
             name = f"politico_engine_{key}"
             described = _HELP.get(key, key.replace("_", " "))
             if isinstance(value, Mapping):
-                family = _mapping_family(name, key, described, value)
+                family = _mapping_family(name, key, described, value, sums.get(key))
                 if family is not None:
                     yield family
             elif not isinstance(value, int | float):
@@ -87,8 +90,10 @@ class EngineCollector(Collector):
                 yield gauge
 
 
-def _mapping_family(name: str, key: str, described: str, counts: Mapping[Any, Any]) -> Metric | None:
-    """A labelled counter (name keys), a histogram (number keys), or None (neither)."""
+def _mapping_family(name: str, key: str, described: str, counts: Mapping[Any, Any],
+                    exact_sum: float | None = None) -> Metric | None:
+    """A labelled counter (name keys), a histogram (number keys; ``exact_sum`` where the
+    engine kept one), or None (neither)."""
     if key == "failures" or (counts and all(isinstance(k, str) for k in counts)):
         counter = CounterMetricFamily(name, f"engine: {described}", labels=["kind"])
         for kind, count in sorted(counts.items()):
@@ -101,8 +106,8 @@ def _mapping_family(name: str, key: str, described: str, counts: Mapping[Any, An
     buckets = [(_bound(b), sum(c for v, c in observed if v <= b)) for b in bounds]
     buckets.append(("+Inf", sum(c for _, c in observed)))
     histogram = HistogramMetricFamily(name, f"engine: {described}")
-    # The sum is exact for counts and an upper bound for values the engine bucketed.
-    histogram.add_metric([], buckets, sum_value=sum(v * c for v, c in observed))
+    # Exact for counts (rows); for bucketed seconds, the engine's own sum.
+    histogram.add_metric([], buckets, sum_value=sum(v * c for v, c in observed) if exact_sum is None else exact_sum)
     return histogram
 
 

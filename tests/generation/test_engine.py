@@ -129,6 +129,13 @@ async def test_timeout_then_the_engine_keeps_working(engine_factory, gate: Gate,
     assert engine.stats()["timeouts"] == 1
     gate.release()
     assert len(await engine.generate("demo", ids, types, FAST, seed=1)) == 1
+    # Counted once, as a timeout: dropping it afterwards answers nobody and counts nothing.
+    stats = engine.stats()
+    assert (stats["timeouts"], stats["errors"], stats["completed"]) == (1, 0, 1)
+    assert stats["failures"] == {"timeout": 1}
+    # Histograms keep their exact sums beside the buckets' upper bounds.
+    steps = stats["seconds_sums"]["step_seconds"]
+    assert 0 < steps <= sum(bound * count for bound, count in stats["step_seconds"].items())
 
 
 async def test_a_cancelled_request_is_never_decoded(engine_factory, gate: Gate, prompt) -> None:

@@ -34,6 +34,7 @@ STATS = {
     "queue_wait_seconds": {},
     "failures": {"busy": 3, "timeout": 1},
     "batch_sizes": {1: 2, 3: 1},
+    "seconds_sums": {"step_seconds": 1.25},
 }
 
 
@@ -64,6 +65,10 @@ def test_seconds_get_the_engines_buckets() -> None:
     steps = buckets(values, "politico_engine_step_seconds")
     assert sorted(steps) == [*map(float, SECONDS_BUCKETS), float("inf")]
     assert (steps[0.01], steps[0.025], steps[0.05], steps[0.5], steps[60]) == (10, 10, 35, 40, 40)
+    # The engine's exact sum where it kept one; else the buckets' bounds (an upper bound).
+    assert values[("politico_engine_step_seconds_sum", ())] == 1.25
+    assert values[("politico_engine_first_token_seconds_sum", ())] == 0.1 * 6 + 120
+    assert "politico_engine_seconds_sums" not in types
     first = buckets(values, "politico_engine_first_token_seconds")
     assert (first[0.1], first[60], first[float("inf")]) == (6, 6, 7)  # past the last bound: +Inf only
     # Nothing waited yet: the histogram is there, empty, so dashboards show 0 rather than nothing.
