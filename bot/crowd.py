@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 import statistics
@@ -42,10 +41,12 @@ from bot.app import App, build_app
 from bot.cli import add_config_argument, settings_from
 from bot.config import Settings, with_overrides
 from bot.core import BotCore
+from bot.monitor_http import engine_stats_of
 from bot.types import FICTION_LABEL, Incoming, Origin
 from generation.config import DEFAULT_CONFIG
 from generation.logs import quiet_model_loading
 from generation.measuring.bench import machine
+from generation.measuring.percentiles import percentile
 
 PLATFORM = "telegram"
 #: Issue 19's acceptance, in seconds: the crowd's median and slowest wait, the late user's wait;
@@ -133,12 +134,6 @@ async def ask(core: BotCore, user_id: int, command: str, sent_at: float, *, late
     return Outcome(origin.user_id, late, command, round(wait, 3), not error, reply.kind, error)
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The nearest-rank percentile (``share`` 0.9: the value 90% of the waits are at or under)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
 async def crowd_round(core: BotCore, plan: Plan, number: int, rng: random.Random) -> dict[str, Any]:
     """All users at once, the late one ``late_s`` later; waits and failures of the round."""
     first_id = 9_000_000 + number * (plan.users + 1)  # new users and chats every round
@@ -202,8 +197,8 @@ def targets(plan: Plan, median: dict[str, float | None]) -> dict[str, dict[str, 
 def engine_stats(app: App) -> dict[str, Any] | None:
     """The local engine's counters (steps, rows per step, tokens, shed requests); None on a remote
     backend."""
-    engine = getattr(app.backend, "engine", None)
-    return engine.stats() if engine is not None else None
+    stats = engine_stats_of(app.backend)
+    return None if stats is None else dict(stats())
 
 
 async def warm_up(core: BotCore, count: int) -> dict[str, Any]:

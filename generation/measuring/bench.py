@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from generation.config import ConfigError, add_config_argument
 from generation.measuring import ctranslate2_anchor, tuit
+from generation.measuring.percentiles import percentile
 from generation.prompts import CONTROL_TOKENS, TWEET, ControlFields, Encoded, encode_prompt
 from generation.registry import LoadedModel, ModelRegistry, on_own_thread, pick_device
 from generation.serving.engine import Engine
@@ -157,8 +158,8 @@ def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
         "tweets_per_s": round(len(latencies) / seconds, 3),
         "latency_ms": {
             "mean": round(statistics.fmean(ordered) * 1000, 1),
-            "p50": round(ordered[len(ordered) // 2] * 1000, 1),
-            "p95": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] * 1000, 1),
+            "p50": round(percentile(ordered, 0.5) * 1000, 1),
+            "p95": round(percentile(ordered, 0.95) * 1000, 1),
         },
     }
 
@@ -189,7 +190,7 @@ class LagProbe:
         ordered = sorted(self.lags) or [0.0]
         return {
             "max": round(ordered[-1] * 1000, 2),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+            "p99": round(percentile(ordered, 0.99) * 1000, 2),
             "ticks": len(self.lags),
             "over_50ms": sum(lag > 0.05 for lag in self.lags),
         }

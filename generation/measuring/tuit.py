@@ -24,6 +24,7 @@ import torch
 
 from generation.config import ConfigError, ServeSettings, load_config
 from generation.decoding.ranking import contrasts_for, negatives_for
+from generation.measuring.percentiles import percentile
 from generation.prompts import SENTIMENTS, ControlFields
 from generation.serving.backends.local import LocalBackend
 from generation.serving.service import TweetGenerator, TweetRequest
@@ -109,7 +110,7 @@ async def phase(config: GenerationSettings, requests: int) -> dict[str, Any]:
     return {
         "requests": len(ordered),
         "median_ms": round(statistics.median(ordered), 1),
-        "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 1),
+        "p90_ms": round(percentile(ordered, 0.9), 1),
         "mean_ms": round(statistics.fmean(ordered), 1),
         "blocked": sum(not ok for _, ok in timed),
         "candidates": CANDIDATES,
