@@ -101,10 +101,8 @@ class Batch:
         graphs = lm.device.type == "cuda" and lm.spec.cuda_graphs
         self.stepper = stepper if stepper is not None else make_stepper(lm.model, graphs)
         self.members: list[_Member] = []
-        self.history = History(device)
-        self.ngrams = NgramRule(device)
-        self.strings = StringRule(strings or StringTables(table.pieces), self.vocab, device)
-        self.topics = TopicRule(device)
+        self.tables = strings or StringTables(table.pieces)
+        self._fresh_rules()
         self.invalid = table.invalid.to(device)
         empty = torch.empty(0, device=device)
         self.temperature = self.top_p = self.min_p = self.typical_p = self.penalty = self.weight = empty
@@ -125,6 +123,15 @@ class Batch:
         self.scores = torch.empty(0, device=device)
         self.logits = torch.empty((0, self.vocab), device=device)
         self._index()
+
+    def _fresh_rules(self) -> None:
+        """Rule state sized for no rows. A rule's widths (longest n-gram, banned strings, topic
+        columns) only grow while rows come and go, so an emptied batch starts afresh: one
+        request's bans are not paid for by every later step."""
+        self.history = History(self.device)
+        self.ngrams = NgramRule(self.device)
+        self.strings = StringRule(self.tables, self.vocab, self.device)
+        self.topics = TopicRule(self.device)
 
     def __len__(self) -> int:
         return len(self.members)
@@ -159,6 +166,7 @@ class Batch:
             return
         if not self.members:
             self.line_types = None  # a fresh batch: typed or not as its first rows are
+            self._fresh_rules()
         lines = self._lines_of(rows)
         if self.stepper.joins:
             distinct, which = _distinct(lines.prompts)

@@ -240,3 +240,20 @@ def test_rows_waiting_to_join_go_on_when_every_decoding_row_is_dropped(lm: Loade
     while len(batch):
         done.update((f.tag, f.result) for f in batch.step())
     assert done["waiting"].token_ids == decode_batch(lm, table, [row])[0].token_ids
+
+
+def test_an_emptied_batch_forgets_the_rules_of_rows_gone(lm: LoadedModel, table: TokenTable) -> None:
+    """The engine keeps one batch for good: once a row with bans, n-grams and topic bonuses has
+    left, a plain row decodes as it would alone, without paying for their rules."""
+    ids, types = prompt(lm)
+    plain = Row(ids, types, SamplingParams(max_new_tokens=8, ignore_eos=True), 5)
+    batch = Batch(lm, table)
+    batch.join([Row(ids, types, everything_on(lm, max_new_tokens=3, min_new_tokens=0), 2)], ["ruled"])
+    while len(batch):
+        batch.step()
+    batch.join([plain], ["plain"])
+    assert (batch.strings.strings, batch.ngrams.largest, batch.topics.active) == ([], 0, False)
+    done = {}
+    while len(batch):
+        done.update((f.tag, f.result) for f in batch.step())
+    assert done["plain"].token_ids == decode_batch(lm, table, [plain])[0].token_ids
