@@ -23,7 +23,7 @@ import torch
 
 from generation.decoding.contrast import guide
 from generation.decoding.guidance import topic_variants
-from generation.decoding.rules import History, NgramRule, StringRule, StringTables, TopicRule
+from generation.decoding.rules import History, NgramRule, StringRule, TopicRule
 from generation.decoding.sampling import (
     FinishReason,
     Modes,
@@ -92,8 +92,7 @@ def holes_filled(size: int, leaving: set[int]) -> list[int]:
 class Batch:
     """The rows one model is decoding now, with their settings and state as batch tensors."""
 
-    def __init__(self, lm: LoadedModel, table: TokenTable, strings: StringTables | None = None,
-                 stepper: Stepper | None = None) -> None:
+    def __init__(self, lm: LoadedModel, table: TokenTable, stepper: Stepper | None = None) -> None:
         self.lm = lm
         self.table = table
         device = self.device = lm.device
@@ -101,7 +100,6 @@ class Batch:
         graphs = lm.device.type == "cuda" and lm.spec.cuda_graphs
         self.stepper = stepper if stepper is not None else make_stepper(lm.model, graphs)
         self.members: list[_Member] = []
-        self.tables = strings or StringTables(table.pieces)
         self._fresh_rules()
         self.invalid = table.invalid.to(device)
         empty = torch.empty(0, device=device)
@@ -130,7 +128,7 @@ class Batch:
         request's bans are not paid for by every later step."""
         self.history = History(self.device)
         self.ngrams = NgramRule(self.device)
-        self.strings = StringRule(self.tables, self.vocab, self.device)
+        self.strings = StringRule(self.table.strings, self.vocab, self.device)
         self.topics = TopicRule(self.device)
 
     def __len__(self) -> int:

@@ -26,6 +26,7 @@ from generation.decoding.guidance import (
     topic_variants,
 )
 from generation.decoding.penalties import tweet_penalties
+from generation.decoding.rules import StringTables
 from generation.registry import LoadedModel
 from generation.types import SamplingParams
 
@@ -109,6 +110,9 @@ class TokenTable:
         self._containing: dict[bytes, list[int]] = {}
         self._completing: dict[tuple[bytes, int], list[int]] = {}
         self._lock = threading.Lock()
+        #: Banned strings' matching automata over this vocabulary, built on first use and shared
+        #: by every batch that decodes with this table.
+        self.strings = StringTables(pieces)
 
     def piece(self, token: int) -> bytes:
         return self.pieces[token] if token < len(self.pieces) else b""

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generation.decoding.batch import Batch, Finished
-from generation.decoding.rules import StringTables
 from generation.decoding.sampling import Row, RowResult, TokenTable, beam_generate, candidate_seed
 from generation.decoding.scoring import Prompt, score_candidates
 from generation.registry import LoadedModel, ModelRegistry
@@ -203,9 +202,8 @@ class _Worker:
                     self._fail_waiting(exc)
                     continue
                 table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
-                strings = StringTables(table.pieces)
             if batch is None:
-                batch = Batch(lm, table, strings)
+                batch = Batch(lm, table)
             if idle:  # work reached an idle engine; requests already waiting go in at once
                 self._gather_window()
             try:
