@@ -154,6 +154,8 @@ class Batch:
         """
         if not rows:
             return
+        if not self.can_join():
+            raise ValueError("this model decodes one batch at a time: wait until the batch is empty")
         typed = rows[0].token_type_ids is not None
         if any((r.token_type_ids is not None) != typed for r in rows) or (
             (self.members or self.pending) and (self.line_types is not None) != typed

@@ -42,6 +42,14 @@ class Stepper(Protocol):
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor: ...
 
+    def step_and_join(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+        prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` and ``join`` in one forward: the current lines' logits, then the new ones'
+        (``joins`` steppers only)."""
+        ...
+
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None: ...
 
     def reset(self) -> None: ...
@@ -92,6 +100,12 @@ class HFStepper:
     def join(
         self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0
     ) -> torch.Tensor:
+        raise NotImplementedError("this model decodes one batch at a time (joins is False)")
+
+    def step_and_join(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+        prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError("this model decodes one batch at a time (joins is False)")
 
     def reset(self) -> None:
