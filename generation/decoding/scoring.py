@@ -107,12 +107,13 @@ def _shared_prefix_scores(
         last = torch.tensor([prompts[p][1][-1] for _ in continuations for p in range(k)])  # type: ignore[index]
         types = last[:, None].expand(lines, width).to(device)
     # Token 0 is predicted by the prompt's last position, token i by the tweet's position i-1.
-    hidden = stepper.extend(ids.to(device), types, counts)
+    ids = ids.to(device)
+    hidden = stepper.extend(ids, types, counts)
     # (Long, explicitly: candidates that are only their EOS leave these lists empty.)
     line_index = torch.tensor([line for line, n in enumerate(counts) for _ in range(n - 1)], device=device,
                               dtype=torch.long)
     at = torch.tensor([i for n in counts for i in range(n - 1)], device=device, dtype=torch.long)
-    targets = ids.to(device)[line_index, at + 1]
+    targets = ids[line_index, at + 1]
     logp = stepper.logits(hidden[line_index, at]).float().log_softmax(-1)
     sums = torch.zeros(lines, device=device).index_add_(0, line_index, logp.gather(1, targets[:, None]).squeeze(1))
     opening = first.float().log_softmax(-1)  # prompt p's next-token log-probabilities
