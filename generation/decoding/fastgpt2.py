@@ -113,16 +113,27 @@ class GPT2Stepper:
         ``new_tokens``: how many steps these lines may take, so the cache has the room now
         (growing it mid-decode would copy every layer).
         """
-        count = len(prompts)
+        ids, type_ids, counts, start = self._open(prompts, types, new_tokens)
+        return self._last_logits(self.extend(ids, type_ids, counts, start), counts)
+
+    def _open(
+        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None, list[int], int]:
+        """Empty line slots after the current ones for ``prompts`` (returned padded, with their
+        lengths), room for ``new_tokens`` steps after them and for the current lines' next
+        token; and the first new line."""
         ids, type_ids, counts = self._padded(prompts, types)
         start = self.lines
-        self._reserve(start + count, ids.shape[1] + new_tokens)
-        self.lengths[start:start + count] = 0
-        self.host_lengths[start:] = [0] * count
-        self.lines = start + count
-        hidden = self.extend(ids, type_ids, counts, start)
+        self._reserve(start + len(prompts), max(ids.shape[1] + new_tokens, max(self.host_lengths, default=0) + 1))
+        self.lengths[start:start + len(prompts)] = 0
+        self.host_lengths[start:] = [0] * len(prompts)
+        self.lines = start + len(prompts)
+        return ids, type_ids, counts, start
+
+    def _last_logits(self, hidden: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """Next-token logits at each new line's last prompt position (``hidden``: lines × width)."""
         last = torch.tensor([c - 1 for c in counts], device=self.device)
-        return self.logits(hidden[torch.arange(count, device=self.device), last])
+        return self.logits(hidden[torch.arange(len(counts), device=self.device), last])
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Append one token to every line (lines × 1); the next-token logits of each line."""
@@ -137,12 +148,7 @@ class GPT2Stepper:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` for the current lines and ``join`` for ``prompts`` in one forward: the
         next-token logits of the current lines, then of the new ones."""
-        lines = self.lines
-        ids, type_ids, counts = self._padded(prompts, types)
-        self._reserve(lines + len(prompts), max(ids.shape[1] + new_tokens, max(self.host_lengths) + 1))
-        self.lengths[lines:lines + len(prompts)] = 0
-        self.host_lengths[lines:] = [0] * len(prompts)
-        self.lines = lines + len(prompts)
+        ids, type_ids, counts, lines = self._open(prompts, types, new_tokens)
         current = slice(0, lines)
         step_positions = self.lengths[current, None]
         prompt_positions = torch.arange(ids.shape[1], device=self.device).expand(len(prompts), -1)
@@ -155,9 +161,7 @@ class GPT2Stepper:
         self.lengths[current] += 1
         self.lengths[lines:self.lines] = torch.tensor(counts, device=self.device)
         self.host_lengths = [n + 1 for n in self.host_lengths[:lines]] + counts
-        last = torch.tensor([c - 1 for c in counts], device=self.device)
-        return (self.logits(step_hidden[:, -1]),
-                self.logits(prompt_hidden[torch.arange(len(prompts), device=self.device), last]))
+        return self.logits(step_hidden[:, -1]), self._last_logits(prompt_hidden, counts)
 
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
         """Keep ``lines`` (old indices; repeats allowed: a line forks) as the new lines 0, 1, ….
