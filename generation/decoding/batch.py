@@ -161,22 +161,30 @@ class Batch:
             (self.members or self.pending) and (self.line_types is not None) != typed
         ):
             raise ValueError("rows with and without token type ids cannot share a batch")
-        if self.members and self.stepper.joins:
+        if self.members:  # (a stepper that joins: checked above)
             self.pending += zip(rows, tags, strict=True)
             return
-        if not self.members:
-            self.line_types = None  # a fresh batch: typed or not as its first rows are
-            self._fresh_rules()
-        lines = self._lines_of(rows)
+        # An empty batch: typed or not as its first rows are, its rules afresh.
+        self.line_types = None
+        self._fresh_rules()
         if self.stepper.joins:
-            distinct, which = _distinct(lines.prompts)
-            if not self.members:
-                self.stepper.reset()
-            first = self.stepper.join(*distinct, lines.longest)
-            self._fork(which)
+            self.stepper.reset()
+            self._feed(rows, tags)
         else:
-            first = self._prefill(lines.prompts, lines.longest)
-            which = list(range(len(lines.prompts)))
+            lines = self._lines_of(rows)
+            self._attach(rows, tags, lines, self._prefill(lines.prompts, lines.longest))
+
+    def _feed(self, rows: Sequence[Row], tags: Sequence[Hashable], step_ids: torch.Tensor | None = None) -> None:
+        """Feed ``rows``' prompts (each distinct one once, then copied) and take the rows in;
+        with ``step_ids``, in the same forward as the current lines' next step."""
+        lines = self._lines_of(rows)
+        distinct, which = _distinct(lines.prompts)
+        if step_ids is None:
+            first = self.stepper.join(*distinct, lines.longest)
+        else:
+            logits, first = self.stepper.step_and_join(step_ids, self.line_types, *distinct, lines.longest)
+            self.logits = logits.float()
+        self._fork(which)
         self._attach(rows, tags, lines, first[torch.tensor(which, device=first.device)])
 
     def _lines_of(self, rows: Sequence[Row]) -> _NewLines:
@@ -365,15 +373,10 @@ class Batch:
         if self.members:
             rows_tokens = tokens if not leaving else tokens[self._row_order_tensor]
             step_ids = rows_tokens[self.rows_of_lines][:, None]
-            if not rows:
+            if rows:
+                self._feed(rows, tags, step_ids)
+            else:
                 self.logits = self.stepper.step(step_ids, self.line_types).float()
-                return finished
-            lines = self._lines_of(rows)
-            distinct, which = _distinct(lines.prompts)
-            logits, first = self.stepper.step_and_join(step_ids, self.line_types, *distinct, lines.longest)
-            self.logits = logits.float()
-            self._fork(which)
-            self._attach(rows, tags, lines, first[torch.tensor(which, device=first.device)])
         elif rows:
             self.join(rows, tags)
         return finished
