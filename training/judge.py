@@ -12,7 +12,12 @@ from typing import Any
 from generation.decoding.ranking import names
 from training.invented import DEFAULT_DICTIONARY, InventedWords
 from training.metrics import CopyDetector, SideClassifier, agreement, distinct_n
-from training.realism import open_share, style_two_sample_accuracy, two_sample_accuracy
+from training.realism import (
+    open_share,
+    style_two_sample_accuracy,
+    two_sample_accuracy,
+    two_sample_accuracy_mean,
+)
 from training.sentiment import make_sentiment
 
 
@@ -43,15 +48,21 @@ class Judge:
     With ``held_out_rows`` (the split being measured on), a second side classifier is trained on
     *those* real tweets: the ranking's side head (``lean``) learned from the train split, as the
     first classifier did, so a choice made by it could please the first and not a reader; the
-    second saw other tweets, and ``side_adherence_check`` is what it says."""
+    second saw other tweets, and ``side_adherence_check`` is what it says.
+
+    With ``fold_seeds`` > 1, ``realism_folds`` is paired realism averaged over that many fold
+    splits (:func:`~training.realism.two_sample_accuracy_mean`): steadier, and that many times
+    the cost."""
 
     def __init__(self, train_rows: list[dict[str, Any]], sentiment: str, copy_words: int, seed: int,
-                 dictionary: Path = DEFAULT_DICTIONARY, held_out_rows: list[dict[str, Any]] | None = None) -> None:
+                 dictionary: Path = DEFAULT_DICTIONARY, held_out_rows: list[dict[str, Any]] | None = None,
+                 fold_seeds: int = 1) -> None:
         self.classifier = SideClassifier(seed).fit([r["tweet"] for r in train_rows], [r["lado"] for r in train_rows])
         self.check = _side_check(held_out_rows or [], seed)
         self.annotator = make_sentiment(sentiment)
         self.copies = CopyDetector((r["tweet"] for r in train_rows), copy_words)
         self.seed = seed
+        self.fold_seeds = fold_seeds
         self.skipped = InventedWords.available(dictionary)
         self.invented = None if self.skipped else InventedWords((r["tweet"] for r in train_rows), dictionary)
 
@@ -71,7 +82,10 @@ class Judge:
         said = [t for t in texts if t]
         topics = [(t, first_topic(s["prompt"])) for t, s in zip(texts, samples, strict=True)
                   if first_topic(s["prompt"])]
+        folds = ({"realism_folds": two_sample_accuracy_mean(said, [s["real"] for s in samples], self.fold_seeds)}
+                 if self.fold_seeds > 1 else {})
         return {
+            **folds,
             "open_share": open_share(said),
             "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
             "realism_style": style_two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),

@@ -49,6 +49,15 @@ def two_sample_accuracy(generated: Sequence[str], real: Sequence[str], folds: in
     return float(cross_val_score(pipeline, texts, labels, cv=splits, scoring="accuracy").mean())
 
 
+def two_sample_accuracy_mean(generated: Sequence[str], real: Sequence[str], fold_seeds: int) -> float:
+    """:func:`two_sample_accuracy` averaged over the fold splits of seeds ``0 … fold_seeds - 1``.
+
+    On 300 tweets one split moves the figure by about ±0.015 (its sd over splits), as much as many
+    a lever moves it; settings compared on the same draws are compared by this mean instead.
+    """
+    return sum(two_sample_accuracy(generated, real, seed=seed) for seed in range(fold_seeds)) / fold_seeds
+
+
 _WORDS = re.compile(r"\w+")
 
 

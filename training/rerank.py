@@ -52,13 +52,16 @@ def add_reader_part(samples: list[dict[str, Any]], folder: Path) -> None:
 def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | None = None,
            sentiment: str = "lexicon", copy_words: int = 8, seed: int = 42, reader: Path | None = None,
            dictionary: Path = DEFAULT_DICTIONARY, candidates: int | None = None,
-           held_out: Path | None = None) -> dict[str, Any]:
+           held_out: Path | None = None, fold_seeds: int = 1) -> dict[str, Any]:
     """Metrics of the shown tweets under each weight setting (``"side=2,open=3"``; unnamed weights
     keep their defaults); with ``reader``, the judge in that folder adds its part first; with
     ``candidates``, only each prompt's first that many are there to choose from (what a request
     gets from an engine shedding candidates under load: ``[generation.engine] shed_candidates``);
     with ``held_out`` (the split the samples were drawn on), side is also checked by a classifier
-    trained on its real tweets (``side_adherence_check``)."""
+    trained on its real tweets (``side_adherence_check``); with ``fold_seeds`` > 1, paired realism
+    is also given as its mean over that many fold splits (``realism_folds``)."""
+    if fold_seeds < 1:
+        raise InputError(f"--fold-seeds must be 1 or more, not {fold_seeds}")
     samples = read_jsonl(samples_path)
     if not all("candidates" in s and "real" in s for s in samples):
         raise InputError(f"{samples_path}: not an evaluate samples.jsonl with candidates")
@@ -68,7 +71,8 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
     if reader is not None:
         add_reader_part(samples, reader)
     judge = Judge(read_jsonl(train), sentiment, copy_words, seed, dictionary,
-                  read_jsonl(held_out) if held_out else None)
+                  read_jsonl(held_out) if held_out else None, fold_seeds)
+    shown = ("realism_folds", *SHOWN) if fold_seeds > 1 else SHOWN
     results = []
     for setting in settings:
         try:
@@ -79,8 +83,8 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
             raise InputError("the stored candidates are already ranked: evaluate with --rank enabled=false instead")
         texts = [choose(s, weights) for s in samples]
         results.append({"weights": setting, **judge.measure(texts, samples, *judge.label(texts))})
-    table = ["| weights | " + " | ".join(SHOWN) + " |", "|" + " --- |" * (len(SHOWN) + 1)]
-    table += ["| " + r["weights"] + " | " + " | ".join(f"{r[m]:.3f}" for m in SHOWN) + " |" for r in results]
+    table = ["| weights | " + " | ".join(shown) + " |", "|" + " --- |" * (len(shown) + 1)]
+    table += ["| " + r["weights"] + " | " + " | ".join(f"{r[m]:.3f}" for m in shown) + " |" for r in results]
     if judge.skipped:
         table.append(f"invented_share: NaN, {judge.skipped}")
     summary = {"samples": str(samples_path), "results": results, "table": "\n".join(table)}

@@ -10,6 +10,7 @@ import pytest
 
 from tests.training.conftest import AUTHORS, synthetic_rows, write_csv
 from training.cli import main
+from training.realism import two_sample_accuracy
 
 TINY = ["--n-layer", "1", "--n-embd", "32", "--n-head", "2", "--n-positions", "128"]
 LOOP = ["--batch-size", "4", "--threads", "1", "--logging-steps", "1"]
@@ -310,5 +311,16 @@ def test_rerank_compares_weights_on_drawn_candidates(pipeline: dict[str, Path], 
     checked = json.loads((pipeline["root"] / "rr.json").read_text())["results"][0]
     assert 0.0 <= checked["side_adherence_check"] <= 1.0 and checked["side_adherence"] == balanced["side_adherence"]
     assert "| fit=1,topic=2,open=3 |" in capsys.readouterr().err
+    # Realism over several fold splits: their mean, beside the one split's figure.
+    run("rerank", "--samples", samples, "--train", pipeline["data"] / "train.jsonl", "--fold-seeds", "3",
+        "--weights", "fit=1,topic=2,open=3", "--out", pipeline["root"] / "folds.json")
+    folds = json.loads((pipeline["root"] / "folds.json").read_text())["results"][0]
+    shown = [f"Gran jornada en Temuco, seguimos {i}." for i in range(6)]
+    assert folds["realism_folds"] == pytest.approx(
+        sum(two_sample_accuracy(shown, [r["real"] for r in rows], seed=s) for s in range(3)) / 3)
+    assert "realism_folds" not in balanced and "| realism_folds |" in capsys.readouterr().err
+    assert "--fold-seeds must be 1 or more" in fails(capsys, "rerank", "--samples", samples, "--train",
+                                                     pipeline["data"] / "train.jsonl", "--fold-seeds", "0",
+                                                     "--weights", "side=1")
     assert "already ranked" in fails(capsys, "rerank", "--samples", samples, "--train",
                                      pipeline["data"] / "train.jsonl", "--weights", "enabled=false")

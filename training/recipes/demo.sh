@@ -64,10 +64,10 @@ done
 #     *training* split train the judge (the model's own samples against real training tweets);
 #     then the validation split is drawn once per decoding setting, both prompt sets (paired and
 #     as users type them), and the ranking weights of the judge's parts compared on those draws.
-J="$T --seed 42 evaluate --model models/demo --train $RUNS/data/train.jsonl --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0"
+J="$T --seed 42 evaluate --model models/demo --train $RUNS/data/train.jsonl --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 --set contrast_guidance=1.5"
 $T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
   --out "$RUNS/eval/judge-draws" --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 \
-  --samples 400 --prompt-sets paired --rank real=0 --rank unknown=0
+  --set contrast_guidance=1.5 --samples 400 --prompt-sets paired --rank real=0 --rank unknown=0
 $T judge --samples "$RUNS/eval/judge-draws/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
 $J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-base" --rank real=0 --rank unknown=0
 $J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-g3" --rank real=0 --rank unknown=0 --set contrast_guidance=3.0
@@ -93,7 +93,7 @@ $R --samples "$RUNS/eval/val-base/samples.jsonl" --weights "${W[@]}"
 #     the weights of lean (side head), copied and the judge's parts compared on both draws.
 $T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
   --out "$RUNS/eval/judge-draws" --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 \
-  --samples 1000 --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0
+  --set contrast_guidance=1.5 --samples 1000 --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0
 $T judge --samples "$RUNS/eval/judge-draws/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
 $J --held-out "$RUNS/data/validation.jsonl" --out "$RUNS/eval/val-c16" --rank real=0 --rank unknown=0 --rank lean=0 \
   --rank copied=0 --candidates 16
@@ -110,6 +110,33 @@ for set in samples samples-user; do
   $R --samples "$RUNS/eval/val-c16/$set.jsonl" --candidates 8 --weights "${W[@]}"
   $R --samples "$RUNS/eval/val-c16/$set.jsonl" --weights "${W[@]}"
 done
+# 8e. Issue 20, fourth round: contrast guidance again, now that the judge's side head lifts side.
+#     Four validation draws per setting (seeds 42, 43, 44; seed 42's 16-candidate draw gives a
+#     second one of its prompts), guidance 0.5, 1.0 and 1.5 ranked with the shipped weights and
+#     more lean, paired realism also as its mean over 10 fold splits; then the judge learns
+#     guidance 1.0's candidates (config.toml's from here on), and their draws are ranked with it.
+G="evaluate --model models/demo --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --bot-config config.toml --sentiment lexicon --threads 1 --latency-requests 0 --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0"
+for w in 0.5 1.0 1.5; do
+  $T --seed 42 $G --set contrast_guidance=$w --out "$RUNS/eval/w$w-A"
+  $T --seed 42 $G --set contrast_guidance=$w --out "$RUNS/eval/w$w-B" --candidates 16
+  $T --seed 43 $G --set contrast_guidance=$w --out "$RUNS/eval/w$w-C"
+  $T --seed 44 $G --set contrast_guidance=$w --out "$RUNS/eval/w$w-D"
+done
+$T --seed 42 $G --set contrast_guidance=0 --out "$RUNS/eval/w0-A"
+$T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
+  --out "$RUNS/eval/judge-draws-w10" --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0 \
+  --set contrast_guidance=1.0 --samples 1000 --prompt-sets paired --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0
+cp -r "$RUNS/judge" "$RUNS/judge-g1.5"
+$T judge --samples "$RUNS/eval/judge-draws-w10/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
+R="$T rerank --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --candidates 8 --fold-seeds 10"
+K="fit=0,sentiment=0.5,open=3,topic=16,real=3,unknown=2,copied=4,side=6"
+for set in samples samples-user; do for d in A B C D; do
+  for w in 0 0.5 1.0 1.5; do [ -d "$RUNS/eval/w$w-$d" ] || continue
+    $R --judge "$RUNS/judge-g1.5" --samples "$RUNS/eval/w$w-$d/$set.jsonl" \
+      --weights "$K,lean=4" "$K,lean=6" "$K,lean=8" "$K,lean=10"
+  done
+  $R --judge "$RUNS/judge" --samples "$RUNS/eval/w1.0-$d/$set.jsonl" --weights "$K,lean=4" "$K,lean=6"
+done; done
 # 9. The report: the test split, once, as the bot decodes (config.toml, with the chosen weights);
 #    then the folder in fp16, the test split's real tweets beside it (the /adivina game) and the
 #    training text's sources and licences in its card.
