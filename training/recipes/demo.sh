@@ -126,7 +126,7 @@ $T --seed 42 $G --set contrast_guidance=0 --out "$RUNS/eval/w0-A"
 $T --seed 7 evaluate --model models/demo --train "$RUNS/data/train.jsonl" --held-out "$RUNS/data/train.jsonl" \
   --out "$RUNS/eval/judge-draws-w10" --bot-config config.toml --sentiment lexicon --threads 2 --latency-requests 0 \
   --set contrast_guidance=1.0 --samples 1000 --prompt-sets paired --rank real=0 --rank unknown=0 --rank lean=0 --rank copied=0
-cp -r "$RUNS/judge" "$RUNS/judge-g1.5"
+rm -rf "$RUNS/judge-g1.5" && cp -r "$RUNS/judge" "$RUNS/judge-g1.5"
 $T judge --samples "$RUNS/eval/judge-draws-w10/samples.jsonl" --train "$RUNS/data/train.jsonl" --out "$RUNS/judge"
 R="$T rerank --train $RUNS/data/train.jsonl --held-out $RUNS/data/validation.jsonl --candidates 8 --fold-seeds 10"
 K="fit=0,sentiment=0.5,open=3,topic=16,real=3,unknown=2,copied=4,side=6"
