@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--candidates", type=int, help="choose among each prompt's first N candidates only "
                    "(an engine shedding candidates under load)")
     p.add_argument("--fold-seeds", type=int, default=1, metavar="N",
-                   help="also give paired realism as its mean over N fold splits (realism_folds): one split "
+                   help="also give realism (realism_accuracy) as its mean over N fold splits (realism_folds): one split "
                    "moves it by about ±0.015 on 300 tweets")
     _dictionary_flag(p)
     p.set_defaults(handler=run_rerank)

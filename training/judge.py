@@ -50,7 +50,7 @@ class Judge:
     first classifier did, so a choice made by it could please the first and not a reader; the
     second saw other tweets, and ``side_adherence_check`` is what it says.
 
-    With ``fold_seeds`` > 1, ``realism_folds`` is paired realism averaged over that many fold
+    With ``fold_seeds`` > 1, ``realism_folds`` is ``realism_accuracy`` averaged over that many fold
     splits (:func:`~training.realism.two_sample_accuracy_mean`): steadier, and that many times
     the cost."""
 
@@ -82,13 +82,13 @@ class Judge:
         said = [t for t in texts if t]
         topics = [(t, first_topic(s["prompt"])) for t, s in zip(texts, samples, strict=True)
                   if first_topic(s["prompt"])]
-        folds = ({"realism_folds": two_sample_accuracy_mean(said, [s["real"] for s in samples], self.fold_seeds)}
-                 if self.fold_seeds > 1 else {})
+        real = [s["real"] for s in samples]
+        folds = {"realism_folds": two_sample_accuracy_mean(said, real, self.fold_seeds)} if self.fold_seeds > 1 else {}
         return {
             **folds,
             "open_share": open_share(said),
-            "realism_accuracy": two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
-            "realism_style": style_two_sample_accuracy(said, [s["real"] for s in samples], seed=self.seed),
+            "realism_accuracy": two_sample_accuracy(said, real, seed=self.seed),
+            "realism_style": style_two_sample_accuracy(said, real, seed=self.seed),
             "side_adherence": agreement(sides, [s["prompt"]["lado"] for s in samples]),
             "side_adherence_check": (agreement(self.check.predict(texts), [s["prompt"]["lado"] for s in samples])
                                      if self.check else float("nan")),

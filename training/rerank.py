@@ -58,7 +58,7 @@ def rerank(samples_path: Path, train: Path, settings: list[str], out: Path | Non
     ``candidates``, only each prompt's first that many are there to choose from (what a request
     gets from an engine shedding candidates under load: ``[generation.engine] shed_candidates``);
     with ``held_out`` (the split the samples were drawn on), side is also checked by a classifier
-    trained on its real tweets (``side_adherence_check``); with ``fold_seeds`` > 1, paired realism
+    trained on its real tweets (``side_adherence_check``); with ``fold_seeds`` > 1, realism
     is also given as its mean over that many fold splits (``realism_folds``)."""
     if fold_seeds < 1:
         raise InputError(f"--fold-seeds must be 1 or more, not {fold_seeds}")
