@@ -113,6 +113,12 @@ class Request(Base):
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
     #: The process (its log's random id) whose lease that is; None once given up.
     lease_holder: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: The platform message that carries (or will carry) the answer, logged before the tweet
+    #: exists: a Telegram placeholder edited into the tweet, a Discord deferred response. Any
+    #: process that delivers the answer edits it, so a repeated delivery shows one tweet.
+    answer_ref: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    #: When the answer (tweet, refusal or error) reached the platform; None while it has not.
+    answered_at: Mapped[datetime | None] = mapped_column(default=None)
 
     generations: Mapped[list[Generation]] = relationship(
         back_populates="request", cascade="all, delete-orphan", order_by="Generation.candidate"
