@@ -31,22 +31,31 @@ PLAUSIBLE = 0.01
 _OUT = 1e4
 
 
-def guide(main: torch.Tensor, negative: torch.Tensor, owners: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def guide(main: torch.Tensor, lines: torch.Tensor, negatives: torch.Tensor, present: torch.Tensor | None,
+          weights: torch.Tensor) -> torch.Tensor:
     """Guided next-token logits of the rows (``main``: rows × vocabulary).
 
-    ``negative`` holds the negative lines' logits and ``owners`` the row each belongs to;
-    ``weights`` is each row's guidance weight. A guided row's logits become log-probabilities
-    (the same distribution, so temperature, top-p and the rest apply as before), shifted by
-    ``w · (log p(x|c) − log p(x|c̄))``; rows without negatives or with weight 0 are left as they
-    are. A fixed set of operations, whatever the number of rows, and nothing read back.
+    ``lines`` holds every line's logits, ``negatives`` (rows × k) the lines of each row's
+    negative prompts and ``present`` (rows × k) which of those entries are real (None: all of
+    them); ``weights`` is each row's guidance weight. A guided row's logits become
+    log-probabilities (the same distribution, so temperature, top-p and the rest apply as
+    before), shifted by ``w · (log p(x|c) − log p(x|c̄))``; rows without negatives or with weight
+    0 are left as they are. A fixed set of operations, whatever the number of rows, nothing read
+    back, and the same sums in the same order every time: the negatives' mixture is a sum over
+    each row's own k entries, not a scatter-add, whose float atomics on a GPU add in whatever
+    order the threads arrive.
     """
-    # index_add_, not bincount: bincount reads its input's range back to the host on CUDA.
-    counts = torch.zeros(main.shape[0], dtype=main.dtype, device=main.device)
-    counts.index_add_(0, owners, torch.ones(owners.shape[0], dtype=main.dtype, device=main.device))
+    rows, k = negatives.shape
+    probs = lines[negatives.reshape(-1)].view(rows, k, -1).softmax(-1)
+    if present is None:
+        mixture = probs.sum(1)
+        counts = torch.full((rows,), float(k), dtype=main.dtype, device=main.device)
+    else:
+        mixture = (probs * present[:, :, None]).sum(1)
+        counts = present.sum(1).to(main.dtype)
     guided = (counts > 0) & (weights > 0)
     logp = main.log_softmax(-1)
     # log of the mean of the negative prompts' probabilities, per row
-    mixture = torch.zeros_like(main).index_add_(0, owners, negative.softmax(-1))
     log_negative = (mixture / counts.clamp_min(1)[:, None]).clamp_min_(1e-30).log_()
     shifted = logp + weights[:, None] * (logp - log_negative)
     implausible = logp < logp.max(-1, keepdim=True).values + math.log(PLAUSIBLE)

@@ -12,7 +12,12 @@ layers of ``generation/decoding/int8.py``, float32 or half) with only what servi
   into fresh slots, continuous batching) and a line that **leaves** frees its slot for the last
   line to move into (one line's keys are copied, not the whole cache);
 - the attention mask is each line's length, compared with the positions in one op per step;
-- the LM head applied where logits are wanted only.
+- the LM head applied where logits are wanted only, after a final layer norm, both in float32
+  whatever the model's dtype: a bfloat16 head rounds logits of 30-130 (the 124M models') by
+  0.125-0.25 nats, enough to reorder near-tied tokens; the float32 copy of the head costs
+  vocabulary × width × 4 bytes (154 MB for the 124M models) on a half-precision GPU model;
+- prompts, lengths and index lists sent to the device packed, one copy that does not block the
+  host (``generation/decoding/upload.py``).
 
 ``extend`` feeds several tokens per line at once (a prompt, or a finished tweet being scored);
 ``step`` is ``extend`` with one token per line, ``join`` adds lines with their prompts, and
@@ -28,7 +33,9 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from generation.decoding.cudagraph import StaticSteps
+from generation.decoding.capture import Recorder
+from generation.decoding.cudagraph import StaticSteps, span_bucket
+from generation.decoding.upload import Pack
 
 
 @dataclass
@@ -40,6 +47,19 @@ class _Group:
     positions: torch.Tensor
     lines: slice
     span: int
+
+
+@dataclass
+class _Fed:
+    """Prompts sent to the device: ids and types (lines × longest, right-padded), their lengths
+    and last positions (on the device and here), and the first line they go to."""
+
+    ids: torch.Tensor
+    types: torch.Tensor | None
+    counts: torch.Tensor
+    last: torch.Tensor
+    host_counts: list[int]
+    start: int = 0
 
 
 def supports(model: Any) -> bool:
@@ -62,11 +82,11 @@ class GPT2Stepper:
     #: Lines may join a batch that is already decoding (``join``).
     joins = True
 
-    def __init__(self, model: Any, graphs: bool = False) -> None:
+    def __init__(self, model: Any, graphs: bool = False, recorder: Recorder | None = None) -> None:
         """``graphs``: step through padded, fixed-shape steps (``static_step``), recorded as CUDA
-        graphs on a GPU (``generation/decoding/cudagraph.py``)."""
+        graphs by ``recorder`` (``generation/decoding/cudagraph.py``), eagerly without one."""
         body = model.transformer
-        self.wte, self.wpe, self.ln_f, self.head = body.wte, body.wpe, body.ln_f, model.lm_head
+        self.wte, self.wpe = body.wte, body.wpe
         self.blocks = list(body.h)
         config = model.config
         self.heads = config.n_head
@@ -76,6 +96,9 @@ class GPT2Stepper:
         self.max_positions = self.wpe.weight.shape[0]
         self.scaling = [block.attn.scaling for block in self.blocks]
         self.device = self.wte.weight.device
+        self._final_norm(body.ln_f)
+        self._head(model.lm_head)
+        self.vocab = model.lm_head.out_features
         #: Per layer: keys and values, (2, line slots, heads, positions, head size).
         self.cache: list[torch.Tensor] = []
         self.lines = 0
@@ -83,7 +106,23 @@ class GPT2Stepper:
         #: the attention span is known without reading the device.
         self.lengths = torch.zeros(0, dtype=torch.long, device=self.device)
         self.host_lengths: list[int] = []
-        self.graphs = StaticSteps(self, record=self.device.type == "cuda") if graphs else None
+        self.graphs = StaticSteps(recorder) if graphs else None
+
+    def _final_norm(self, ln_f: torch.nn.LayerNorm) -> None:
+        """The final layer norm's parameters in float32 (the same tensors when already so)."""
+        self.ln_weight = ln_f.weight.detach().float()
+        self.ln_bias = ln_f.bias.detach().float()
+
+    def _head(self, head: Any) -> None:
+        """The LM head as a float32 matrix, or (int8) the model's own layer, which takes float32."""
+        weight = getattr(head, "weight", None)
+        if isinstance(head, torch.nn.Linear) and weight is not None and weight.is_floating_point():
+            self.head_weight: torch.Tensor | None = weight.detach().float()
+            self.head_bias = None if head.bias is None else head.bias.detach().float()
+            self.head = None
+        else:
+            self.head_weight = self.head_bias = None
+            self.head = head
 
     # --- the calls the decoding loop makes ------------------------------------------------------
 
@@ -113,34 +152,42 @@ class GPT2Stepper:
         ``new_tokens``: how many steps these lines may take, so the cache has the room now
         (growing it mid-decode would copy every layer).
         """
-        ids, type_ids, counts, start = self._open(prompts, types, new_tokens)
-        return self._last_logits(self.extend(ids, type_ids, counts, start), counts)
+        fed = self._open(prompts, types, new_tokens)
+        hidden = self.extend(fed.ids, fed.types, fed.counts, fed.start, fed.host_counts)
+        return self.logits(hidden[torch.arange(len(prompts), device=self.device), fed.last])
 
-    def _open(
-        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None, new_tokens: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[int], int]:
-        """Empty line slots after the current ones for ``prompts`` (returned padded, with their
+    def _open(self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None,
+              new_tokens: int) -> _Fed:
+        """Empty line slots after the current ones for ``prompts`` (sent padded, with their
         lengths), room for ``new_tokens`` steps after them and for the current lines' next
-        token; and the first new line."""
-        ids, type_ids, counts = self._padded(prompts, types)
-        start = self.lines
-        self._reserve(start + len(prompts), max(ids.shape[1] + new_tokens, max(self.host_lengths, default=0) + 1))
-        self.lengths[start:start + len(prompts)] = 0
-        self.host_lengths[start:] = [0] * len(prompts)
-        self.lines = start + len(prompts)
-        return ids, type_ids, counts, start
-
-    def _last_logits(self, hidden: torch.Tensor, counts: list[int]) -> torch.Tensor:
-        """Next-token logits at each new line's last prompt position (``hidden``: lines × width)."""
-        last = torch.tensor([c - 1 for c in counts], device=self.device)
-        return self.logits(hidden[torch.arange(len(counts), device=self.device), last])
+        token."""
+        fed = self._padded(prompts, types)
+        fed.start = self.lines
+        count = len(prompts)
+        self._reserve(fed.start + count, max(fed.ids.shape[1] + new_tokens, max(self.host_lengths, default=0) + 1))
+        self.lengths[fed.start:fed.start + count] = 0
+        self.host_lengths[fed.start:] = [0] * count
+        self.lines = fed.start + count
+        return fed
 
     def step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
         """Append one token to every line (lines × 1); the next-token logits of each line."""
         if self.graphs is not None:
-            return self.graphs.step(input_ids, token_type_ids)
+            return self.graphs.step(self, input_ids, token_type_ids)
         hidden = self.extend(input_ids, token_type_ids, None)
         return self.logits(hidden[:, -1])
+
+    def hold(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits of the current lines, put where the graphed steps write theirs (as they are
+        without graphs): the batch reads one buffer whichever way a step went."""
+        return logits if self.graphs is None else self.graphs.hold(self, logits)
+
+    def prepare(self, lines: int, positions: int, typed: bool) -> int:
+        """Record the graphed step of every bucket up to ``lines`` lines and ``positions``
+        positions now, before any line decodes; how many were recorded (0 without graphs)."""
+        if self.graphs is None or self.graphs.recorder is None:
+            return 0
+        return self.graphs.prepare(self, lines, positions, typed)
 
     def step_and_join(
         self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
@@ -148,20 +195,22 @@ class GPT2Stepper:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``step`` for the current lines and ``join`` for ``prompts`` in one forward: the
         next-token logits of the current lines, then of the new ones."""
-        ids, type_ids, counts, lines = self._open(prompts, types, new_tokens)
+        fed = self._open(prompts, types, new_tokens)
+        lines = fed.start
         current = slice(0, lines)
         step_positions = self.lengths[current, None]
-        prompt_positions = torch.arange(ids.shape[1], device=self.device).expand(len(prompts), -1)
+        prompt_positions = torch.arange(fed.ids.shape[1], device=self.device).expand(len(prompts), -1)
         step_hidden, prompt_hidden = self._layers([
             _Group(self._embed(input_ids, step_positions, token_type_ids), step_positions, current,
                    max(self.host_lengths[current]) + 1),
-            _Group(self._embed(ids, prompt_positions, type_ids), prompt_positions,
-                   slice(lines, self.lines), ids.shape[1]),
+            _Group(self._embed(fed.ids, prompt_positions, fed.types), prompt_positions,
+                   slice(lines, self.lines), fed.ids.shape[1]),
         ])
         self.lengths[current] += 1
-        self.lengths[lines:self.lines] = torch.tensor(counts, device=self.device)
-        self.host_lengths = [n + 1 for n in self.host_lengths[:lines]] + counts
-        return self.logits(step_hidden[:, -1]), self._last_logits(prompt_hidden, counts)
+        self.lengths[lines:self.lines] = fed.counts
+        self.host_lengths = [n + 1 for n in self.host_lengths[:lines]] + fed.host_counts
+        last = prompt_hidden[torch.arange(len(prompts), device=self.device), fed.last]
+        return self.logits(step_hidden[:, -1]), self.logits(last)
 
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
         """Keep ``lines`` (old indices; repeats allowed: a line forks) as the new lines 0, 1, ….
@@ -173,8 +222,11 @@ class GPT2Stepper:
         moved = [j for j, old in enumerate(order) if old != j]
         self._reserve(len(order), 0)
         if moved:
-            to = torch.tensor(moved, device=self.device)
-            source = torch.tensor([order[j] for j in moved], device=self.device)
+            pack = Pack()
+            pack.add("to", moved, torch.long)
+            pack.add("source", [order[j] for j in moved], torch.long)
+            sent = pack.send(self.device)
+            to, source = sent["to"], sent["source"]
             for kv in self.cache:
                 kv[:, to] = kv[:, source]
             self.lengths[to] = self.lengths[source]
@@ -184,13 +236,13 @@ class GPT2Stepper:
     # --- the forward ----------------------------------------------------------------------------
 
     def extend(
-        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, counts: Sequence[int] | None,
-        start: int = 0,
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
+        counts: Sequence[int] | torch.Tensor | None, start: int = 0, host_counts: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """Feed lines ``start …`` the next tokens ``input_ids`` (lines × new, right-padded):
         their hidden states (lines × new × width); each line then holds ``counts[i]`` more
-        tokens (``None``: all of them). Padding is written past a line's end and overwritten
-        later; no real token ever attends to it."""
+        tokens (``None``: all of them; a device tensor comes with its ``host_counts``). Padding
+        is written past a line's end and overwritten later; no real token ever attends to it."""
         count, new = input_ids.shape
         lines = slice(start, start + count)
         span = max(self.host_lengths[lines]) + new
@@ -203,36 +255,42 @@ class GPT2Stepper:
             self.lengths[lines] += new
             self.host_lengths[lines] = [n + new for n in self.host_lengths[lines]]
         else:
-            self.lengths[lines] += torch.tensor(counts, device=self.device)
-            self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], counts, strict=True)]
+            if not isinstance(counts, torch.Tensor):
+                host_counts, counts = list(counts), torch.tensor(list(counts), device=self.device)
+            assert host_counts is not None
+            self.lengths[lines] += counts
+            self.host_lengths[lines] = [n + c for n, c in zip(self.host_lengths[lines], host_counts, strict=True)]
         return hidden
 
-    def _padded(
-        self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None
-    ) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
-        """Prompts right-padded on the device (ids, types), and their lengths."""
+    def _padded(self, prompts: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None) -> _Fed:
+        """Prompts right-padded on the device (ids, types), their lengths and last positions,
+        in one packed copy."""
         counts = [len(p) for p in prompts]
-        ids = torch.zeros((len(prompts), max(counts)), dtype=torch.long)
-        type_ids = None if types is None else torch.zeros_like(ids)
-        for i, prompt in enumerate(prompts):
-            ids[i, : counts[i]] = torch.tensor(prompt, dtype=torch.long)
-            if type_ids is not None and types is not None:
-                type_ids[i, : counts[i]] = torch.tensor(types[i], dtype=torch.long)
-        return ids.to(self.device), None if type_ids is None else type_ids.to(self.device), counts
+        width = max(counts)
+        pack = Pack()
+        pack.add("ids", [t for p in prompts for t in (*p, *([0] * (width - len(p))))], torch.long,
+                 (len(prompts), width))
+        if types is not None:
+            pack.add("types", [t for p in types for t in (*p, *([0] * (width - len(p))))], torch.long,
+                     (len(prompts), width))
+        pack.add("counts", counts, torch.long)
+        pack.add("last", [c - 1 for c in counts], torch.long)
+        sent = pack.send(self.device)
+        return _Fed(sent["ids"], sent.get("types"), sent["counts"], sent["last"], counts)
 
     def static_step(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None,
-                    active: torch.Tensor) -> torch.Tensor:
-        """``step`` for the first ``len(input_ids)`` slots with every shape fixed by the cache
-        (attention over all its positions) and nothing read from the host: what a CUDA graph
-        captures (``generation/decoding/cudagraph.py``). Slots past the real lines (padding up
-        to a captured size) compute on free memory and do not advance (``active`` is 0)."""
+                    active: torch.Tensor, span: int, out: torch.Tensor) -> None:
+        """``step`` for the first ``len(input_ids)`` slots with every shape fixed (attention over
+        the first ``span`` positions) and nothing read from the host, the logits written into
+        ``out``: what a CUDA graph captures (``generation/decoding/cudagraph.py``). Slots past
+        the real lines (padding up to a captured size) compute on free memory and do not
+        advance (``active`` is 0)."""
         count = input_ids.shape[0]
-        span = self.cache[0].shape[3]
         positions = self.lengths[:count, None].clamp(max=span - 1)
         hidden = self._embed(input_ids, positions, token_type_ids)
         (hidden,) = self._layers([_Group(hidden, positions, slice(0, count), span)])
         self.lengths[:count] += active
-        return self.logits(hidden[:, -1])
+        self.logits(hidden[:, -1], out)
 
     def _embed(self, input_ids: torch.Tensor, positions: torch.Tensor,
                token_type_ids: torch.Tensor | None) -> torch.Tensor:
@@ -284,9 +342,18 @@ class GPT2Stepper:
         return torch.zeros(allowed.shape, dtype=group.hidden.dtype, device=self.device).masked_fill_(
             ~allowed, float("-inf"))
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Next-token logits of hidden states (any leading shape)."""
-        return self.head(F.layer_norm(hidden, (self.width,), self.ln_f.weight, self.ln_f.bias, self.eps))
+    def logits(self, hidden: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-token logits of hidden states (any leading shape; 2-D with ``out``), float32:
+        the final layer norm and the head run in float32 whatever the model's dtype."""
+        x = F.layer_norm(hidden.float(), (self.width,), self.ln_weight, self.ln_bias, self.eps)
+        if self.head_weight is None:
+            assert self.head is not None
+            logits = self.head(x)
+            return logits if out is None else out.copy_(logits)
+        if out is None:
+            return F.linear(x, self.head_weight, self.head_bias)
+        torch.mm(x, self.head_weight.t(), out=out)
+        return out if self.head_bias is None else out.add_(self.head_bias)
 
     def _reserve(self, lines: int, positions: int) -> None:
         """Room for ``lines`` line slots of ``positions`` positions; grows by doubling the slots
@@ -297,6 +364,8 @@ class GPT2Stepper:
             return
         slots = max(lines, 2 * have_lines if lines > have_lines else have_lines, 1)
         span = max(positions, have_positions, 16)
+        if self.graphs is not None:  # a span bucket at a time: a graphed cache moves rarely
+            span = span_bucket(span, max(self.max_positions, span))
         dtype = self.wte.weight.dtype if self.wte.weight.is_floating_point() else torch.float32
         grown = []
         for i in range(len(self.blocks)):

@@ -1,12 +1,16 @@
 """The per-step logits rules of batched decoding, each a fixed set of tensor operations.
 
-Every rule holds its per-row state as tensors with one row per decoding row, so a step costs the
-same number of operations whether 1 or 500 rows decode (the design of vLLM v1's sampler:
-per-request settings live in batch tensors, updated when a request joins or leaves, and each
-rule is one vectorized pass). Rows join (``cat``) and leave (``take``) between steps.
+Every rule holds its per-row state as columns of the batch's :class:`Store`, one row per
+decoding row, so a step costs the same number of operations whether 1 or 500 rows decode (the
+design of vLLM v1's sampler: per-request settings live in batch tensors, updated when a request
+joins or leaves, and each rule is one vectorized pass). A rule adds the columns of joining rows
+to a :class:`Pack` (``columns``), which the batch sends to the device and appends at once; rows
+leave through the store. Nothing in a rule's step-time methods reads the device, so they can
+be recorded as a CUDA graph (``generation/decoding/stepgraph.py``).
 
 - :class:`History` — the tokens each row has written, its count and its random numbers (drawn
-  at admission from the row's seed, so a row samples the same whatever shares its batch).
+  at admission from the row's seed, so a row samples the same whatever shares its batch, on the
+  CPU; on a GPU see ``generation/decoding/sampling.py``).
 - :class:`NgramRule` — no repeated n-grams within the tweet (the prompt is control context).
 - :class:`StringRule` — banned strings, on bytes: byte-level BPE tokens may hold part of a UTF-8
   character, so each string is a small automaton over bytes whose token transitions are
@@ -25,95 +29,99 @@ from collections.abc import Sequence
 import torch
 
 from generation.decoding.guidance import Variants
+from generation.decoding.store import Store
+from generation.decoding.upload import Pack
 
 #: Topic spellings are guided for their first this many tokens (a name or hashtag is shorter).
 MAX_TOPIC_TOKENS = 24
 
 
-def cat_rows(a: torch.Tensor, b: torch.Tensor, fill: float | int | bool) -> torch.Tensor:
-    """``a`` then ``b`` along rows, trailing dimensions padded with ``fill`` to the larger."""
-    shape = [max(x, y) for x, y in zip(a.shape[1:], b.shape[1:], strict=True)]
-
-    def padded(t: torch.Tensor) -> torch.Tensor:
-        if list(t.shape[1:]) == shape:
-            return t
-        out = t.new_full((t.shape[0], *shape), fill)
-        out[tuple(slice(0, n) for n in t.shape)] = t
-        return out
-
-    return torch.cat([padded(a), padded(b)])
-
-
 class History:
-    """Each row's written tokens (rows × capacity, ``-1`` after the end), count, and the uniform
-    numbers its sampling steps consume (one per step)."""
+    """Each row's written tokens (rows × the longest tweet allowed, ``-1`` after the end), its
+    count, and the uniform numbers its sampling steps consume (one per step)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.tokens = torch.empty((0, 1), dtype=torch.long, device=device)
-        self.count = torch.empty(0, dtype=torch.long, device=device)
-        self.uniforms = torch.empty((0, 1), device=device)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.declare("history.tokens", (0,), torch.long, -1)
+        store.declare("history.count", (), torch.long, 0)
+        store.declare("history.uniforms", (0,), torch.float32, 0.5)
 
-    def cat(self, seeds: Sequence[int], max_new: Sequence[int]) -> None:
+    @property
+    def tokens(self) -> torch.Tensor:
+        return self.store["history.tokens"]
+
+    @property
+    def count(self) -> torch.Tensor:
+        return self.store["history.count"]
+
+    @property
+    def uniforms(self) -> torch.Tensor:
+        return self.store["history.uniforms"]
+
+    def columns(self, pack: Pack, seeds: Sequence[int], max_new: Sequence[int]) -> None:
         width = max(max_new)
-        device = self.count.device
-        draws = torch.stack([
-            torch.rand(width, generator=torch.Generator().manual_seed(seed)) for seed in seeds
-        ]).to(device)
-        self.tokens = cat_rows(self.tokens, torch.full((len(seeds), width), -1, device=device), -1)
-        self.count = torch.cat([self.count, torch.zeros(len(seeds), dtype=torch.long, device=device)])
-        self.uniforms = cat_rows(self.uniforms, draws, 0.5)
-
-    def take(self, rows: torch.Tensor) -> None:
-        self.tokens, self.count, self.uniforms = self.tokens[rows], self.count[rows], self.uniforms[rows]
+        draws = torch.stack([torch.rand(width, generator=torch.Generator().manual_seed(seed)) for seed in seeds])
+        pack.add("history.uniforms", draws, torch.float32)
+        self.store.widen("history.tokens", (width,))
 
     def uniform(self) -> torch.Tensor:
         """This step's uniform number per row."""
-        at = self.count.clamp(max=self.uniforms.shape[1] - 1)
-        return self.uniforms.gather(1, at[:, None]).squeeze(1)
+        uniforms = self.uniforms
+        at = self.count.clamp(max=uniforms.shape[1] - 1)
+        return uniforms.gather(1, at[:, None]).squeeze(1)
 
     def tail(self, width: int) -> torch.Tensor:
         """The last ``width`` written tokens per row, right-aligned (``-2`` before the start)."""
-        at = self.count[:, None] - width + torch.arange(width, device=self.count.device)
+        count = self.count
+        at = count[:, None] - width + torch.arange(width, device=count.device)
         picked = self.tokens.gather(1, at.clamp(min=0))
         return torch.where(at >= 0, picked, -2)
 
     def append(self, tokens: torch.Tensor, added: torch.Tensor) -> None:
         """Write ``tokens`` for the rows where ``added``; the others stay as they were."""
-        at = self.count.clamp(max=self.tokens.shape[1] - 1)[:, None]
-        old = self.tokens.gather(1, at)
-        self.tokens.scatter_(1, at, torch.where(added[:, None], tokens[:, None], old))
-        self.count += added.long()
+        written, count = self.tokens, self.count
+        at = count.clamp(max=written.shape[1] - 1)[:, None]
+        old = written.gather(1, at)
+        written.scatter_(1, at, torch.where(added[:, None], tokens[:, None], old))
+        count.add_(added.long())
 
 
 class NgramRule:
     """Bans the tokens that would repeat an n-gram of the row's own tweet (size per row; 0 off)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.size = torch.empty(0, dtype=torch.long, device=device)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.declare("ngram.size", (), torch.long, 0)
+        #: The largest size any row asks (0: the rule is off), known on the host.
         self.largest = 0
 
-    def cat(self, sizes: Sequence[int]) -> None:
-        self.size = torch.cat([self.size, torch.tensor(list(sizes), dtype=torch.long, device=self.size.device)])
+    @property
+    def size(self) -> torch.Tensor:
+        return self.store["ngram.size"]
+
+    def columns(self, pack: Pack, sizes: Sequence[int]) -> None:
+        pack.add("ngram.size", list(sizes), torch.long)
         self.largest = max(self.largest, *sizes)
 
-    def take(self, rows: torch.Tensor) -> None:
-        self.size = self.size[rows]
+    def clear(self) -> None:
+        self.largest = 0
 
     def bans(self, history: History, ban: torch.Tensor) -> None:
         """Mark in ``ban`` (rows × vocabulary + 1 spare column) each row's repeating tokens."""
         n = self.largest
         if n < 1:
             return
-        rows, width = history.tokens.shape
+        tokens, count, size = history.tokens, history.count, self.size
+        rows, width = tokens.shape
         # Every n-gram written so far, as windows ending at each position.
-        padded = torch.cat([history.tokens.new_full((rows, n - 1), -3), history.tokens], 1)
+        padded = torch.cat([tokens.new_full((rows, n - 1), -3), tokens], 1)
         windows = padded.unfold(1, n, 1)  # rows × width × n
         suffix = history.tail(n - 1)  # what the next token would follow
         # Row i compares only its last size-1 tokens (smaller n-grams than the largest).
-        ignored = torch.arange(n - 1, device=ban.device)[None, :] < (n - self.size)[:, None]
+        ignored = torch.arange(n - 1, device=ban.device)[None, :] < (n - size)[:, None]
         same = (windows[:, :, : n - 1] == suffix[:, None, :]) | ignored[:, None, :]
         ends = torch.arange(width, device=ban.device)[None, :]
-        hit = same.all(-1) & (ends < history.count[:, None]) & (self.size > 0)[:, None]
+        hit = same.all(-1) & (ends < count[:, None]) & (size > 0)[:, None]
         column = torch.where(hit, windows[:, :, n - 1], ban.shape[1] - 1)
         ban.scatter_(1, column, True)
 
@@ -124,12 +132,13 @@ class StringTables:
     State ``s`` means the text ends with the string's first ``s`` bytes (the longest such);
     ``step[s, t]`` is the state after token ``t`` and ``hit[s, t]`` whether the string occurs
     in the text once ``t`` is written. Built once per string (Knuth–Morris–Pratt over each
-    token's bytes) and shared by every batch of the model.
+    token's bytes) and shared by every batch of the model; sent to each device once.
     """
 
     def __init__(self, pieces: Sequence[bytes]) -> None:
         self.pieces = pieces
         self._tables: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._on_device: dict[tuple[bytes, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
         self._lock = threading.Lock()
 
     def get(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,6 +146,15 @@ class StringTables:
             if data not in self._tables:
                 self._tables[data] = self._build(data)
             return self._tables[data]
+
+    def on(self, data: bytes, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``get`` on ``device``, copied there the first time only."""
+        step, hit = self.get(data)
+        with self._lock:
+            key = (data, device)
+            if key not in self._on_device:
+                self._on_device[key] = (step.to(device), hit.to(device))
+            return self._on_device[key]
 
     def _build(self, data: bytes) -> tuple[torch.Tensor, torch.Tensor]:
         fail = [0] * (len(data) + 1)
@@ -163,64 +181,72 @@ class StringTables:
 
 
 class StringRule:
-    """Strings a row may not write (``banned``), matched on bytes."""
+    """Strings a row may not write (``banned``), matched on bytes.
 
-    def __init__(self, tables: StringTables, vocab: int, device: torch.device) -> None:
+    The automata of the strings in use sit in two tables (strings × states × vocabulary) that
+    keep their memory when the batch empties: the next rows, which usually ban the same strings
+    in the same order, rewrite them in place, so a graph recorded over them stays valid.
+    """
+
+    def __init__(self, tables: StringTables, vocab: int, store: Store) -> None:
         self.tables = tables
         self.vocab = vocab
-        self.device = device
+        self.store = store
+        self.device = store.device
+        store.declare("strings.state", (0,), torch.long, 0)
+        store.declare("strings.banned", (0,), torch.bool, False)
         self.strings: list[bytes] = []
-        self.step_table = torch.zeros((0, 1, vocab), dtype=torch.long, device=device)
-        self.hit_table = torch.zeros((0, 1, vocab), dtype=torch.bool, device=device)
-        self.state = torch.zeros((0, 0), dtype=torch.long, device=device)
-        self.banned = torch.zeros((0, 0), dtype=torch.bool, device=device)
+        self._step = torch.zeros((0, 1, vocab), dtype=torch.long, device=self.device)
+        self._hit = torch.zeros((0, 1, vocab), dtype=torch.bool, device=self.device)
+        #: Bumped when the tables move (a graph recorded over the old ones is stale).
+        self.version = 0
 
-    def cat(self, banned: Sequence[tuple[str, ...]]) -> None:
-        new = [s.encode() for row in banned for s in row if s]
-        for data in dict.fromkeys(new):
+    @property
+    def state(self) -> torch.Tensor:
+        return self.store["strings.state"]
+
+    @property
+    def banned(self) -> torch.Tensor:
+        return self.store["strings.banned"]
+
+    def columns(self, pack: Pack, banned: Sequence[tuple[str, ...]]) -> None:
+        for data in dict.fromkeys(s.encode() for row in banned for s in row if s):
             if data not in self.strings:
                 self._add(data)
-        count = len(self.strings)
         index = {s: i for i, s in enumerate(self.strings)}
+        flags = torch.zeros((len(banned), len(self.strings)), dtype=torch.bool)
+        for r, strings in enumerate(banned):
+            for s in strings:
+                if s:
+                    flags[r, index[s.encode()]] = True
+        pack.add("strings.banned", flags, torch.bool)
+        self.store.widen("strings.state", (len(self.strings),))
 
-        def flags(rows: Sequence[tuple[str, ...]]) -> torch.Tensor:
-            out = torch.zeros((len(rows), count), dtype=torch.bool)
-            for r, strings in enumerate(rows):
-                for s in strings:
-                    if s:
-                        out[r, index[s.encode()]] = True
-            return out.to(self.device)
-
-        self.state = cat_rows(self.state, torch.zeros((len(banned), count), dtype=torch.long, device=self.device), 0)
-        self.banned = cat_rows(self.banned, flags(banned), False)
+    def clear(self) -> None:
+        self.strings = []
 
     def _add(self, data: bytes) -> None:
-        step, hit = self.tables.get(data)
-        depth = max(self.step_table.shape[1], step.shape[0])
-
-        def grown(table: torch.Tensor, fill: int | bool) -> torch.Tensor:
-            out = table.new_full((table.shape[0], depth, self.vocab), fill)
-            out[:, : table.shape[1]] = table
-            return out
-
-        def padded(table: torch.Tensor, fill: int | bool) -> torch.Tensor:
-            out = table.new_full((depth, self.vocab), fill)
-            out[: table.shape[0], : table.shape[1]] = table[:, : self.vocab]
-            return out.to(self.device)[None]
-
-        self.step_table = torch.cat([grown(self.step_table, 0), padded(step, 0)])
-        self.hit_table = torch.cat([grown(self.hit_table, False), padded(hit, False)])
+        step, hit = self.tables.on(data, self.device)
+        at, depth = len(self.strings), step.shape[0]
+        have, deep = self._step.shape[:2]
+        if at >= have or depth > deep:
+            size = (max(at + 1, 2 * have), max(depth, deep), self.vocab)
+            bigger_step = torch.zeros(size, dtype=torch.long, device=self.device)
+            bigger_hit = torch.zeros(size, dtype=torch.bool, device=self.device)
+            bigger_step[:have, :deep], bigger_hit[:have, :deep] = self._step, self._hit
+            self._step, self._hit = bigger_step, bigger_hit
+            self.version += 1
+        width = min(step.shape[1], self.vocab)
+        self._step[at].zero_()
+        self._hit[at].zero_()
+        self._step[at, :depth, :width] = step[:, :width]
+        self._hit[at, :depth, :width] = hit[:, :width]
         self.strings.append(data)
-        self.state = cat_rows(self.state, self.state.new_zeros((0, len(self.strings))), 0)
-        self.banned = cat_rows(self.banned, self.banned.new_zeros((0, len(self.strings))), False)
-
-    def take(self, rows: torch.Tensor) -> None:
-        self.state, self.banned = self.state[rows], self.banned[rows]
 
     def _hits(self) -> torch.Tensor:
         """rows × strings × vocabulary: which tokens would complete each string now."""
         which = torch.arange(len(self.strings), device=self.device)[None, :]
-        return self.hit_table[which, self.state]
+        return self._hit[which, self.state]
 
     def bans(self, ban: torch.Tensor) -> None:
         if self.strings:
@@ -229,24 +255,51 @@ class StringRule:
     def advance(self, tokens: torch.Tensor) -> None:
         """Move every row's automata past ``tokens``."""
         if self.strings:
+            state = self.state
             which = torch.arange(len(self.strings), device=self.device)[None, :]
             column = tokens[:, None].clamp(max=self.vocab - 1)
-            self.state = self.step_table[which, self.state, column]
+            state.copy_(self._step[which, state, column])
 
 
 class TopicRule:
     """Topic guidance as tensors: each row's topic spellings, which topics are still pending."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.spellings = torch.full((0, 0, 1), -1, dtype=torch.long, device=device)  # rows × s × tokens
-        self.lengths = torch.zeros((0, 0), dtype=torch.long, device=device)
-        self.topic = torch.zeros((0, 0), dtype=torch.long, device=device)  # spelling → topic
-        self.pending = torch.zeros((0, 0), dtype=torch.bool, device=device)
-        self.start_bias = torch.zeros(0, device=device)
-        self.follow_bias = torch.zeros(0, device=device)
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.device = store.device
+        store.declare("topics.spellings", (0, 1), torch.long, -1)  # rows × spellings × tokens
+        store.declare("topics.lengths", (0,), torch.long, 0)
+        store.declare("topics.topic", (0,), torch.long, 0)  # spelling → topic
+        store.declare("topics.pending", (0,), torch.bool, False)
+        store.declare("topics.start", (), torch.float32, 0.0)
+        store.declare("topics.follow", (), torch.float32, 0.0)
 
-    def cat(self, topics: Sequence[tuple[Variants, ...]], start: Sequence[float], follow: Sequence[float]) -> None:
+    @property
+    def spellings(self) -> torch.Tensor:
+        return self.store["topics.spellings"]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.store["topics.lengths"]
+
+    @property
+    def topic(self) -> torch.Tensor:
+        return self.store["topics.topic"]
+
+    @property
+    def pending(self) -> torch.Tensor:
+        return self.store["topics.pending"]
+
+    @property
+    def start(self) -> torch.Tensor:
+        return self.store["topics.start"]
+
+    @property
+    def follow(self) -> torch.Tensor:
+        return self.store["topics.follow"]
+
+    def columns(self, pack: Pack, topics: Sequence[tuple[Variants, ...]], start: Sequence[float],
+                follow: Sequence[float]) -> None:
         count = len(topics)
         spellings = max((sum(len(variants) for variants in row) for row in topics), default=0)
         width = max((min(len(s), MAX_TOPIC_TOKENS) for row in topics for v in row for s in v), default=1)
@@ -264,26 +317,21 @@ class TopicRule:
                     ids[r, k, : len(cut)] = torch.tensor(cut)
                     lengths[r, k], topic[r, k] = len(cut), t
                     k += 1
-        d = self.device
-        self.spellings = cat_rows(self.spellings, ids.to(d), -1)
-        self.lengths = cat_rows(self.lengths, lengths.to(d), 0)
-        self.topic = cat_rows(self.topic, topic.to(d), 0)
-        self.pending = cat_rows(self.pending, pending.to(d), False)
-        self.start_bias = torch.cat([self.start_bias, torch.tensor(list(start), dtype=torch.float32, device=d)])
-        self.follow_bias = torch.cat([self.follow_bias, torch.tensor(list(follow), dtype=torch.float32, device=d)])
-
-    def take(self, rows: torch.Tensor) -> None:
-        self.spellings, self.lengths, self.topic = self.spellings[rows], self.lengths[rows], self.topic[rows]
-        self.pending = self.pending[rows]
-        self.start_bias, self.follow_bias = self.start_bias[rows], self.follow_bias[rows]
+        pack.add("topics.spellings", ids, torch.long)
+        pack.add("topics.lengths", lengths, torch.long)
+        pack.add("topics.topic", topic, torch.long)
+        pack.add("topics.pending", pending, torch.bool)
+        pack.add("topics.start", list(start), torch.float32)
+        pack.add("topics.follow", list(follow), torch.float32)
 
     @property
     def active(self) -> bool:
-        return self.spellings.shape[1] > 0
+        return self.store.width("topics.spellings")[0] > 0
 
     def bonuses(self, history: History, vocab: int) -> torch.Tensor:
         """rows × vocabulary: the logit bonus each row's next token would get."""
-        rows, _, width = self.spellings.shape
+        spellings, lengths = self.spellings, self.lengths
+        rows, _, width = spellings.shape
         tail = history.tail(width)  # rows × width
         begun_max = max(width - 1, 1)
         ks = torch.arange(1, begun_max + 1, device=self.device)  # prefix lengths that can be begun
@@ -291,25 +339,26 @@ class TopicRule:
         # prefix k begun: the tail's last k tokens equal the spelling's first k
         at = (width - ks[:, None] + js[None, :]).clamp(max=width - 1)  # k × j
         seen = tail[:, at]  # rows × k × j
-        spelled = self.spellings[:, :, None, :begun_max]  # rows × s × 1 × j
+        spelled = spellings[:, :, None, :begun_max]  # rows × s × 1 × j
         same = (seen[:, None] == spelled) | (js[None, :] >= ks[:, None])[None, None]
-        begun = same.all(-1) & (ks[None, None, :] < self.lengths[:, :, None])  # rows × s × k
+        begun = same.all(-1) & (ks[None, None, :] < lengths[:, :, None])  # rows × s × k
         longest = (begun * ks).amax(-1)  # rows × s (0: not begun)
-        token = self.spellings.gather(2, longest[:, :, None]).squeeze(2)
-        bias = torch.where(longest > 0, self.follow_bias[:, None], self.start_bias[:, None])
-        live = self.pending.gather(1, self.topic) & (self.lengths > 0) & (bias > 0)
+        token = spellings.gather(2, longest[:, :, None]).squeeze(2)
+        bias = torch.where(longest > 0, self.follow[:, None], self.start[:, None])
+        live = self.pending.gather(1, self.topic) & (lengths > 0) & (bias > 0)
         out = torch.zeros((rows, vocab + 1), device=self.device)
         out.scatter_reduce_(1, torch.where(live, token, vocab), torch.where(live, bias, 0.0), "amax")
         return out[:, :vocab]
 
     def advance(self, history: History) -> None:
         """After a token: topics whose spelling the tweet now ends with are no longer pending."""
-        rows, count, width = self.spellings.shape
+        spellings, lengths, pending = self.spellings, self.lengths, self.pending
+        rows, count, width = spellings.shape
         tail = history.tail(width)
         js = torch.arange(width, device=self.device)
-        at = (width - self.lengths[:, :, None] + js).clamp(0, width - 1)  # rows × s × j
+        at = (width - lengths[:, :, None] + js).clamp(0, width - 1)  # rows × s × j
         seen = tail[:, None, :].expand(rows, count, width).gather(2, at)
-        done = ((seen == self.spellings) | (js >= self.lengths[:, :, None])).all(-1) & (self.lengths > 0)
-        written = torch.zeros(self.pending.shape, dtype=torch.long, device=self.device)
+        done = ((seen == spellings) | (js >= lengths[:, :, None])).all(-1) & (lengths > 0)
+        written = torch.zeros(pending.shape, dtype=torch.long, device=self.device)
         written.scatter_add_(1, self.topic, done.long())
-        self.pending &= written == 0
+        pending.logical_and_(written == 0)

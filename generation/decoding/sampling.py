@@ -155,9 +155,11 @@ def _typical_rank(probs: torch.Tensor, typical_p: torch.Tensor) -> torch.Tensor:
     return keep | (typical_p[:, None] >= 1)
 
 
-#: How many of a row's most likely tokens ``_sample`` sorts before falling back to the whole
-#: vocabulary: a full sort costs a few milliseconds per row and step on a 50k vocabulary, about
-#: as much as a whole int8 decoding step of a 124M model.
+#: How many of a row's most likely tokens ``draw`` sorts; a row whose cut falls further out is
+#: drawn again over the whole vocabulary (``redraw``). A full sort costs a few milliseconds per
+#: row and step on a 50k vocabulary on the CPU (about a whole int8 decoding step of a 124M
+#: model), and on a GPU at 128-512 rows more than the forward, with about ten rows × vocabulary
+#: temporaries; over the candidates, those temporaries are rows × 1024.
 CANDIDATES = 1024
 
 
@@ -201,46 +203,72 @@ class Modes:
                    any(p.typical_p < 1 for p in params))
 
 
-def _sample(
+def _scaled(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    greedy = temperature == 0
+    return logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
+
+
+def draw(
     logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
-    u: torch.Tensor, min_p: torch.Tensor | None = None, typical_p: torch.Tensor | None = None,
-    modes: Modes | None = None,
-) -> torch.Tensor:
-    """One token per row: greedy where temperature is 0, else temperature → top-k → top-p →
-    min-p → typical.
+    u: torch.Tensor, min_p: torch.Tensor | None, typical_p: torch.Tensor | None, modes: Modes,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row, and whether the row must be drawn again (``redraw``): greedy where
+    temperature is 0, else temperature → top-k → top-p → min-p → typical.
 
     Sampling is inverse-CDF on the sorted distribution at the row's uniform number ``u``, so a
-    row's choice depends on nothing but its own logits and seed. On the CPU only the
-    ``CANDIDATES`` most likely tokens are sorted (normalised over the whole vocabulary) when the
-    row's cut falls among them, which is what a trained model's distribution does nearly always;
-    a row whose cut falls further out, or that uses typical sampling, sorts everything. Either
-    way the kept tokens and their order are the same. On an accelerator every row sorts
-    everything: a GPU sorts a batch in one kernel, and the shortcut would need a read back.
+    row's choice depends on nothing but its own logits and seed. Only the ``CANDIDATES`` most
+    likely tokens are sorted (normalised over the whole vocabulary); when the row's cut falls
+    among them, which a trained model's distribution does nearly always, the kept tokens and
+    their order are those of the full sort, so the token is too. A row whose last candidate is
+    still kept may be cut further out: it is flagged, and its caller draws it again with
+    ``redraw`` once it has read the flags (with the step's one read, so nothing here reads the
+    device). Typical sampling needs every token's distance from the entropy: with it, every row
+    sorts everything.
     """
-    if modes is None:
-        modes = Modes(bool((temperature == 0).all()), bool((temperature == 0).any()),
-                      min_p is not None and bool((min_p > 0).any()),
-                      typical_p is not None and bool((typical_p < 1).any()))
     if modes.all_greedy:
-        return logits.argmax(-1)
+        greedy_tokens = logits.argmax(-1)
+        return greedy_tokens, torch.zeros_like(greedy_tokens, dtype=torch.bool)
     min_p = min_p if modes.any_min_p else None
     typical_p = typical_p if modes.any_typical else None
-    greedy = temperature == 0
-    scaled = logits / torch.where(greedy, torch.ones_like(temperature), temperature)[:, None]
-    if scaled.device.type == "cpu" and scaled.shape[-1] > CANDIDATES and typical_p is None:
+    scaled = _scaled(logits, temperature)
+    if scaled.shape[-1] > CANDIDATES and typical_p is None:
         values, order = scaled.topk(CANDIDATES, dim=-1)
         probs = (values - scaled.logsumexp(-1, keepdim=True)).exp()
         keep = _keep(probs, top_p, top_k, min_p)
+        slow = keep[:, -1].clone()  # the last candidate is kept: the cut may lie beyond
         picked = _draw(probs, keep, order, u)
-        slow = keep[:, -1]  # the last candidate is kept: the cut may lie beyond
-        if bool(slow.any()):  # host memory: no device to wait for
-            rows = slow.nonzero().squeeze(1)
-            picked[rows] = _sorted_draw(scaled[rows], top_p[rows], top_k[rows],
-                                        None if min_p is None else min_p[rows], None, u[rows])
     else:
         picked = _sorted_draw(scaled, top_p, top_k, min_p, typical_p, u)
+        slow = torch.zeros_like(picked, dtype=torch.bool)
     if modes.any_greedy:
+        greedy = temperature == 0
         picked = torch.where(greedy, logits.argmax(-1), picked)
+        slow &= ~greedy
+    return picked, slow
+
+
+def redraw(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
+    u: torch.Tensor, min_p: torch.Tensor | None,
+) -> torch.Tensor:
+    """``draw`` for rows flagged by it, over the whole vocabulary sorted (the exact answer)."""
+    return _sorted_draw(_scaled(logits, temperature), top_p, top_k, min_p, None, u)
+
+
+def _sample(
+    logits: torch.Tensor, temperature: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor,
+    u: torch.Tensor, min_p: torch.Tensor | None = None, typical_p: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``draw`` with its flagged rows drawn again at once (reading the flags): one exact token
+    per row, for callers without a step's read to fold the flags into."""
+    modes = Modes(bool((temperature == 0).all()), bool((temperature == 0).any()),
+                  min_p is not None and bool((min_p > 0).any()),
+                  typical_p is not None and bool((typical_p < 1).any()))
+    picked, slow = draw(logits, temperature, top_p, top_k, u, min_p, typical_p, modes)
+    rows = slow.nonzero().squeeze(1)
+    if len(rows):
+        picked[rows] = redraw(logits[rows], temperature[rows], top_p[rows], top_k[rows], u[rows],
+                              None if min_p is None or not modes.any_min_p else min_p[rows])
     return picked
 
 

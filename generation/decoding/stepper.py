@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import torch
 
+from generation.decoding.capture import Recorder
 from generation.decoding.fastgpt2 import GPT2Stepper, supports
 
 
@@ -53,6 +54,14 @@ class Stepper(Protocol):
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None: ...
 
     def reset(self) -> None: ...
+
+    def hold(self, logits: torch.Tensor) -> torch.Tensor:
+        """The current lines' logits, where the stepper's own steps leave theirs."""
+        ...
+
+    def prepare(self, lines: int, positions: int, typed: bool) -> int:
+        """Make recorded steps ahead of use (up to ``lines`` lines and ``positions``); how many."""
+        ...
 
 
 class HFStepper:
@@ -111,13 +120,19 @@ class HFStepper:
     def reset(self) -> None:
         self.cache = None
 
+    def hold(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits  # steps are not recorded here: logits stay where they were computed
+
+    def prepare(self, lines: int, positions: int, typed: bool) -> int:
+        return 0
+
     def keep(self, lines: torch.Tensor | Sequence[int]) -> None:
         lines = torch.as_tensor(lines, dtype=torch.long, device=self.mask.device)
         self.cache.batch_select_indices(lines)
         self.mask, self.next_positions = self.mask[lines], self.next_positions[lines]
 
 
-def make_stepper(model: Any, graphs: bool = False) -> Stepper:
-    """The lean stepper for a GPT-2 (its steps recorded as CUDA graphs with ``graphs``), the
-    Hugging Face forward for anything else."""
-    return GPT2Stepper(model, graphs) if supports(model) else HFStepper(model)
+def make_stepper(model: Any, graphs: bool = False, recorder: Recorder | None = None) -> Stepper:
+    """The lean stepper for a GPT-2 (padded fixed-shape steps with ``graphs``, recorded by
+    ``recorder``), the Hugging Face forward for anything else."""
+    return GPT2Stepper(model, graphs, recorder) if supports(model) else HFStepper(model)

@@ -29,8 +29,10 @@ def guided_row(lm: LoadedModel, seed: int, weight: float, negatives: tuple[str, 
 def test_combine_adds_the_weighted_contrast_with_the_negatives_mixture() -> None:
     main = torch.tensor([[2.0, 1.0, 0.0, -9.0], [0.0, 0.0, 0.0, 0.0]])
     negative = torch.tensor([[0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]])
-    # row 1 has no negatives: left alone
-    out = guide(main, negative, torch.tensor([0, 0]), torch.tensor([0.5, 1.0]))
+    # lines 0-1 are the rows' own, 2-3 row 0's negatives; row 1 has none: left alone
+    lines = torch.cat([main, negative])
+    out = guide(main, lines, torch.tensor([[2, 3], [0, 0]]), torch.tensor([[True, True], [False, False]]),
+                torch.tensor([0.5, 1.0]))
     logp = main[0].log_softmax(-1)
     mixture = (negative.softmax(-1).sum(0) / 2).log()
     expected = logp + 0.5 * (logp - mixture)
@@ -44,7 +46,7 @@ def test_combine_adds_the_weighted_contrast_with_the_negatives_mixture() -> None
 def test_a_token_the_negatives_prefer_loses_ground() -> None:
     main = torch.tensor([[1.0, 1.0, 1.0]])
     negative = torch.tensor([[3.0, 0.0, 0.0]])
-    out = guide(main, negative, torch.tensor([0]), torch.tensor([1.0])).softmax(-1)[0]
+    out = guide(main, torch.cat([main, negative]), torch.tensor([[1]]), None, torch.tensor([1.0])).softmax(-1)[0]
     assert out[0] < out[1] == out[2]
 
 
@@ -63,9 +65,9 @@ def reference_greedy(lm: LoadedModel, row: Row) -> list[int]:
 
     for _ in range(row.params.max_new_tokens):
         main = last_logits(row.prompt_ids, row.token_type_ids)
-        negative = torch.cat([last_logits(ids, types) for ids, types in row.negatives])
-        owners = torch.zeros(len(row.negatives), dtype=torch.long)
-        logits = guide(main, negative, owners, torch.tensor([row.params.contrast_guidance]))
+        lines = torch.cat([main, *(last_logits(ids, types) for ids, types in row.negatives)])
+        negatives = torch.arange(1, len(lines))[None, :]
+        logits = guide(main, lines, negatives, None, torch.tensor([row.params.contrast_guidance]))
         generated.append(int(logits.argmax(-1)))
     return generated
 

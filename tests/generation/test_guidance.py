@@ -14,6 +14,8 @@ from generation.decoding.guidance import (
 )
 from generation.decoding.rules import History, TopicRule
 from generation.decoding.sampling import Row, TokenTable, beam_generate, decode_batch
+from generation.decoding.store import Store
+from generation.decoding.upload import Pack
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
 from generation.serving.backends.local import encode
@@ -44,9 +46,11 @@ def test_the_batch_rule_gives_the_bonuses_boosts_gives() -> None:
     topics = [((TOPIC, (5, 8)), ((9,),)), ((TOPIC,),), (), (((3, 4, 3, 4, 5),), ((6, 6),))]
     biases = [(1.0, 8.0), (0.5, 2.0), (1.0, 1.0), (2.0, 6.0)]
     for _ in range(30):
-        history, rule = History(torch.device("cpu")), TopicRule(torch.device("cpu"))
-        history.cat(list(range(len(topics))), [20] * len(topics))
-        rule.cat(topics, [b[0] for b in biases], [b[1] for b in biases])
+        store, pack = Store(torch.device("cpu")), Pack()
+        history, rule = History(store), TopicRule(store)
+        history.columns(pack, list(range(len(topics))), [20] * len(topics))
+        rule.columns(pack, topics, [b[0] for b in biases], [b[1] for b in biases])
+        store.append(len(topics), pack.send(store.device))
         tweets: list[list[int]] = [[] for _ in topics]
         for _ in range(12):
             got = rule.bonuses(history, vocab)

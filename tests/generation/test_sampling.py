@@ -13,6 +13,8 @@ from generation.decoding.sampling import (
     candidate_seed,
     decode_batch,
 )
+from generation.decoding.store import Store
+from generation.decoding.upload import Pack
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel
 from generation.serving.backends.local import encode
@@ -134,9 +136,11 @@ def test_beam_search_is_seeded_and_honours_bans(lm: LoadedModel, table: TokenTab
 
 def test_repetition_rules_do_not_count_the_prompt(lm: LoadedModel, table: TokenTable) -> None:
     """A topic named in the prompt may appear in the tweet: only the tweet's own n-grams repeat."""
-    history, rule = History(torch.device("cpu")), NgramRule(torch.device("cpu"))
-    history.cat([0], [16])
-    rule.cat([3])
+    store, pack = Store(torch.device("cpu")), Pack()
+    history, rule = History(store), NgramRule(store)
+    history.columns(pack, [0], [16])
+    rule.columns(pack, [3])
+    store.append(1, pack.send(store.device))
     topic = [11, 12, 13]
 
     def banned() -> set[int]:
@@ -171,8 +175,10 @@ def test_banned_strings_are_refused_on_bytes_across_tokens() -> None:
     generator = torch.Generator().manual_seed(1)
     pieces = [b"", b"a", b"b", b"ab", b"ba", b"\xe2", b"\x80", b"\xa6", b"\xe2\x80", b"x\xe2\x80\xa6y", b"&", b"aab"]
     banned = [("…", "aba"), ("&",), ()]
-    rule = StringRule(StringTables(pieces), len(pieces), torch.device("cpu"))
-    rule.cat(banned)
+    store, pack = Store(torch.device("cpu")), Pack()
+    rule = StringRule(StringTables(pieces), len(pieces), store)
+    rule.columns(pack, banned)
+    store.append(len(banned), pack.send(store.device))
     texts = [b"" for _ in banned]
     for _ in range(40):
         ban = torch.zeros((len(banned), len(pieces) + 1), dtype=torch.bool)
