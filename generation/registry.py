@@ -8,6 +8,7 @@ must say "folder not found", not turn into a hub download attempt.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import threading
@@ -18,7 +19,9 @@ from typing import Any, TypeVar
 
 import torch
 
+from generation.decoding.capture import CAPTURE_LOCK
 from generation.decoding.int8 import quantize_int8
+from generation.decoding.stepper import make_stepper
 from generation.settings import ModelSpec
 from generation.types import GenerationError, UnknownModel
 
@@ -185,13 +188,17 @@ class ModelRegistry:
         except Exception as exc:  # transformers raises OSError, ValueError, EnvironmentError...
             where = "folder" if local else "hub id"
             raise ModelLoadError(f"model {name!r}: cannot load {where} {path!r}: {exc}") from exc
-        model = model.to(device=device, dtype=dtype).eval()
-        fuse_activations(model)
-        if spec.quantize == "int8":
-            quantize_int8(model)
-        loaded = LoadedModel(name, spec, model, tokenizer, device, dtype)
-        if self.warmup:
-            self._warm_up(loaded)
+        # On a GPU, not while another model's thread records a graph (decoding/capture.py).
+        with CAPTURE_LOCK if device.type == "cuda" else contextlib.nullcontext():
+            model = model.to(device=device, dtype=dtype).eval()
+            fuse_activations(model)
+            if spec.quantize == "int8":
+                quantize_int8(model)
+            loaded = LoadedModel(name, spec, model, tokenizer, device, dtype)
+            if self.warmup:
+                self._warm_up(loaded)
+            if device.type == "cuda":  # the weights are ready before another stream reads them
+                torch.cuda.synchronize(device)
         # The model's objects live as long as the process; freezing them keeps the collector's
         # full passes short, and those hold the GIL, so they would stall the event loop.
         gc.collect()
@@ -201,6 +208,8 @@ class ModelRegistry:
     @staticmethod
     @torch.inference_mode()
     def _warm_up(loaded: LoadedModel) -> None:
-        """One small forward pass, so the first real request does not pay for lazy init."""
+        """A small prompt through the forward decoding will use (the lean one for a GPT-2, not
+        Hugging Face's), so the first real request does not pay for lazy initialisation."""
+        typed = loaded.spec.kind == "controlled"
         ids = torch.zeros((1, 4), dtype=torch.long, device=loaded.device)
-        loaded.model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=True)
+        make_stepper(loaded.model).prefill(ids, torch.ones_like(ids), ids if typed else None, 1)

@@ -110,6 +110,11 @@ class EngineClosed(GenerationError):
     """The engine is draining or stopped and takes no new work."""
 
 
+class EngineUnhealthy(EngineClosed):
+    """A device error left the engine unusable (a CUDA error other than running out of
+    memory): it takes no work until the process is restarted."""
+
+
 class UnknownModel(GenerationError):
     """No model of that name is configured."""
 

@@ -13,6 +13,15 @@ The event loop only moves requests around, so it stays responsive while the mode
 queue is bounded: when it is full a request is refused at once (``EngineBusy``) instead of
 waiting behind work it would time out on anyway. Whatever one request causes (a prompt that
 does not fit, a scoring error) fails that request alone.
+
+On a GPU each model's thread works on a CUDA stream of its own, so one model's read of its
+step waits for its own kernels only, and records its graphs when it starts (before the first
+request; ``Batch.prepare``). A CUDA error other than running out of memory usually leaves the
+device unusable for the whole process (an illegal address, a device-side assert), so the engine
+does not rebuild its batch and carry on as it does for other errors: it marks itself unhealthy
+(``stats()["fault"]``, which ``politico serve`` answers ``/health`` with 503), fails every
+request in hand and every later one at once (``EngineUnhealthy``), and leaves the restart to
+the supervisor.
 """
 
 from __future__ import annotations
@@ -25,8 +34,11 @@ import math
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import torch
 
 from generation.decoding.batch import Batch, Finished
 from generation.decoding.sampling import Row, RowResult, TokenTable, beam_generate, candidate_seed
@@ -37,6 +49,7 @@ from generation.types import (
     Completion,
     EngineBusy,
     EngineClosed,
+    EngineUnhealthy,
     GenerationError,
     GenerationTimeout,
     SamplingParams,
@@ -114,11 +127,37 @@ def failure_kind(exc: BaseException) -> str:
     """A short name for what went wrong, for the failures counter."""
     if isinstance(exc, ValueError):
         return "bad_request"
+    if isinstance(exc, EngineUnhealthy):
+        return "unhealthy"
     if isinstance(exc, EngineClosed):
         return "closed"
     if isinstance(exc, GenerationError):
         return type(exc).__name__
     return "internal"
+
+
+def device_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a CUDA error that leaves the device unusable (sticky): any CUDA,
+    cuBLAS or cuDNN error torch reports, except running out of memory, which the next step
+    may well survive."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return False
+    if isinstance(exc, torch.AcceleratorError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        mark in text for mark in ("CUDA error", "CUBLAS_STATUS_", "cuDNN error", "device-side assert")
+    )
+
+
+@contextlib.contextmanager
+def own_stream(device: torch.device) -> Iterator[None]:
+    """On a GPU, the calling thread's work goes to a CUDA stream of its own inside the block."""
+    if device.type != "cuda":
+        yield
+        return
+    with torch.cuda.stream(torch.cuda.Stream(device)):
+        yield
 
 
 class _Worker:
@@ -131,6 +170,10 @@ class _Worker:
         self.running: dict[_Job, None] = {}  # jobs with rows in the batch, in arrival order
         self.wake = threading.Condition()
         self.stopping = False
+        #: Set once the model is loaded and its graphs recorded (or it failed to load).
+        self.ready = threading.Event()
+        #: Graphs recorded ahead of use when the batch was made.
+        self.prepared = 0
         self.thread = threading.Thread(target=self._run, name=f"engine-{model}", daemon=True)
         self.thread.start()
 
@@ -184,8 +227,44 @@ class _Worker:
     # --- on the model thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        lm = self._load()
+        if lm is not None:
+            with own_stream(lm.device):
+                self._decode(lm)
+
+    def _load(self) -> LoadedModel | None:
+        """The model, once there is work for it (or it was preloaded); None when stopping first.
+
+        A model that fails to load fails the requests waiting for it, and is tried again for
+        the next ones."""
+        registry = self.engine.registry
+        while True:
+            with self.wake:
+                while not self.inbox and not self.stopping and not registry.is_loaded(self.model):
+                    self.wake.wait()
+                if self.stopping and not self.inbox:
+                    self.ready.set()
+                    return None
+            try:
+                return registry.get(self.model)
+            except Exception as exc:  # the model failed to load: its requests fail, not the engine
+                log.error("model %s failed to load: %s", self.model, exc,
+                          exc_info=not isinstance(exc, GenerationError))
+                self._fail_waiting(exc)
+                self.ready.set()
+
+    def _decode(self, lm: LoadedModel) -> None:
+        """The model thread's life: record the graphs, then step the running batch until stopped."""
+        table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
         batch: Batch | None = None
-        lm: LoadedModel | None = None
+        try:
+            batch = Batch(lm, table)
+            self.prepared = batch.prepare(self.engine.settings.max_batch)
+        except Exception as exc:
+            if self._broken(exc):
+                return
+        finally:
+            self.ready.set()
         while True:
             with self.wake:
                 idle = not self.inbox and not self.running
@@ -193,15 +272,6 @@ class _Worker:
                     self.wake.wait()
                 if self.stopping and not self.inbox and not self.running:
                     return
-            if lm is None:
-                try:
-                    lm = self.engine.registry.get(self.model)
-                except Exception as exc:  # the model failed to load: its requests fail, not the engine
-                    log.error("model %s failed to load: %s", self.model, exc,
-                              exc_info=not isinstance(exc, GenerationError))
-                    self._fail_waiting(exc)
-                    continue
-                table = TokenTable(lm.tokenizer, lm.model.get_output_embeddings().out_features)
             if batch is None:
                 batch = Batch(lm, table)
             if idle:  # work reached an idle engine; requests already waiting go in at once
@@ -216,6 +286,8 @@ class _Worker:
                 elapsed = time.perf_counter() - started
             except Exception as exc:  # a bug or a device error in the step: the batch is lost
                 log.error("a decoding step on %s failed: %s", self.model, exc, exc_info=True)
+                if self._broken(exc):
+                    return
                 for job in list(self.running):
                     self.settle(job, exc)
                 self.running.clear()
@@ -224,6 +296,13 @@ class _Worker:
             self._account(batch, elapsed)
             for done in finished:
                 self._collect(lm, done)
+
+    def _broken(self, exc: BaseException) -> bool:
+        """Whether ``exc`` broke the device: then the whole engine is marked unhealthy."""
+        if not device_fault(exc):
+            return False
+        self.engine._fault(self.model, exc)
+        return True
 
     def _gather_window(self) -> None:
         """When work arrives at an idle engine, wait ``batch_window_ms`` for requests arriving
@@ -249,8 +328,7 @@ class _Worker:
                     self.inbox.popleft()
                 else:
                     room = (self.rows + job.n <= cap or not self.running) and batch.can_join()
-                    typed = batch.line_types is not None
-                    if not room or (len(batch) and typed != (job.token_type_ids is not None)):
+                    if not room or (len(batch) and batch.typed != (job.token_type_ids is not None)):
                         break
                     self.inbox.popleft()
             self.engine._stats.observe("queue_wait_seconds", time.monotonic() - job.submitted)
@@ -287,6 +365,8 @@ class _Worker:
         except Exception as exc:
             log.error("beam search on %s failed: %s", self.model, exc, exc_info=True)
             self.settle(job, exc)
+            if device_fault(exc):
+                raise  # the step's handler marks the engine unhealthy
 
     def _drop_cancelled(self, batch: Batch) -> None:
         gone = [job for job in self.running if job.cancel.is_set()]
@@ -327,6 +407,8 @@ class _Worker:
         except Exception as exc:  # scoring one request must not fail the others
             log.error("scoring a request on %s failed: %s", self.model, exc, exc_info=True)
             self.settle(job, GenerationError(f"scoring failed: {exc}"))
+            if device_fault(exc):  # ...unless it broke the device
+                self.engine._fault(self.model, exc)
             return
         self.settle(job, [_completion(r, s, job.first_token_s) for r, s in zip(results, scores, strict=True)])
 
@@ -416,15 +498,38 @@ class Engine:
         self._workers: dict[str, _Worker] = {}
         self._stats = _Stats()
         self._closing = False
+        #: What broke the device, once something did: the engine then takes no more work.
+        self.fault: str | None = None
 
     async def start(self, preload: tuple[str, ...] | list[str] = ()) -> None:
-        """Load (and warm up) ``preload`` models now rather than on their first request."""
+        """Load (and warm up) ``preload`` models now rather than on their first request, and
+        wait until each model's thread has recorded its graphs."""
         # Off the event loop (loading takes seconds). The registry runs the load itself on a
         # thread that ends with it, so the decoding thread's OpenMP team stays the only one
         # (registry.on_own_thread; measured in docs/benchmarks.md).
         for name in preload:
             await asyncio.to_thread(self.registry.get, name)
-            self._worker(name)
+            worker = self._worker(name)
+            with worker.wake:
+                worker.wake.notify()
+            await asyncio.to_thread(worker.ready.wait)
+
+    def _fault(self, model: str, exc: BaseException) -> None:
+        """A device error broke ``model``'s thread (any thread may call this): every request in
+        hand and waiting fails now, every later one at once, and every model thread stops."""
+        if self.fault is None:
+            self.fault = f"{model}: {type(exc).__name__}: {exc}"
+            log.critical("the device failed (%s); the engine is unhealthy and needs a restart", self.fault)
+        failure = EngineUnhealthy(f"the engine is unhealthy after a device error ({self.fault})")
+        for worker in list(self._workers.values()):
+            with worker.wake:
+                waiting = list(worker.inbox)
+                worker.inbox.clear()
+                worker.stopping = True
+                worker.wake.notify()
+            for job in [*waiting, *list(worker.running)]:
+                job.cancel.set()
+                worker.settle(job, failure)
 
     def _worker(self, model: str) -> _Worker:
         self.registry.spec(model)  # raises UnknownModel
@@ -449,6 +554,8 @@ class Engine:
         ``request_timeout_s``, ``EngineClosed`` once shutdown began, ``UnknownModel``, and
         ``ValueError`` for a prompt the model cannot take.
         """
+        if self.fault is not None:
+            raise EngineUnhealthy(f"the engine is unhealthy after a device error ({self.fault})")
         if self._closing:
             raise EngineClosed("the engine is shutting down")
         if n < 1:
@@ -510,6 +617,8 @@ class Engine:
             "failures": {**s.failures.copy(), **{k: v for k, v in (("busy", s.busy), ("timeout", s.timeouts)) if v}},
             "models_loaded": [name for name in self.registry.specs if self.registry.is_loaded(name)],
             "closed": self._closing,
+            "fault": self.fault,
+            "graphs_prepared": {name: w.prepared for name, w in self._workers.items() if w.prepared},
         }
 
     async def aclose(self, drain: bool = True) -> None:

@@ -49,6 +49,7 @@ from generation.types import (
     Completion,
     EngineBusy,
     EngineClosed,
+    EngineUnhealthy,
     GenerationTimeout,
     SamplingParams,
     UnknownModel,
@@ -209,13 +210,12 @@ class CompletionsServer:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Load every served model before taking requests; drain the engine on the way out.
 
-        Models load on a helper thread rather than through ``Engine.start``, which loads them on
-        the engine's decoding thread: on a busy CPU, decoding then ran about ten times slower
-        per step (OpenMP threads spin-waiting against each other; ``OMP_WAIT_POLICY=PASSIVE``
-        removes it too).
+        ``Engine.start`` loads each model on a helper thread that ends with the load (on a busy
+        CPU, decoding on a thread that had loaded ran about ten times slower per step: OpenMP
+        threads spin-waiting against each other), then waits until the model's thread has
+        recorded its CUDA graphs, so no request pays for them.
         """
-        for name in self.settings.models:
-            await asyncio.to_thread(self.backend.registry.get, name)
+        await self.backend.engine.start(list(self.settings.models))
         self.ready = True
         log.info("serving %s", ", ".join(self.settings.models))
         try:
@@ -278,14 +278,18 @@ class CompletionsServer:
         return JSONResponse({"object": "list", "data": data})
 
     async def health(self, request: Request) -> Response:
-        """200 once every model is loaded and while the engine takes work, else 503."""
+        """200 once every model is loaded and while the engine takes work, else 503 (also for
+        good once a device error has made the engine unhealthy: the process wants a restart)."""
         stats = self.backend.engine.stats()
-        healthy = self.ready and not stats["closed"]
+        healthy = self.ready and not stats["closed"] and not stats["fault"]
+        status = "ok" if healthy else ("draining" if self.ready or stats["closed"] else "starting")
         body = {
-            "status": "ok" if healthy else ("draining" if self.ready or stats["closed"] else "starting"),
+            "status": "unhealthy" if stats["fault"] else status,
             "models": stats["models_loaded"],
             "queue_depth": stats["queue_depth"],
         }
+        if stats["fault"]:
+            body["fault"] = stats["fault"]
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def prometheus(self, request: Request) -> Response:
@@ -398,6 +402,8 @@ def _api_error(exc: BaseException) -> APIError:
                         code="server_busy", headers={"Retry-After": "1"})
     if isinstance(exc, GenerationTimeout):
         return APIError(503, f"The request timed out: {exc}", type_="server_error", code="timeout")
+    if isinstance(exc, EngineUnhealthy):
+        return APIError(503, f"The server needs a restart: {exc}", type_="server_error", code="unhealthy")
     if isinstance(exc, EngineClosed):
         return APIError(503, f"The server is shutting down: {exc}", type_="server_error", code="shutting_down")
     if isinstance(exc, UnknownModel):
