@@ -149,7 +149,8 @@ class Batch:
             recorder = recorder_for(device, lm.spec.cuda_graphs)
         self.stepper = stepper if stepper is not None else make_stepper(lm.model, recorder is not None, recorder)
         #: The draw and the commit as graphs: with a recorder and a stepper that graphs its steps.
-        self.graphs = StepGraphs(recorder) if recorder is not None and self._buffer() is not None else None
+        graphed = recorder is not None and getattr(self.stepper, "graphs", None) is not None
+        self.graphs = StepGraphs(recorder) if graphed and recorder is not None else None
         self.members: list[_Member] = []
         rows = self.row_state = Store(device)
         for name, dtype, fill in _SETTINGS:
@@ -207,6 +208,7 @@ class Batch:
         """Whether rows may join now (a model without the lean stepper takes a batch at a time)."""
         return self.stepper.joins or not self.members
 
+    @torch.inference_mode()
     def prepare(self, rows: int) -> int:
         """Record the graphed forward of every bucket up to ``rows`` rows with their negative
         lines now, before any request (``PREPARED_LINES_PER_ROW``, ``PREPARED_SPAN``), so no

@@ -65,24 +65,29 @@ class Recorder(Protocol):
 
 
 class CudaRecorder:
-    """:class:`Recorder` for one model's graphs on one CUDA device (see the module's rules)."""
+    """:class:`Recorder` for one model's graphs on one CUDA device (see the module's rules).
 
-    def __init__(self, device: torch.device) -> None:
+    ``cuda`` is ``torch.cuda``; the CPU tests hand in a stand-in to check the order of calls.
+    """
+
+    def __init__(self, device: torch.device, cuda: Any = torch.cuda) -> None:
         self.device = device
-        self.stream = torch.cuda.Stream(device)
+        self.cuda = cuda
+        self.stream = cuda.Stream(device)
         self.pool: Any = None
-        #: Graphs recorded since the process started (``politico gpu-check`` reports it).
+        #: Graphs recorded by this recorder (``politico gpu-check`` reports it).
         self.recorded = 0
 
     def capture(self, work: Callable[[], T]) -> tuple[Graph, T, T]:
-        caller = torch.cuda.current_stream(self.device)
+        cuda = self.cuda
+        caller = cuda.current_stream(self.device)
         with CAPTURE_LOCK:
             self.stream.wait_stream(caller)
-            with torch.cuda.stream(self.stream):
+            with cuda.stream(self.stream):
                 now = work()
                 if self.pool is None:
-                    self.pool = torch.cuda.graph_pool_handle()
-                graph = torch.cuda.CUDAGraph()
+                    self.pool = cuda.graph_pool_handle()
+                graph = cuda.CUDAGraph()
                 graph.capture_begin(pool=self.pool, capture_error_mode="thread_local")
                 try:
                     recorded = work()

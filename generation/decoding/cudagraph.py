@@ -94,8 +94,8 @@ class StaticSteps:
         inputs.ids[lines:].zero_()
         if inputs.types is not None and token_type_ids is not None:
             inputs.types[:lines].copy_(token_type_ids)
-        inputs.active[:lines] = 1
-        inputs.active[lines:] = 0
+        inputs.active[:lines].fill_(1)
+        inputs.active[lines:].zero_()
         self._run(stepper, size, span, inputs)
         stepper.host_lengths = [n + 1 for n in stepper.host_lengths]
         assert self.logits is not None

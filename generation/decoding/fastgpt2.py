@@ -34,7 +34,7 @@ import torch
 from torch.nn import functional as F
 
 from generation.decoding.capture import Recorder
-from generation.decoding.cudagraph import StaticSteps, span_bucket
+from generation.decoding.cudagraph import StaticSteps, bucket, span_bucket
 from generation.decoding.upload import Pack
 
 
@@ -165,7 +165,7 @@ class GPT2Stepper:
         fed.start = self.lines
         count = len(prompts)
         self._reserve(fed.start + count, max(fed.ids.shape[1] + new_tokens, max(self.host_lengths, default=0) + 1))
-        self.lengths[fed.start:fed.start + count] = 0
+        self.lengths[fed.start:fed.start + count].zero_()
         self.host_lengths[fed.start:] = [0] * count
         self.lines = fed.start + count
         return fed
@@ -364,8 +364,8 @@ class GPT2Stepper:
             return
         slots = max(lines, 2 * have_lines if lines > have_lines else have_lines, 1)
         span = max(positions, have_positions, 16)
-        if self.graphs is not None:  # a span bucket at a time: a graphed cache moves rarely
-            span = span_bucket(span, max(self.max_positions, span))
+        if self.graphs is not None:  # whole buckets: a graphed cache moves rarely
+            slots, span = bucket(slots), span_bucket(span, max(self.max_positions, span))
         dtype = self.wte.weight.dtype if self.wte.weight.is_floating_point() else torch.float32
         grown = []
         for i in range(len(self.blocks)):

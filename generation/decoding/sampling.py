@@ -180,7 +180,7 @@ def _keep(
 
 def _draw(probs: torch.Tensor, keep: torch.Tensor, order: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Inverse CDF over the kept mass in sorted order: the token found at ``u`` of it."""
-    keep[:, 0] = True  # the most likely token always stays
+    keep[:, 0].fill_(True)  # the most likely token always stays
     cdf = (probs * keep).cumsum(-1)
     choice = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None].contiguous()).clamp_(max=probs.shape[-1] - 1)
     return order.gather(1, choice).squeeze(1)

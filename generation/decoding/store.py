@@ -104,7 +104,7 @@ class Store:
         self.write(values, self.count)
         for name, column in self._columns.items():
             if name not in values:
-                column.buffer[self.count:self.count + count][_within(column.width)] = column.fill
+                column.buffer[self.count:self.count + count][_within(column.width)].fill_(column.fill)
         self.count += count
         self.extent = self.count
 
@@ -154,5 +154,5 @@ class Store:
             if new > old:
                 index: list[slice] = [slice(None)] * (len(wanted) + 1)
                 index[dim + 1] = slice(old, new)
-                column.buffer[tuple(index)] = column.fill
+                column.buffer[tuple(index)].fill_(column.fill)
         column.width = wanted

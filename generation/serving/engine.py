@@ -286,12 +286,13 @@ class _Worker:
                 elapsed = time.perf_counter() - started
             except Exception as exc:  # a bug or a device error in the step: the batch is lost
                 log.error("a decoding step on %s failed: %s", self.model, exc, exc_info=True)
-                if self._broken(exc):
-                    return
+                broken = self._broken(exc)  # if so, its jobs are answered EngineUnhealthy first
                 for job in list(self.running):
                     self.settle(job, exc)
                 self.running.clear()
                 batch = None
+                if broken:
+                    return
                 continue
             self._account(batch, elapsed)
             for done in finished:

@@ -82,6 +82,26 @@ def test_half_precision_follows_the_model_too(gpt2: torch.nn.Module) -> None:
 
 
 @torch.inference_mode()
+def test_the_final_norm_and_head_run_in_float32_for_a_bfloat16_model(gpt2: torch.nn.Module) -> None:
+    """Item 5 (issue 30): logits of the size the 124M models give (30-130) round by 0.125-0.25
+    nats in bfloat16; the lean stepper's head is float32, so only the hidden states carry the
+    model's precision."""
+    model = copy.deepcopy(gpt2).to(torch.bfloat16)
+    model.lm_head.weight.mul_(200)  # (tied with the embeddings, unused here)
+    hidden = torch.randn(4, model.config.n_embd, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    ln = model.transformer.ln_f
+    exact = torch.nn.functional.linear(
+        torch.nn.functional.layer_norm(hidden.double(), (hidden.shape[-1],), ln.weight.double(), ln.bias.double(),
+                                       model.config.layer_norm_epsilon),
+        model.lm_head.weight.double())
+    ours = GPT2Stepper(model).logits(hidden)
+    theirs = model.lm_head(ln(hidden))
+    assert exact.abs().max() > 30
+    assert ours.dtype == torch.float32 and (ours.double() - exact).abs().max() < 1e-3
+    assert (theirs.double() - exact).abs().max() > 0.05
+
+
+@torch.inference_mode()
 def test_padded_fixed_shape_steps_compute_what_plain_steps_do(gpt2: torch.nn.Module) -> None:
     """The step CUDA graphs record (padded to a bucket, attention over every cached position,
     padding rows that do not advance), run eagerly here: the same logits, through lines joining
