@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bot.runner:main", "iniciar los bots de Telegram y/o Discord"),
     "db": ("db.migrate:main", "base de datos del registro: `politico db upgrade`"),
     "bench": ("generation.measuring.bench:main", "medir el motor de generación"),
+    "gpu-check": ("generation.measuring.gpucheck:main", "comprobar el camino CUDA en una GPU, con informe"),
     "crowd": ("bot.crowd:main", "medir cuánto espera una multitud de usuarios por sus tuits"),
     "serve": ("generation.serving.server:main", "servir los modelos como API de completions (OpenAI)"),
     "admin": ("bot.admin.cli:main", "mesa de revisión y tareas de administración"),

@@ -50,6 +50,9 @@ class Graph(Protocol):
 class Recorder(Protocol):
     """Records work as a graph that replays it with the same tensors (addresses and shapes)."""
 
+    #: Graphs recorded so far.
+    recorded: int
+
     def capture(self, work: Callable[[], T]) -> tuple[Graph, T, T]:
         """Run ``work`` once for real, then record it without running it again.
 

@@ -12,6 +12,7 @@ pool begins.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -48,18 +49,25 @@ def _clone(value: Any) -> Any:
     return value
 
 
-def _guarded(work: Callable[[], T]) -> T:
-    real = torch.Tensor.tolist
+_recording = threading.local()
+_tolist = torch.Tensor.tolist
 
-    def refused(self: torch.Tensor) -> Any:
+
+def _refusing_tolist(self: torch.Tensor) -> Any:
+    if getattr(_recording, "active", False):
         raise AssertionError("a recorded step read the device back (tolist)")
+    return _tolist(self)
 
-    torch.Tensor.tolist = refused  # type: ignore[method-assign]
+
+def _guarded(work: Callable[[], T]) -> T:
+    """``work()`` with this thread's host reads refused (other threads are not recording)."""
+    torch.Tensor.tolist = _refusing_tolist  # type: ignore[method-assign]
+    _recording.active = True
     try:
         with NoHostReads():
             return work()
     finally:
-        torch.Tensor.tolist = real  # type: ignore[method-assign]
+        _recording.active = False
 
 
 class EmulatedGraph:
@@ -94,6 +102,10 @@ class EmulatedRecorder:
     def reset(self) -> None:
         self.pool = None
         self.resets += 1
+
+    @property
+    def recorded(self) -> int:
+        return len(self.graphs)
 
     @property
     def replays(self) -> int:
