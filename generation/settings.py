@@ -56,8 +56,9 @@ class ModelSpec(Strict):
     #: "int8": int8 weights for the matrix multiplications, on the CPU (generation/decoding/int8.py);
     #: about twice the tweets per second of float32 there.
     quantize: Literal["none", "int8"] = "none"
-    #: On a GPU, replay the decoding step as CUDA graphs, one per batch-size bucket
-    #: (generation/decoding/cudagraph.py); off runs it eagerly, kernel by kernel.
+    #: On a GPU, replay the decoding step as CUDA graphs, per bucket of rows and positions (the
+    #: forward: generation/decoding/cudagraph.py; the rules and sampler:
+    #: generation/decoding/stepgraph.py); off runs it eagerly, kernel by kernel.
     cuda_graphs: bool = True
     decoding: Decoding = Field(default_factory=Decoding)
     #: Real tweets this model never trained on (JSONL rows of ``politico-train prepare``'s

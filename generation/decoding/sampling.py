@@ -4,8 +4,20 @@ Hugging Face's ``generate`` applies one set of parameters to a whole batch, so r
 different temperatures or banned strings could not share a forward pass. Here every row carries
 its own settings as batch tensors (``generation/decoding/batch.py`` runs the loop,
 ``generation/decoding/rules.py`` the logits rules) and draws its uniform numbers from its own
-seed at admission, so a seed gives the same tweet whether the request decoded alone or beside
-thirty others, and whenever it joined the batch.
+seed at admission.
+
+What that makes reproducible depends on the device:
+
+- **On the CPU** a seed gives the same tweet whether the request decoded alone or beside thirty
+  others, and whenever it joined the batch (tested): each row's arithmetic is its own.
+- **On a GPU** only the same rows in the same batch shape, through the same path, give the same
+  tweet (run after run). Under another load the logits can change in their last bits, and a
+  sampled token with them where two candidates nearly tie: cuBLAS picks its kernels by the
+  padded batch size; a join step runs eagerly where other steps replay graphs; the attention
+  span is a bucket of positions; the model's body runs in bfloat16 (the final layer norm and
+  the head run in float32, ``generation/decoding/fastgpt2.py``). So a logged seed replayed on a
+  GPU under another load may write another tweet. Contrast guidance sums its negatives in a
+  fixed order (no float atomics), so nothing varies between two runs of the same batch.
 
 Beam search (the thesis's decoding) has no per-row form here: such requests go one at a time
 through ``generate``.

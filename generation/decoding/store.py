@@ -54,6 +54,9 @@ class Store:
         #: Bumped whenever a buffer is replaced: a graph recorded before reads freed memory.
         self.version = 0
         self._columns: dict[str, _Column] = {}
+        #: Views handed out since the rows, widths or buffers last changed (a step asks each
+        #: column several times).
+        self._views: dict[str, torch.Tensor] = {}
 
     def declare(self, name: str, width: Sequence[int], dtype: torch.dtype, fill: Fill) -> None:
         """A column of rows × ``width``; rows start as (and spare rows are padded with) ``fill``."""
@@ -63,9 +66,14 @@ class Store:
 
     def __getitem__(self, name: str) -> torch.Tensor:
         """The column's first ``extent`` rows at the width in use."""
-        column = self._columns[name]
-        view = column.buffer[: self.extent]
-        return view if column.width == tuple(column.buffer.shape[1:]) else view[_within(column.width)]
+        view = self._views.get(name)
+        if view is None:
+            column = self._columns[name]
+            view = column.buffer[: self.extent]
+            if column.width != tuple(column.buffer.shape[1:]):
+                view = view[_within(column.width)]
+            self._views[name] = view
+        return view
 
     def width(self, name: str) -> tuple[int, ...]:
         return self._columns[name].width
@@ -78,11 +86,16 @@ class Store:
     def showing(self, rows: int) -> Iterator[None]:
         """Columns show ``rows`` rows (padding past the live ones) inside the block."""
         self.reserve(rows)
-        self.extent = rows
+        self._show(rows)
         try:
             yield
         finally:
-            self.extent = self.count
+            self._show(self.count)
+
+    def _show(self, rows: int) -> None:
+        if rows != self.extent:
+            self.extent = rows
+            self._views.clear()
 
     def reserve(self, rows: int) -> None:
         """Room for ``rows`` rows (doubling, so a growing batch moves its buffers rarely)."""
@@ -95,6 +108,7 @@ class Store:
             column.buffer = bigger
         self.capacity = capacity
         self.version += 1
+        self._views.clear()
 
     def append(self, count: int, values: dict[str, torch.Tensor]) -> None:
         """``count`` new rows after the live ones: the columns named get ``values`` (``count``
@@ -106,7 +120,7 @@ class Store:
             if name not in values:
                 column.buffer[self.count:self.count + count][_within(column.width)].fill_(column.fill)
         self.count += count
-        self.extent = self.count
+        self._show(self.count)
 
     def write(self, values: dict[str, torch.Tensor], start: int = 0) -> None:
         """Overwrite rows ``start …`` of the columns named (up to the capacity: padding rows too)."""
@@ -127,14 +141,17 @@ class Store:
         if list(host_order) != list(range(count)):
             for column in self._columns.values():
                 column.buffer[:count] = column.buffer[order]
-        self.count = self.extent = count
+        self.count = count
+        self._show(count)
 
     def clear(self) -> None:
         """No rows; every width back to its start, every value to its fill, buffers kept."""
         for column in self._columns.values():
             column.buffer.fill_(column.fill)
             column.width = column.start
-        self.count = self.extent = 0
+        self.count = 0
+        self.extent = 0
+        self._views.clear()
 
     def widen(self, name: str, width: tuple[int, ...]) -> None:
         """Widen ``name`` to hold ``width`` (the buffer too when it is narrower)."""
@@ -149,6 +166,7 @@ class Store:
             bigger[_within(physical)] = column.buffer
             column.buffer = bigger
             self.version += 1
+        self._views.pop(name, None)
         # What the new width uncovers held rows gone (or the fill): every row gets the fill.
         for dim, (old, new) in enumerate(zip(column.width, wanted, strict=True)):
             if new > old:

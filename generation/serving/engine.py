@@ -544,7 +544,8 @@ class Engine:
         params: SamplingParams, seed: int, n: int = 1, contrasts: list[Prompt] | None = None,
         negatives: list[Prompt] | None = None,
     ) -> list[Completion]:
-        """``n`` completions of a tokenized prompt; the same seed gives the same completions.
+        """``n`` completions of a tokenized prompt; the same seed gives the same completions (on a
+        GPU only for the same batch shape: ``generation/decoding/sampling.py``).
 
         With ``contrasts`` every completion also carries its log-probability after the prompt
         and after each contrast prompt (``Completion.logprobs``). With ``negatives`` and
