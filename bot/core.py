@@ -411,7 +411,6 @@ class BotCore:
     async def _tuit(self, origin: Origin, raw: str, parsed: ParsedCommand | ParseError,
                     parent_id: int | None = None) -> Reply:
         received = time.perf_counter()
-        refusal = await self._admit(origin)
         begun = await self.log.begin(
             origin.platform, origin.user_id, origin.user_name, origin.chat_id, origin.chat_kind,
             origin.chat_title, raw[:MAX_LOGGED_CHARS], {"message_id": origin.message_id, **origin.reply_ref}, parent_id,
@@ -426,6 +425,8 @@ class BotCore:
             logger.info("%s message %s already logged as request %s: ignored",
                         origin.platform, origin.source, request_id)
             return Reply("ignored", "")
+        # Admitted once logged: a message delivered again (after a crash) uses no quota twice.
+        refusal = await self._admit(origin)
         if refusal is not None:
             status = "rate_limited" if refusal.kind == "rate_limited" else "banned"
             self.monitor.refused(origin.platform, status)

@@ -74,12 +74,16 @@ class Resumer:
         expired = await log.expire_older_than(self.max_age_s, platform=self.platform)
         claimed = 0
         for request in await log.pending(self.max_age_s, platform=self.platform, free=True):
+            if log.holds(request.id):
+                continue  # this process's own, begun while the database was down
             if not self.answerable(request):
                 await log.expire(request.id)
             elif await log.claim(request.id, self.core.lease_s):
                 claimed += 1
                 self._start(self._answer(request), "pending")
         for request in await log.unanswered(self.max_age_s, platform=self.platform):
+            if log.holds(request.id):
+                continue
             if not self.answerable(request):
                 await log.answered(request.id)  # nothing left to deliver it to
             elif await log.claim(request.id, self.core.lease_s, finished=True):

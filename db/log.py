@@ -408,7 +408,7 @@ class GenerationLog:
             "holder": self.holder if lease_s is not None else None,
         })
         begun = result if isinstance(result, Begun) else Begun(result)
-        if lease_s is not None and not begun.duplicate and begun.id > 0:  # > 0: not provisional
+        if lease_s is not None and not begun.duplicate:  # a provisional id too (db/spool.py)
             self._held[begun.id] = time.monotonic()
         return begun
 
@@ -444,7 +444,10 @@ class GenerationLog:
         for request_id, since in list(self._held.items()):
             if clock - since > max_hold_s:
                 del self._held[request_id]
-        held = list(self._held)
+            elif request_id < 0 and (real := self._resolve(request_id)) > 0:
+                # Begun while the database was down: its begin has been replayed since.
+                self._held[real] = self._held.pop(request_id)
+        held = [request_id for request_id in self._held if request_id > 0]
         if not held:
             return 0
         async with self.sessions() as session, session.begin():
@@ -458,6 +461,14 @@ class GenerationLog:
         for request_id in set(held) - renewed:  # answered, released or taken over
             self._held.pop(request_id, None)
         return len(renewed)
+
+    def holds(self, request_id: int) -> bool:
+        """Whether this process is answering the request (it must not take it over from itself:
+        one begun during a database outage may look free once its begin is replayed)."""
+        return request_id in self._held or any(self._resolve(held) == request_id for held in self._held if held < 0)
+
+    def _resolve(self, request_id: int) -> int:
+        return self.spool.resolve(request_id) if self.spool is not None else request_id
 
     async def release(self, request_id: int) -> bool:
         """Give up the lease on a request not yet answered (shutting down, or a delivery that

@@ -50,6 +50,8 @@ class Call:
     #: The message the fake created for it (send*/edit*), else None.
     message: dict[str, Any] | None = None
     at: float = field(default_factory=time.monotonic)
+    #: Which bot process made it, where several share the fake (``base_url_for``); "" otherwise.
+    via: str = ""
 
 
 class FakeBotAPI(CallLog):
@@ -82,15 +84,22 @@ class FakeBotAPI(CallLog):
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         #: Called with each applied call before the bot gets the answer.
         self.before_reply: Callable[[Call], Awaitable[None]] | None = None
+        #: Calls refused as Telegram refuses them (an edit that changes nothing...), and why.
+        self.refused: list[tuple[Call, str]] = []
 
     # -- server ------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    def base_url_for(self, via: str) -> str:
+        """The base URL for one of several bot processes: its calls carry ``via``."""
+        return f"http://127.0.0.1:{self.port}/{via}/bot"
+
     async def __aenter__(self) -> FakeBotAPI:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_route("*", "/{via}/bot{token}/{method}", self._dispatch)
         await self._serve(app)
         return self
 
@@ -132,9 +141,10 @@ class FakeBotAPI(CallLog):
         try:
             result = handler(params) if handler else True
         except Refused as exc:
+            self.refused.append((Call(method, params), str(exc)))
             return _error(400, f"Bad Request: {exc}")
         message = result if isinstance(result, dict) and "message_id" in result else None
-        call = Call(method, params, message)
+        call = Call(method, params, message, via=request.match_info.get("via", ""))
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
