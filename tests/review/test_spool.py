@@ -18,7 +18,7 @@ from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import Incoming, Origin
 from db.engine import create_engine
-from db.log import GenerationLog, NewGeneration
+from db.log import WRITERS, GenerationLog, NewGeneration
 from db.models import Generation, Rating, Request
 from db.spool import SpoolFile
 from generation.serving.service import TweetResult
@@ -264,5 +264,37 @@ async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, 
         assert (await log.request(first)).status == "ok"
         assert (await log.request(late)).raw_command == "/tuit"
         assert await _count(log, Request) == 2
+    finally:
+        await log.aclose()
+
+
+async def test_every_kind_of_log_write_waits_in_the_spool_and_is_replayed(outage: Outage, tmp_path: Path) -> None:
+    """The contract between the log and its spool: each record kind the log writes (``WRITERS``)
+    can be spooled while the database is down and replayed to the same effect; a new kind that
+    does not round-trip fails here."""
+    log = _log(outage, tmp_path, retry_s=0.1)
+    try:
+        request_id, ids = await _bot_traffic(log)  # begin, finish, mark_sending, mark_sent, rate
+        assert await log.hold(request_id, "c1:9")
+        refused = (await log.begin("telegram", "u4", "Dani", "c4", "private", "", "/tuit", source="c4:1", lease_s=60)).id
+        await log.finish(refused, "rate_limited", error="Espera.")
+        assert await log.answered(refused)
+        left = (await log.begin("telegram", "u5", "Eli", "c5", "private", "", "/tuit", source="c5:1", lease_s=60)).id
+        assert await log.release(left)
+        gone = (await log.begin("telegram", "u6", "Fer", "c6", "private", "", "/tuit", source="c6:1")).id
+        assert await log.expire(gone)
+        spooled = {entry["kind"] for entry in SpoolFile(tmp_path / "spool.jsonl").entries()}
+        assert spooled == set(WRITERS), set(WRITERS) - spooled
+
+        await outage.up()
+        await _wait_replayed(log)
+        request = await log.request(request_id)
+        assert request is not None and request.answer_ref == "c1:9" and request.status == "ok"
+        assert (await log.generation(ids[0])).message_ref == "msg-1"
+        assert [(r.status, r.error) for r in [await log.request(refused)]] == [("rate_limited", "Espera.")]
+        assert await log.unanswered(600) == []  # the tweet (mark_sent) and the refusal (answered)
+        assert (await log.request(left)).lease_until is None
+        assert (await log.request(gone)).status == "expired"
+        assert not SpoolFile(tmp_path / "spool.jsonl") and not SpoolFile(tmp_path / "spool.jsonl.rejected")
     finally:
         await log.aclose()

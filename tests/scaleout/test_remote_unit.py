@@ -217,3 +217,54 @@ async def test_contrasts_travel_and_scores_come_back() -> None:
     (only,) = await plain.complete("demo", prompt, PARAMS, seed=1, n=1)
     assert (only.logprobs, only.scored) == ((), 0)
     await plain.aclose()
+
+
+def shed(sent: int, asked: int) -> httpx.Response:
+    """What ``politico serve`` answers when its engine shed candidates (tests/scaleout/test_serve.py
+    checks the real server says exactly this)."""
+    response = ok(sent)
+    return httpx.Response(200, json={**response.json(), "shed": {"asked": asked, "sent": sent}})
+
+
+async def test_fewer_completions_than_asked_are_an_answer_and_are_counted() -> None:
+    endpoints = Endpoints(a=lambda r: shed(4, 8), b=lambda r: ok(3))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=8)) == 4  # shed by the server
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=8)) == 3  # cut short otherwise
+    assert (remote.stats.shed, remote.stats.short, remote.stats.retries) == (1, 1, 0)
+    too_many = Endpoints(a=lambda r: ok(5), b=lambda r: ok(5))
+    assert len(await backend(too_many).complete("demo", PROMPT, PARAMS, seed=1, n=2)) == 2
+
+
+async def test_an_answer_without_completions_moves_on_as_a_failure() -> None:
+    endpoints = Endpoints(a=lambda r: ok(0), b=lambda r: ok(2))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=2)) == 2
+    assert endpoints.calls == ["a", "b"]
+    assert remote.stats.retries == 1 and remote.stats.failures == {(A, "bad_response"): 1}
+
+
+async def test_a_dead_endpoint_is_retried_elsewhere_with_the_same_seed_and_counted() -> None:
+    endpoints = Endpoints(a=refuse, b=lambda r: ok(2))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=77, n=2)) == 2
+    assert endpoints.calls == ["a", "b"] and endpoints.bodies[0] == endpoints.bodies[1]  # same seed, same tweet
+    assert remote.stats.retries == 1 and remote.stats.failures == {(A, "unreachable"): 1}
+
+
+async def test_a_hung_endpoint_gets_its_share_of_the_budget_and_the_next_one_the_rest() -> None:
+    budgets: list[float] = []
+
+    def hung(request: httpx.Request) -> httpx.Response:
+        budgets.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    def answers(request: httpx.Request) -> httpx.Response:
+        budgets.append(request.extensions["timeout"]["read"])
+        return ok()
+
+    remote = backend(Endpoints(a=hung, b=answers), timeout_s=30)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert budgets[0] == pytest.approx(15, abs=0.5)  # half: one more endpoint to try
+    assert budgets[1] == pytest.approx(30, abs=0.5)  # all that is left (the mock hung no time)
+    assert remote.stats.failures == {(A, "timeout"): 1} and remote.stats.retries == 1

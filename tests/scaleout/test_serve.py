@@ -209,3 +209,39 @@ def test_negative_prompts_guide_the_choices(client: httpx.Client) -> None:
     assert texts[2] != texts[0]
     assert texts[2] == [c["text"] for c in complete(
         client, n=3, seed=5, max_tokens=8, temperature=1.0, negative_prompts=[other], contrast_guidance=3)["choices"]]
+
+
+async def test_a_shed_answer_says_so_and_the_remote_backend_takes_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The contract between ``politico serve`` and the remote backend under load: a server that
+    sheds candidates answers fewer, marks the body ``shed``, numbers choices per prompt as
+    OpenAI does, and the bot's backend takes the answer (and counts it) instead of failing."""
+    from generation.serving.backends.remote import RemoteBackend
+    from generation.settings import GenerationSettings
+    from generation.types import PromptSpec, SamplingParams
+    from tests.scaleout.test_remote_unit import shed
+
+    env = {"POLITICO_GENERATION__ENGINE__SHED_ROWS": "2", "POLITICO_GENERATION__ENGINE__SHED_CANDIDATES": "1",
+           "POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "50"}
+    (server,) = start_servers(tmp_path, tiny_model_dir, 1, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            body = complete(client, prompt=[PROMPT, PROMPT], n=4, max_tokens=8, seed=1)
+        sent = len(body["choices"])
+        assert body["shed"] == {"asked": 8, "sent": sent} and 2 <= sent < 8
+        indices = [c["index"] for c in body["choices"]]
+        assert {i // 4 for i in indices} == {0, 1} and indices == sorted(indices)  # both prompts answered
+        scripted = shed(1, 2).json()  # what tests/scaleout/test_remote_unit.py's fake answers
+        assert set(scripted) <= set(body) and set(scripted["shed"]) == set(body["shed"])
+        assert set(scripted["choices"][0]) <= set(body["choices"][0])
+
+        settings = GenerationSettings.model_validate({
+            "backend": "remote", "models": {"demo": {"path": str(tiny_model_dir), "kind": "controlled"}},
+            "remote": {"endpoints": [server.url]},
+        })
+        remote = RemoteBackend(settings)
+        prompt, params = PromptSpec("controlled", ControlFields(partido="RN")), SamplingParams(max_new_tokens=8)
+        answers = await asyncio.gather(*(remote.complete("demo", prompt, params, seed=s, n=4) for s in (1, 2)))
+        await remote.aclose()
+        assert sorted(len(a) for a in answers)[0] < 4 and remote.stats.shed >= 1 and remote.stats.failures == {}
+    finally:
+        server.terminate()
