@@ -362,7 +362,8 @@ class GenerationLog:
             "holder": self.holder if lease_s is not None else None,
         })
         begun = result if isinstance(result, Begun) else Begun(result)
-        if lease_s is not None and not begun.duplicate and begun.id > 0:  # > 0: not provisional
+        if lease_s is not None and not begun.duplicate:
+            # A provisional id (spooled) is renewed under its real id once the spool replays it.
             self._held[begun.id] = time.monotonic()
         return begun
 
@@ -396,19 +397,22 @@ class GenerationLog:
         for request_id, since in list(self._held.items()):
             if clock - since > max_hold_s:
                 del self._held[request_id]
-        held = list(self._held)
-        if not held:
+        # Real id → the id it is held under (a provisional one until the spool replays its begin;
+        # until then there is nothing in the database to renew).
+        held = {self.spool.resolve(i) if self.spool else i: i for i in self._held}
+        stored = [request_id for request_id in held if request_id > 0]
+        if not stored:
             return 0
         async with self.sessions() as session, session.begin():
             renewed = set((await session.scalars(
                 update(Request)
-                .where(Request.id.in_(held), Request.lease_holder == self.holder,
+                .where(Request.id.in_(stored), Request.lease_holder == self.holder,
                        Request.status == "pending")
                 .values(lease_until=now + timedelta(seconds=lease_s))
                 .returning(Request.id)
             )).all())
-        for request_id in set(held) - renewed:  # answered, released or taken over
-            self._held.pop(request_id, None)
+        for request_id in set(stored) - renewed:  # answered, released or taken over
+            self._held.pop(held[request_id], None)
         return len(renewed)
 
     async def release(self, request_id: int) -> bool:

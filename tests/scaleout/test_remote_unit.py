@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -217,3 +218,54 @@ async def test_contrasts_travel_and_scores_come_back() -> None:
     (only,) = await plain.complete("demo", prompt, PARAMS, seed=1, n=1)
     assert (only.logprobs, only.scored) == ((), 0)
     await plain.aclose()
+
+
+@pytest.mark.parametrize("payload", [
+    {"object": "error"},  # no choices
+    {"choices": [{"index": 0, "finish_reason": "stop"}]},  # a choice without text
+    {"choices": ["una respuesta"]},  # a choice that is not an object
+    {"choices": None},
+    ["no", "es", "un", "objeto"],
+])
+async def test_a_malformed_completions_response_is_a_generation_error(payload: object) -> None:
+    """JSON that is not a completions answer is a ``GenerationError`` (the bot says it could not
+    write the tweet), never another exception that would read as a bug in the bot."""
+    endpoints = Endpoints(a=lambda r: httpx.Response(200, json=payload), b=lambda r: ok())
+    remote = backend(endpoints)
+    with pytest.raises(GenerationError, match="malformed completions response"):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert endpoints.calls == ["a"]
+    await remote.aclose()
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe() -> None:
+    """A half-open endpoint lets one probe through; when that probe is cancelled (its user went
+    away) before it told anything, the next request probes instead of finding the endpoint
+    shut until the cooldown after a failure that never happened."""
+    entered, never = asyncio.Event(), asyncio.Event()
+    answers = iter(["refuse", "hang", "ok"])
+
+    async def scripted(request: httpx.Request) -> httpx.Response:
+        step = next(answers)
+        if step == "refuse":
+            refuse(request)
+        if step == "hang":
+            entered.set()
+            await never.wait()
+        return ok()
+
+    remote = RemoteBackend(settings(endpoints=[A], failure_threshold=1),
+                           transport=httpx.MockTransport(scripted))
+    breaker = remote.endpoints[0].breaker
+    breaker.cooldown_s = 0  # half-open as soon as it opens: every request may be the probe
+    with pytest.raises(EngineBusy):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert breaker.state == "half-open"
+    probe = asyncio.create_task(remote.complete("demo", PROMPT, PARAMS, seed=2))
+    await asyncio.wait_for(entered.wait(), 10)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=3))[0].text == " tuit 0"
+    assert breaker.state == "closed"
+    await remote.aclose()

@@ -147,7 +147,7 @@ def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
     try:
         choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
         texts = [str(c["text"]) for c in choices]
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, AttributeError) as exc:  # AttributeError: a choice that is no object
         raise GenerationError(f"malformed completions response: {exc!r}") from None
     if len(texts) != n:
         raise GenerationError(f"asked for {n} completions, the server sent {len(texts)}")
