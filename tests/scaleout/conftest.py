@@ -61,6 +61,12 @@ class ServeProcess(Program):
             {"POLITICO_SERVE_API_KEY": api_key, **(env or {})},
         )
 
+    def answers_health(self, timeout: float = 1.0) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
+        except httpx.TransportError:
+            return False
+
     def wait_healthy(self, timeout: float = 90.0) -> None:
         """Return once ``/health`` answers 200; :class:`PortTaken` if the port was taken."""
         deadline = time.monotonic() + timeout
@@ -68,11 +74,8 @@ class ServeProcess(Program):
             if self.process.poll() is not None and port_clash(self.log()):
                 raise PortTaken(self.log())
             self.check_alive()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if self.answers_health():
+                return
             time.sleep(0.2)
         raise AssertionError(f"serve did not become healthy in {timeout} s:\n{self.log()}")
 
@@ -114,6 +117,6 @@ def serve(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Ite
     env = {"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "50"}
     (server,) = start_servers(folder, tiny_model_dir, 1, api_key=API_KEY, env=env)
     yield server
-    alive = server.process.poll() is None
+    answering = server.answers_health()  # not poll(): a process just killed may not be reaped yet
     server.terminate()
-    assert alive, f"a test stopped the shared server:\n{server.log()}"
+    assert answering, f"a test stopped the shared server:\n{server.log()}"
