@@ -9,9 +9,9 @@ from bot import runner
 from bot.config import load_settings
 from bot.types import FICTION_LABEL
 from tests.conftest import write_config
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import IDENTIFY_TIMEOUT_S, FakeDiscord
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.support.bots import IDENTIFY_TIMEOUT_S, discord_table, telegram_table
+from tests.support.bots import discord_table, telegram_table
 from tests.telegram.helpers import answer_to, text_of
 
 

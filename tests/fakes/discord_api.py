@@ -27,6 +27,8 @@ GUILD_ID = 900000000000000003
 CHANNEL_ID = 900000000000000004
 TOKEN = "discord-test-token"
 EPHEMERAL = 1 << 6
+#: How long the bot may take to connect and identify itself to the fake gateway.
+IDENTIFY_TIMEOUT_S = 60.0
 
 CONTENT = 2000
 ROWS = 5
@@ -109,7 +111,7 @@ class FakeDiscord(CallLog):
         await socket.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        await self.identified.wait()
+        await asyncio.wait_for(self.identified.wait(), IDENTIFY_TIMEOUT_S)
         await self._send(self._sockets[-1], event, data)
 
     # -- REST --------------------------------------------------------------------------------

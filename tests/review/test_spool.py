@@ -65,12 +65,9 @@ async def _bot_traffic(log: GenerationLog) -> tuple[int, list[int]]:
 
 
 async def _wait_replayed(log: GenerationLog) -> None:
-    assert log.spool is not None
-    for _ in range(200):
-        if not log.spool.spooling:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the spool was not replayed")
+    spool = log.spool
+    assert spool is not None
+    await until(lambda: not spool.spooling, "the spool to be replayed", timeout=10, every_s=0.05)
 
 
 async def test_down_then_up_loses_nothing(outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -292,7 +289,7 @@ async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, 
 
         log.spool._apply = slow_apply
         replay = asyncio.create_task(log.spool.replay())
-        await reached.wait()  # the replay is holding its first record
+        await asyncio.wait_for(reached.wait(), 10)  # the replay is holding its first record
         late = (await asyncio.wait_for(log.begin("telegram", "u5", "Eva", "c5", "private", "", "/tuit"), 2)).id
         assert late < 0  # spooled behind the replay, answered at once
         gate.set()

@@ -22,7 +22,7 @@ from bot.discord.frontend import DiscordFrontend
 from bot.telegram.frontend import TelegramFrontend
 from tests.conftest import write_config
 from tests.fakes import discord_api, telegram_api
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import IDENTIFY_TIMEOUT_S, FakeDiscord
 from tests.fakes.telegram_api import FakeBotAPI
 
 #: Writes a test config: ``(folder, model_dir, extra_toml) -> path`` (``write_config`` or a
@@ -30,9 +30,6 @@ from tests.fakes.telegram_api import FakeBotAPI
 ConfigWriter = Callable[[Path, Path, str], Path]
 StartTelegram = Callable[..., AbstractAsyncContextManager[TelegramFrontend]]
 StartDiscord = Callable[..., AbstractAsyncContextManager[DiscordFrontend]]
-
-#: How long the fake gateway may take to see the bot identify itself.
-IDENTIFY_TIMEOUT_S = 60.0
 
 
 @pytest.fixture
