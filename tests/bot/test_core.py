@@ -89,6 +89,11 @@ async def say(core: BotCore, text: str, origin: Origin = ORIGIN) -> Reply:
     return await core.handle(Incoming(origin, text))
 
 
+def said(reply: Reply) -> tuple[str, str]:
+    """What the user is told: the reply's kind and text (not the bookkeeping riding along)."""
+    return reply.kind, reply.text
+
+
 async def requests(log: GenerationLog) -> list[Request]:
     async with log.sessions() as session:
         return list((await session.scalars(select(Request).order_by(Request.id))).all())
@@ -146,16 +151,16 @@ async def test_the_tweet_is_committed_before_the_reply(core: BotCore, settings: 
 
 
 @pytest.mark.parametrize(("exc", "reply", "status"), [
-    (EngineBusy("full"), Reply("busy", texts.BUSY), "busy"),
-    (GenerationTimeout("slow"), Reply("error", texts.TIMEOUT), "error"),
-    (BlockedOutput("nope"), Reply("error", texts.BLOCKED), "blocked"),
-    (ValueError("bad override"), Reply("error", texts.GENERATION_FAILED), "error"),
-    pytest.param(RuntimeError("boom"), Reply("error", texts.GENERATION_FAILED), "error",
+    (EngineBusy("full"), ("busy", texts.BUSY), "busy"),
+    (GenerationTimeout("slow"), ("error", texts.TIMEOUT), "error"),
+    (BlockedOutput("nope"), ("error", texts.BLOCKED), "blocked"),
+    (ValueError("bad override"), ("error", texts.GENERATION_FAILED), "error"),
+    pytest.param(RuntimeError("boom"), ("error", texts.GENERATION_FAILED), "error",
                  marks=pytest.mark.expect_errors(r"generation failed for request")),
 ])
-async def test_generation_failures_are_polite_and_logged(core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, reply: Reply, status: str) -> None:
+async def test_generation_failures_are_polite_and_logged(core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, reply: tuple[str, str], status: str) -> None:
     generator.fail = exc
-    assert await say(core, "/tuit derecha") == reply
+    assert said(await say(core, "/tuit derecha")) == reply
     [row] = await requests(log)
     assert row.status == status and type(exc).__name__ in row.error and row.side == "derecha"
 
@@ -226,7 +231,7 @@ async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, gener
         user = await session.scalar(select(User).where(User.external_id == "u1"))
         assert user is not None
         user.banned = True
-    assert await say(core, "/tuit") == Reply("error", texts.BANNED)
+    assert said(await say(core, "/tuit")) == ("error", texts.BANNED)
     assert len(generator.requests) == 1
     assert [r.status for r in await requests(log)] == ["ok", "banned"]
 
@@ -238,7 +243,7 @@ async def test_bad_commands_get_a_message_and_are_logged_invalid(core: BotCore, 
         ("/tuit \x00", texts.ERR_CONTROL_CHARS),
         ("/tuit " + "x" * 400, texts.err_too_long(406, 300)),
     ):
-        assert await say(core, text) == Reply("error", message), text
+        assert said(await say(core, text)) == ("error", message), text
     assert generator.requests == []
     assert [r.status for r in await requests(log)] == ["invalid"] * 4
 
@@ -411,7 +416,7 @@ async def test_a_broken_database_gives_a_polite_error(
 ) -> None:
     await log.aclose()
     Path(log.engine.url.database or "").unlink()
-    assert await say(core, "/tuit") == Reply("error", texts.INTERNAL_ERROR)
+    assert said(await say(core, "/tuit")) == ("error", texts.INTERNAL_ERROR)
     # It is the database that failed (not, say, the parser), and it was logged and counted.
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.exc_info is not None and isinstance(record.exc_info[1], OperationalError)
@@ -430,7 +435,7 @@ async def test_an_unexpected_exception_is_logged_at_error_and_counted(
         raise bug
 
     monkeypatch.setattr(core_module, "parse_command", broken)
-    assert await say(core, "/tuit derecha") == Reply("error", texts.INTERNAL_ERROR)
+    assert said(await say(core, "/tuit derecha")) == ("error", texts.INTERNAL_ERROR)
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert record.name == "bot.core" and record.exc_info is not None and record.exc_info[1] is bug
     assert monitor.failures == [("console", "internal")]
@@ -451,7 +456,7 @@ async def test_a_request_taken_over_meanwhile_is_ignored_here(
 
     generator.hook = taken_over
     try:
-        assert await say(core, "/tuit derecha") == Reply("ignored", "")
+        assert said(await say(core, "/tuit derecha")) == ("ignored", "")
     finally:
         await other.aclose()
     [row] = await requests(log)
@@ -468,15 +473,15 @@ async def test_concurrent_requests_are_all_answered_and_logged(core: BotCore, lo
     assert [r.status for r in await requests(log)] == ["ok"] * 24
 
 
-def due(parsed: object) -> Reply | None:
-    """The reply a ``/tuit`` is due after the parser's verdict: its error, or None for a tweet."""
-    return Reply("error", parsed.message) if isinstance(parsed, ParseError) else None
+def due(parsed: object) -> tuple[str, str] | None:
+    """What a ``/tuit`` is due after the parser's verdict: its error, or None for a tweet."""
+    return ("error", parsed.message) if isinstance(parsed, ParseError) else None
 
 
-def assert_answers(reply: Reply, error: Reply | None) -> None:
-    """``reply`` is ``error`` when one is due, else a labelled tweet."""
+def assert_answers(reply: Reply, error: tuple[str, str] | None) -> None:
+    """``reply`` says ``error`` when one is due, else it is a labelled tweet."""
     if error is not None:
-        assert reply == error
+        assert said(reply) == error
     else:
         assert reply.kind == "tweet" and reply.tweet is not None and reply.text.endswith(FICTION_LABEL)
 

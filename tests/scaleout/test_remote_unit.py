@@ -11,7 +11,13 @@ import httpx
 import pytest
 
 from generation.prompts import ControlFields, prompt_text
-from generation.serving.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
+from generation.serving.backends.remote import (
+    CircuitBreaker,
+    MalformedResponse,
+    RemoteBackend,
+    normalise_base_url,
+    parse_choices,
+)
 from generation.settings import GenerationSettings
 from generation.types import (
     Contrast,
@@ -227,14 +233,16 @@ async def test_contrasts_travel_and_scores_come_back() -> None:
     {"choices": None},
     ["no", "es", "un", "objeto"],
 ])
-async def test_a_malformed_completions_response_is_a_generation_error(payload: object) -> None:
-    """JSON that is not a completions answer is a ``GenerationError`` (the bot says it could not
-    write the tweet), never another exception that would read as a bug in the bot."""
+async def test_a_malformed_completions_response_is_its_endpoints_failure(payload: object) -> None:
+    """JSON that is not a completions answer is a ``MalformedResponse`` (never another exception,
+    which would read as a bug in the bot), counted against the endpoint that sent it; the
+    request moves on to the next endpoint."""
+    with pytest.raises(MalformedResponse, match="malformed completions response"):
+        parse_choices(payload, 1)  # type: ignore[arg-type]
     endpoints = Endpoints(a=lambda r: httpx.Response(200, json=payload), b=lambda r: ok())
-    remote = backend(endpoints)
-    with pytest.raises(GenerationError, match="malformed completions response"):
-        await remote.complete("demo", PROMPT, PARAMS, seed=1)
-    assert endpoints.calls == ["a"]
+    remote = backend(endpoints, failure_threshold=1)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert endpoints.calls == ["a", "b"] and remote.endpoints[0].breaker.state == "open"
     await remote.aclose()
 
 
