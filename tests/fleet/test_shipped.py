@@ -31,7 +31,7 @@ from bot.types import FICTION_LABEL
 from db.migrate import upgrade
 from tests.conftest import ROOT
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
-from tests.review.outage import Outage
+from tests.support.outage import Outage
 from tests.support.shipped import SHIPPED_CONFIG, shipped_env
 from tests.telegram.helpers import final_answer, shown_answers, text_of
 

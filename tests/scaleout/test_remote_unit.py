@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,7 +11,13 @@ import httpx
 import pytest
 
 from generation.prompts import ControlFields, prompt_text
-from generation.serving.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
+from generation.serving.backends.remote import (
+    CircuitBreaker,
+    MalformedResponse,
+    RemoteBackend,
+    normalise_base_url,
+    parse_choices,
+)
 from generation.settings import GenerationSettings
 from generation.types import (
     Contrast,
@@ -268,3 +275,56 @@ async def test_a_hung_endpoint_gets_its_share_of_the_budget_and_the_next_one_the
     assert budgets[0] == pytest.approx(15, abs=0.5)  # half: one more endpoint to try
     assert budgets[1] == pytest.approx(30, abs=0.5)  # all that is left (the mock hung no time)
     assert remote.stats.failures == {(A, "timeout"): 1} and remote.stats.retries == 1
+
+
+@pytest.mark.parametrize("payload", [
+    {"object": "error"},  # no choices
+    {"choices": [{"index": 0, "finish_reason": "stop"}]},  # a choice without text
+    {"choices": ["una respuesta"]},  # a choice that is not an object
+    {"choices": None},
+    ["no", "es", "un", "objeto"],
+])
+async def test_a_malformed_completions_response_is_its_endpoints_failure(payload: object) -> None:
+    """JSON that is not a completions answer is a ``MalformedResponse`` (never another exception,
+    which would read as a bug in the bot), counted against the endpoint that sent it; the
+    request moves on to the next endpoint."""
+    with pytest.raises(MalformedResponse, match="malformed completions response"):
+        parse_choices(payload, 1)  # type: ignore[arg-type]
+    endpoints = Endpoints(a=lambda r: httpx.Response(200, json=payload), b=lambda r: ok())
+    remote = backend(endpoints, failure_threshold=1)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert endpoints.calls == ["a", "b"] and remote.endpoints[0].breaker.state == "open"
+    await remote.aclose()
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe() -> None:
+    """A half-open endpoint lets one probe through; when that probe is cancelled (its user went
+    away) before it told anything, the next request probes instead of finding the endpoint
+    shut until the cooldown after a failure that never happened."""
+    entered, never = asyncio.Event(), asyncio.Event()
+    answers = iter(["refuse", "hang", "ok"])
+
+    async def scripted(request: httpx.Request) -> httpx.Response:
+        step = next(answers)
+        if step == "refuse":
+            refuse(request)
+        if step == "hang":
+            entered.set()
+            await never.wait()
+        return ok()
+
+    remote = RemoteBackend(settings(endpoints=[A], failure_threshold=1),
+                           transport=httpx.MockTransport(scripted))
+    breaker = remote.endpoints[0].breaker
+    breaker.cooldown_s = 0  # half-open as soon as it opens: every request may be the probe
+    with pytest.raises(EngineBusy):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert breaker.state == "half-open"
+    probe = asyncio.create_task(remote.complete("demo", PROMPT, PARAMS, seed=2))
+    await asyncio.wait_for(entered.wait(), 10)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=3))[0].text == " tuit 0"
+    assert breaker.state == "closed"
+    await remote.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from generation.prompts import ControlFields, prompt_text
 from generation.serving.server import CompletionRequest
 from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
+from tests.support.waiting import until
 
 PROMPT = prompt_text(ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"))
 
@@ -156,30 +158,38 @@ def test_models_health_and_metrics(client: httpx.Client, serve: ServeProcess) ->
         assert name in metrics, name
 
 
-def test_sigterm_finishes_in_flight_requests(tmp_path: Path, tiny_model_dir: Path) -> None:
-    """Requests already taken are answered after SIGTERM; then the process exits cleanly."""
-    # A one-second batch window keeps the requests inside the server when the signal lands.
+@pytest.fixture
+def slow_server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServeProcess]:
+    """A server of the test's own (it gets a signal), with a one-second batch window that keeps
+    requests inside it when the signal lands."""
     (server,) = start_servers(
         tmp_path, tiny_model_dir, 1, env={"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "1000"}
     )
+    yield server
+    server.terminate(signal.SIGKILL)
+
+
+def test_sigterm_finishes_in_flight_requests(slow_server: ServeProcess) -> None:
+    """Requests already taken are answered after SIGTERM; then the process exits cleanly."""
 
     async def scenario() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=slow_server.url, timeout=30) as client:
             body = {"model": "demo", "prompt": PROMPT, "max_tokens": 8}
             pending = [asyncio.create_task(client.post("/v1/completions", json=body)) for _ in range(4)]
-            while True:  # wait until the server holds them
+
+            async def holding_all() -> bool:
                 metrics = (await client.get("/metrics")).text
-                if re.search(r"^politico_requests_in_flight 4\.0$", metrics, re.M):
-                    break
-                await asyncio.sleep(0.02)
-            server.process.send_signal(signal.SIGTERM)
+                return bool(re.search(r"^politico_requests_in_flight 4\.0$", metrics, re.M))
+
+            await until(holding_all, "the server to hold the 4 requests")
+            slow_server.process.send_signal(signal.SIGTERM)
             return await asyncio.gather(*pending)
 
     responses = asyncio.run(scenario())
     assert [r.status_code for r in responses] == [200] * 4
     # uvicorn re-raises the signal once shut down, so the exit status is "killed by SIGTERM".
-    assert server.terminate() in (0, -signal.SIGTERM)
-    assert "engine drained and stopped" in server.log()
+    assert slow_server.process.wait(30) in (0, -signal.SIGTERM)
+    assert "engine drained and stopped" in slow_server.log()
 
 
 def test_guide_fields_reach_the_sampling_parameters() -> None:

@@ -13,12 +13,12 @@ from bot.types import FICTION_LABEL, Button, Reply, ReplyKind, Tweet
 from db.log import NewGeneration
 from db.models import Request
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import Start
+from tests.support.bots import StartTelegram
 from tests.telegram.helpers import buttons_of, text_of
 
 
-async def test_every_reply_kind_reaches_the_chat_and_is_recorded(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_every_reply_kind_reaches_the_chat_and_is_recorded(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram() as frontend:
         log = frontend.app.log
         ignored = None
         for number, kind in enumerate(get_args(ReplyKind)):
