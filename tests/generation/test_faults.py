@@ -37,6 +37,7 @@ def test_which_errors_break_the_device() -> None:
     assert not device_fault(ValueError("CUDA error in a prompt"))
 
 
+@pytest.mark.expect_errors(r"a decoding step on casual failed", r"the device failed")
 async def test_a_device_error_makes_the_engine_unhealthy_and_fail_fast(
     engine_factory, lm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -53,6 +54,7 @@ async def test_a_device_error_makes_the_engine_unhealthy_and_fail_fast(
     assert engine.stats()["steps"] == steps and engine.stats()["requests"] == 1
 
 
+@pytest.mark.expect_errors(r"a decoding step on demo failed", r"the device failed")
 def test_health_answers_503_unhealthy_after_a_device_error(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = CompletionsServer(generation_settings(tiny_model_dir))
     prompt = prompt_text(ControlFields(partido="RN", sentimiento="POSITIVE"))
