@@ -156,6 +156,7 @@ class Batch:
         for name, dtype, fill in _SETTINGS:
             rows.declare(name, (), dtype, fill)
         rows.declare("seen", (self.vocab,), torch.bool, False)
+        rows.declare("live", (), torch.bool, False)  # a real row, not padding up to a bucket
         rows.declare("main_line", (), torch.long, 0)  # the line of the row's own prompt
         rows.declare("negatives", (0,), torch.long, 0)  # the lines of its negative prompts
         rows.declare("present", (0,), torch.bool, False)  # which of those are real
@@ -360,6 +361,7 @@ class Batch:
         rows, lines = self._extents()
         pack = Pack()
         pack.add("main_line", self.main_line + [0] * (rows - len(self.members)), torch.long)
+        pack.add("live", [True] * len(self.members) + [False] * (rows - len(self.members)), torch.bool)
         pack.add("row", self.line_row + [0] * (lines - self.lines), torch.long)
         width = max((len(f) for f in self.follower_lines.values()), default=0)
         if self.follow:
@@ -484,7 +486,7 @@ class Batch:
         state, tokens = self.row_state, drawn.tokens
         eos = self.table.eos_id
         ended = (tokens == eos) & ~state["ignore_eos"] if eos is not None else torch.zeros_like(drawn.stuck)
-        added = ~(drawn.stuck | ended)
+        added = ~(drawn.stuck | ended) & state["live"]  # padding rows never advance
         self.strings.advance(tokens)
         self.history.append(tokens, added)
         if self.penalise:

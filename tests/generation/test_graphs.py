@@ -84,6 +84,20 @@ def test_graphed_steps_write_what_eager_steps_write(lm: LoadedModel, table: Toke
     assert recorder.replays > 2 * len(recorder.graphs)  # recorded once per key, replayed after
 
 
+def test_padding_rows_never_advance(lm: LoadedModel, table: TokenTable) -> None:
+    """A graphed step computes a whole bucket of rows; the padding rows' state must stay as it
+    is, or a long decode would push their counts past the history's width (an out-of-range
+    gather, which on a GPU is a device-side assert)."""
+    ids, types = prompt(lm, "UDI")
+    batch = Batch(lm, table, recorder=EmulatedRecorder())
+    batch.join([Row(ids, types, SamplingParams(max_new_tokens=30, ignore_eos=True, no_repeat_ngram_size=2), 1)], ["x"])
+    for _ in range(20):
+        batch.step()
+    with batch.row_state.showing(bucket(1)):
+        counts = batch.history.count.tolist()
+    assert counts == [20] + [0] * (bucket(1) - 1)
+
+
 @torch.inference_mode()
 def test_a_cache_that_moves_drops_its_graphs_and_records_into_a_fresh_pool(lm: LoadedModel) -> None:
     """Item 1: growing the cache past its line slots moves it; the graphs that pointed into it
