@@ -36,27 +36,27 @@ from generation.decoding.upload import Pack
 MAX_TOPIC_TOKENS = 24
 
 
+class Column:
+    """A rule's live view of one column of its store (``rule.store``): the rows shown now."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, rule: object, owner: type | None = None) -> torch.Tensor:
+        return rule.store[self.name]  # type: ignore[attr-defined,no-any-return]
+
+
 class History:
     """Each row's written tokens (rows × the longest tweet allowed, ``-1`` after the end), its
     count, and the uniform numbers its sampling steps consume (one per step)."""
+
+    tokens, count, uniforms = Column("history.tokens"), Column("history.count"), Column("history.uniforms")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         store.declare("history.tokens", (0,), torch.long, -1)
         store.declare("history.count", (), torch.long, 0)
         store.declare("history.uniforms", (0,), torch.float32, 0.5)
-
-    @property
-    def tokens(self) -> torch.Tensor:
-        return self.store["history.tokens"]
-
-    @property
-    def count(self) -> torch.Tensor:
-        return self.store["history.count"]
-
-    @property
-    def uniforms(self) -> torch.Tensor:
-        return self.store["history.uniforms"]
 
     def columns(self, pack: Pack, seeds: Sequence[int], max_new: Sequence[int]) -> None:
         width = max(max_new)
@@ -89,15 +89,14 @@ class History:
 class NgramRule:
     """Bans the tokens that would repeat an n-gram of the row's own tweet (size per row; 0 off)."""
 
+    size = Column("ngram.size")
+
     def __init__(self, store: Store) -> None:
         self.store = store
         store.declare("ngram.size", (), torch.long, 0)
         #: The largest size any row asks (0: the rule is off), known on the host.
         self.largest = 0
 
-    @property
-    def size(self) -> torch.Tensor:
-        return self.store["ngram.size"]
 
     def columns(self, pack: Pack, sizes: Sequence[int]) -> None:
         pack.add("ngram.size", list(sizes), torch.long)
@@ -188,6 +187,8 @@ class StringRule:
     in the same order, rewrite them in place, so a graph recorded over them stays valid.
     """
 
+    state, banned = Column("strings.state"), Column("strings.banned")
+
     def __init__(self, tables: StringTables, vocab: int, store: Store) -> None:
         self.tables = tables
         self.vocab = vocab
@@ -200,14 +201,6 @@ class StringRule:
         self._hit = torch.zeros((0, 1, vocab), dtype=torch.bool, device=self.device)
         #: Bumped when the tables move (a graph recorded over the old ones is stale).
         self.version = 0
-
-    @property
-    def state(self) -> torch.Tensor:
-        return self.store["strings.state"]
-
-    @property
-    def banned(self) -> torch.Tensor:
-        return self.store["strings.banned"]
 
     def columns(self, pack: Pack, banned: Sequence[tuple[str, ...]]) -> None:
         for data in dict.fromkeys(s.encode() for row in banned for s in row if s):
@@ -264,6 +257,10 @@ class StringRule:
 class TopicRule:
     """Topic guidance as tensors: each row's topic spellings, which topics are still pending."""
 
+    spellings, lengths = Column("topics.spellings"), Column("topics.lengths")  # rows × spellings (× tokens)
+    topic, pending = Column("topics.topic"), Column("topics.pending")  # spelling → topic; topics
+    start, follow = Column("topics.start"), Column("topics.follow")
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.device = store.device
@@ -273,30 +270,6 @@ class TopicRule:
         store.declare("topics.pending", (0,), torch.bool, False)
         store.declare("topics.start", (), torch.float32, 0.0)
         store.declare("topics.follow", (), torch.float32, 0.0)
-
-    @property
-    def spellings(self) -> torch.Tensor:
-        return self.store["topics.spellings"]
-
-    @property
-    def lengths(self) -> torch.Tensor:
-        return self.store["topics.lengths"]
-
-    @property
-    def topic(self) -> torch.Tensor:
-        return self.store["topics.topic"]
-
-    @property
-    def pending(self) -> torch.Tensor:
-        return self.store["topics.pending"]
-
-    @property
-    def start(self) -> torch.Tensor:
-        return self.store["topics.start"]
-
-    @property
-    def follow(self) -> torch.Tensor:
-        return self.store["topics.follow"]
 
     def columns(self, pack: Pack, topics: Sequence[tuple[Variants, ...]], start: Sequence[float],
                 follow: Sequence[float]) -> None:
