@@ -118,8 +118,10 @@ class _Drawn(NamedTuple):
     stuck: torch.Tensor
     #: lines × vocabulary log-probabilities when lines keep scores (else the raw logits).
     logp: torch.Tensor
-    #: The step's one read: tokens, stuck and redraw flags per row, then each line's score
-    #: with this step's token.
+    #: Per line, the log-probability of the token its row wrote (when lines keep scores).
+    given: torch.Tensor
+    #: The step's one read (float32, exact for token ids below 2²⁴): tokens, stuck and redraw
+    #: flags per row, then each line's score with this step's token.
     read: torch.Tensor
 
 
@@ -448,13 +450,13 @@ class Batch:
         stuck = torch.isinf(main).all(-1)  # everything banned: the row ends
         tokens, again = draw(main, state["temperature"], state["top_p"], state["top_k"], self.history.uniform(),
                              state["min_p"], state["typical_p"], self.modes)
-        parts = [tokens.double(), stuck.double(), again.double()]
-        logp = raw
+        parts = [tokens.float(), stuck.float(), again.float()]
+        logp = given = raw
         if self.score:
             logp = raw.log_softmax(-1)
-            given = tokens[lines_rows][:, None]
-            parts.append((self.line_state["score"] + logp.gather(1, given).squeeze(1)).double())
-        return _Drawn(main, tokens, stuck, logp, torch.cat(parts))
+            given = logp.gather(1, tokens[lines_rows][:, None]).squeeze(1)
+            parts.append(self.line_state["score"] + given)
+        return _Drawn(main, tokens, stuck, logp, given, torch.cat(parts))
 
     def _redraw(self, drawn: _Drawn, rows: list[int], values: list[int], scores: list[float]) -> None:
         """Draw ``rows`` again over the whole vocabulary (their cut fell past the candidates),
@@ -470,11 +472,12 @@ class Batch:
         fixed = redraw(drawn.main[index], state["temperature"][index], state["top_p"][index], state["top_k"][index],
                        self.history.uniform()[index], min_p)
         drawn.tokens[index] = fixed
-        parts = [fixed.double()]
+        parts = [fixed.float()]
         if self.score:
             at = sent["lines"]
-            given = drawn.tokens[self.line_state["row"][at]][:, None]
-            parts.append((self.line_state["score"][at] + drawn.logp[at].gather(1, given).squeeze(1)).double())
+            given = drawn.logp[at].gather(1, drawn.tokens[self.line_state["row"][at]][:, None]).squeeze(1)
+            drawn.given[at] = given
+            parts.append(self.line_state["score"][at] + given)
         read = torch.cat(parts).tolist()
         for r, token in zip(rows, read[:len(rows)], strict=True):
             values[r] = int(token)
@@ -495,8 +498,7 @@ class Batch:
         if self.topics.active:
             self.topics.advance(self.history)
         if self.score:
-            given = tokens[self.line_state["row"]][:, None]
-            self.line_state["score"].add_(drawn.logp.gather(1, given).squeeze(1))
+            self.line_state["score"].add_(drawn.given)
 
     def _codes(self, values: list[int], stuck: list[float]) -> list[int]:
         """Each row's outcome: stuck, EOS, its last allowed token, or going on."""

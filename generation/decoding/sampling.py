@@ -247,15 +247,15 @@ def draw(
         values, order = scaled.topk(CANDIDATES, dim=-1)
         probs = (values - scaled.logsumexp(-1, keepdim=True)).exp()
         keep = _keep(probs, top_p, top_k, min_p)
-        slow = keep[:, -1].clone()  # the last candidate is kept: the cut may lie beyond
-        picked = _draw(probs, keep, order, u)
+        slow = keep[:, -1]  # the last candidate is kept: the cut may lie beyond
+        picked = _draw(probs, keep, order, u)  # (which changes only the first column of keep)
     else:
         picked = _sorted_draw(scaled, top_p, top_k, min_p, typical_p, u)
         slow = torch.zeros_like(picked, dtype=torch.bool)
     if modes.any_greedy:
         greedy = temperature == 0
         picked = torch.where(greedy, logits.argmax(-1), picked)
-        slow &= ~greedy
+        slow = slow & ~greedy
     return picked, slow
 
 
