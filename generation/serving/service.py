@@ -131,8 +131,9 @@ class TweetGenerator:
             params = replace(params, guide=prompt.fields.topics())
         if spec.kind == "casual" and not prompt.seed_text:
             prompt = replace(prompt, seed_text=spec.seed_text)
-        # A casual prompt's seed text is the start of the tweet; the model only continues it.
-        prefix = prompt.seed_text if spec.kind == "casual" else ""
+        # The seed text is the start of the tweet (a casual prompt, or the words after a
+        # controlled prompt's tweet marker); the model only continues it.
+        prefix = prompt.seed_text
         seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
         post = self.settings.postprocess
         if spec.kind != "controlled" or not self.settings.ranking.enabled:

@@ -231,9 +231,9 @@ class RemoteBackend:
             raise UnknownModel(model)
         body = request_body(self._served[model], prompt.text(), params, seed, n)
         if prompt.contrasts:  # politico serve's extension; vLLM ignores it (no scores come back)
-            body["rank_contrasts"] = [prompt_text(c.fields) for c in prompt.contrasts]
+            body["rank_contrasts"] = [prompt_text(c.fields, prompt.seed_text) for c in prompt.contrasts]
         if prompt.negatives and params.contrast_guidance > 0:  # politico serve's extension too
-            body.update(negative_prompts=[prompt_text(f) for f in prompt.negatives],
+            body.update(negative_prompts=[prompt_text(f, prompt.seed_text) for f in prompt.negatives],
                         contrast_guidance=params.contrast_guidance)
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
