@@ -132,6 +132,8 @@ class Generation(Base):
     __table_args__ = (
         Index("ix_generations_created", "created_at"),
         Index("ix_generations_review", "review_status", "created_at"),
+        #: A reply to a tweet names the message that shows it (``LoggedGeneration.message_ref``).
+        Index("ix_generations_message_ref", "message_ref"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
