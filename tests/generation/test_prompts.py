@@ -78,7 +78,8 @@ def test_a_start_goes_after_the_tweet_marker_tokenized_as_training_tweets_are(lm
 def test_politico_serve_rebuilds_a_prompt_with_a_start_from_its_text(lm: LoadedModel) -> None:
     """The remote backend sends ``PromptSpec.text()``: the server must cut it back into the very
     ids and types the in-process backend makes, the start tokenized apart from the marker."""
-    for prompt in (PromptSpec("controlled", FIELDS, seed_text="Hoy en La Moneda"),
+    # " [TWEET] salud…" in one piece would tokenize otherwise (" s" is one token here).
+    for prompt in (PromptSpec("controlled", FIELDS, seed_text="salud digna para las familias"),
                    PromptSpec("controlled", FIELDS), PromptSpec("controlled", seed_text="#Chile ")):
         rebuilt = encode_controlled_text(lm.tokenizer, prompt.text())
         assert (rebuilt.ids, rebuilt.token_types) == encode(lm, prompt)
