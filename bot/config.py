@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.lexicon import LexiconFile
 from db.config import DatabaseSettings, resolve_database_paths
 from generation.config import (
     ConfigError,
@@ -93,6 +95,23 @@ class BotSettings(Strict):
     #: A request's lease (seconds): the process answering it renews it every third of this
     #: while it works, so a dead process's requests are taken over this long after it died.
     lease_s: float = Field(15, ge=1, le=600)
+    #: An operator's lexicon file (the shape of ``bot/lexicon.toml``) whose words are read
+    #: besides the shipped ones; "" reads the shipped lexicon alone.
+    lexicon: str = ""
+
+    @field_validator("lexicon")
+    @classmethod
+    def _lexicon_reads(cls, value: str) -> str:
+        if value:
+            LexiconFile.read(Path(value))  # a wrong word list stops the start with one line
+        return value
+
+
+def resolve_bot_paths(table: dict[str, Any], base: Path) -> None:
+    """An operator's lexicon file is relative to the config file."""
+    lexicon = table.get("lexicon")
+    if isinstance(lexicon, str) and lexicon and not Path(lexicon).expanduser().is_absolute():
+        table["lexicon"] = str((base / lexicon).resolve())
 
 
 class FrontendLimits(Strict):
@@ -177,6 +196,7 @@ class Settings(ConfigRoot):
     model_config = SettingsConfigDict(extra="forbid")
     path_resolvers: ClassVar[Mapping[str, PathResolver]] = {
         "generation": resolve_generation_paths, "database": resolve_database_paths,
+        "bot": resolve_bot_paths,
     }
 
     bot: BotSettings = Field(default_factory=BotSettings)
