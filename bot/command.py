@@ -47,9 +47,10 @@ class ParsedCommand:
     chosen: tuple[str, ...] = field(default=(), compare=False)
     #: The command said "otra" (or "de nuevo"…): a plain reply to a tweet saying it asks for one.
     again: bool = field(default=False, compare=False)
-    #: Topics read from bare words, with no "sobre" or stance before them: in a plain reply to
-    #: a tweet they are more likely chat ("jajaja") than a request.
+    #: Topics read from bare words, with no "sobre" or stance before them, and whether the
+    #: command laughed: in a plain reply to a tweet, signs of chat rather than a request.
     bare_topics: tuple[str, ...] = field(default=(), compare=False)
+    laughed: bool = field(default=False, compare=False)
 
     @property
     def topic(self) -> str:

@@ -149,6 +149,8 @@ class Entry:
     role: Role
     value: str = ""
     words: int = 1
+    #: Laughter ("jajaja"): dropped like a filler, and a sign that a reply is chat.
+    laughter: bool = False
 
 
 @cache
@@ -240,7 +242,7 @@ class Lexicon:
             entry = self.phrases.get(" ".join(words[start:start + length]))
             if entry is not None:
                 return entry
-        return Entry("filler") if _LAUGHTER.fullmatch(words[start]) else None
+        return Entry("filler", laughter=True) if _LAUGHTER.fullmatch(words[start]) else None
 
     def stemmed_sentiment(self, word: str) -> str | None:
         """The sentiment an inflected word carries ("furiosas" → NEGATIVE), by its stem."""

@@ -198,6 +198,7 @@ class _Builder:
         self.ignored: list[str] = []
         self.bare: list[str] = []
         self.again = False
+        self.laughed = False
 
     # explicit -----------------------------------------------------------------------------
 
@@ -294,6 +295,7 @@ class _Builder:
         self.ignored += reading.ignored
         self.corrections += reading.corrections
         self.again = self.again or reading.again
+        self.laughed = self.laughed or reading.laughed
 
     def result(self, command: str, name: str, bot: str) -> ParsedCommand:
         return ParsedCommand(
@@ -301,7 +303,7 @@ class _Builder:
             entities=tuple(dict.fromkeys(self.entities)), hashtags=tuple(dict.fromkeys(self.hashtags)),
             phrases=tuple(dict.fromkeys(self.phrases)), start=self.start,
             corrections=tuple(self.corrections), ignored=tuple(dict.fromkeys(self.ignored)),
-            again=self.again, bare_topics=tuple(dict.fromkeys(self.bare)),
+            again=self.again, bare_topics=tuple(dict.fromkeys(self.bare)), laughed=self.laughed,
         )
 
 

@@ -64,6 +64,8 @@ class Reading:
     corrections: list[tuple[str, str]] = field(default_factory=list)
     #: "otra" (or "de nuevo", "again"…) was said: the same request again.
     again: bool = False
+    #: Laughter ("jajaja"): in a reply to a tweet, a sign of chat rather than a request.
+    laughed: bool = False
 
 
 @dataclass
@@ -199,6 +201,7 @@ def _interpret(items: list[_Item | None], reading: Reading,
         if item.entry is not None:
             role = item.entry.role
             reading.again = reading.again or role == "again"
+            reading.laughed = reading.laughed or item.entry.laughter
             if role == "split":
                 seq.append(_SPLIT)
                 continue
