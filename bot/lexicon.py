@@ -47,6 +47,7 @@ _LAUGHTER = re.compile(r"(?:[jh][aeiou]){2,}[jh]?|(?:js)+j?|x+d+")
 MIN_STEMMED = 4
 
 
+@lru_cache(maxsize=65536)
 def normalize(text: str) -> str:
     """Case-folded, accent-free, punctuation turned into single spaces (``ñ`` becomes ``n``)."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())

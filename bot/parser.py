@@ -110,14 +110,17 @@ class _Scanner:
             i += 1
         word = args[start:i]
         key, eq, value = word.partition("=")
-        bare = word.rstrip(":")
-        if eq and _FIELD_NAME.fullmatch(key) and self.lexicon.is_start_marker(key):
+        field = bool(eq) and _FIELD_NAME.fullmatch(key) is not None
+        if field and self.lexicon.is_start_marker(key):  # "empieza=…"
             return self._start(start + len(key) + 1)
-        if bare != word and self.lexicon.is_start_marker(bare):  # "empieza: …"
+        if word.endswith(":") and self.lexicon.is_start_marker(word.rstrip(":")):  # "empieza: …"
             return self._start(i)
-        if word and self.lexicon.is_start_marker(word) and args[i:].lstrip().startswith(":"):
-            return self._start(args.index(":", i) + 1)  # "empieza : …"
-        if eq and _FIELD_NAME.fullmatch(key):
+        after = i
+        while after < n and args[after].isspace():
+            after += 1
+        if args[after:after + 1] == ":" and self.lexicon.is_start_marker(word):  # "empieza : …"
+            return self._start(after + 1)
+        if field:
             if not value and i < n and args[i] == '"':
                 text, i = self._quoted(i)
                 self.tokens.append(_Token("field", text, key=key, quoted=True))

@@ -11,6 +11,7 @@ import pytest
 
 from bot.catalog import Catalog, normalize
 from bot.parser import ParsedCommand, parse_command
+from tests.bot.bench_parse import summary, timings
 from tests.bot.phrasings import PHRASINGS, Phrasing
 
 MAX = 300
@@ -54,6 +55,14 @@ def test_everyday_phrasings_are_understood_whole(catalog: Catalog, capsys: pytes
         for text, wrong in problems.items():
             print(f"  misread {text!r}: {wrong}")
     assert share >= REQUIRED, problems
+
+
+def test_the_parse_benchmark_times_every_phrasing(catalog: Catalog) -> None:
+    found = timings(catalog, rounds=2)
+    assert set(found) == {"cold cpu", "cold wall", "warm cpu", "warm wall"}
+    assert all(len(values) == len(PHRASINGS) for values in found.values())
+    assert min(found["warm wall"]) > 0
+    assert summary("warm wall", found["warm wall"]).startswith(f"| warm wall | {len(PHRASINGS)} |")
 
 
 def test_a_misreading_is_caught() -> None:
