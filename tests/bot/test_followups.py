@@ -9,15 +9,14 @@ import pytest
 
 from bot.catalog import Catalog
 from bot.command import ParsedCommand
-from bot.config import PoliticsSettings, Settings, SideSpec
+from bot.config import Settings
 from bot.core import BotCore
 from bot.followup import apply_change, asks_for_tweet
 from bot.parser import parse_change
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Origin, Reply
 from db.log import GenerationLog
-from generation.settings import GenerationSettings, ModelSpec
-from tests.bot.test_core import ORIGIN, FakeGenerator, requests, say
+from tests.bot.test_core import ORIGIN, FakeGenerator, requests, say, with_casual_right
 
 GROUP = Origin("telegram", "5", "-100", chat_kind="supergroup", message_id="31", source="-100:31")
 
@@ -171,14 +170,7 @@ async def test_a_tweet_that_starts_with_your_words(core: BotCore, generator: Fak
 
 
 async def test_a_casual_model_takes_the_start_as_its_prompt(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
-    sides = dict(settings.politics.sides)
-    sides["derecha"] = SideSpec(aliases=list(sides["derecha"].aliases), model="casual-derecha")
-    models = {**settings.generation.models, "casual-derecha": ModelSpec(path="x", kind="casual")}
-    custom = settings.model_copy(update={
-        "politics": PoliticsSettings(sides=sides, coalitions=settings.politics.coalitions, parties=settings.politics.parties),
-        "generation": GenerationSettings(models=models, default_model="demo"),
-    })
-    core = BotCore(custom, generator, log, MemoryRateLimiter())
+    core = BotCore(with_casual_right(settings), generator, log, MemoryRateLimiter())
     reply = await say(core, "/tuit derecha empieza: Compatriotas")
     sent = generator.requests[-1]
     assert reply.kind == "tweet" and sent.model == "casual-derecha"

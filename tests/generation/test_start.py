@@ -14,7 +14,7 @@ from generation.prompts import ControlFields
 from generation.serving.backends.local import LocalBackend
 from generation.serving.backends.remote import RemoteBackend
 from generation.serving.server import CompletionsServer
-from generation.serving.service import TweetGenerator, TweetRequest
+from generation.serving.service import TweetGenerator, TweetRequest, TweetResult
 from generation.settings import GenerationSettings
 from generation.types import PromptSpec
 
@@ -49,13 +49,18 @@ def remote(config: GenerationSettings) -> GenerationSettings:
     })
 
 
-async def test_controlled_and_casual_tweets_begin_with_the_start_and_are_ranked(config: GenerationSettings) -> None:
-    generator = TweetGenerator(config, LocalBackend(config))
+async def both(generator: TweetGenerator, seed: int, n: int) -> tuple[TweetResult, TweetResult]:
+    """A controlled and a casual tweet with the start, then the generator closed."""
     try:
-        result = await generator.generate(TweetRequest(None, PROMPT, seed=5, n=3))
-        casual = await generator.generate(TweetRequest("casual", PromptSpec("casual", seed_text=START), seed=5))
+        controlled = await generator.generate(TweetRequest(None, PROMPT, seed=seed, n=n))
+        casual = await generator.generate(TweetRequest("casual", PromptSpec("casual", seed_text=START), seed=seed))
     finally:
         await generator.aclose()
+    return controlled, casual
+
+
+async def test_controlled_and_casual_tweets_begin_with_the_start_and_are_ranked(config: GenerationSettings) -> None:
+    result, casual = await both(TweetGenerator(config, LocalBackend(config)), seed=5, n=3)
     assert result.prompt_text.endswith(f"[TWEET] {START}")
     assert all(text.startswith(START) for text in result.texts), result.texts
     assert any(len(text) > len(START) for text in result.texts)  # and it went on
@@ -68,21 +73,12 @@ async def test_controlled_and_casual_tweets_begin_with_the_start_and_are_ranked(
 async def test_over_politico_serve_a_start_decodes_as_in_process(config: GenerationSettings) -> None:
     """The remote backend sends the prompt as text: the server must cut the start off the tweet
     marker as the in-process backend does, so the same seed writes the same tweets."""
-    here = TweetGenerator(config, LocalBackend(config))
-    try:
-        local = await here.generate(TweetRequest(None, PROMPT, seed=9, n=2))
-        local_casual = await here.generate(TweetRequest("casual", PromptSpec("casual", seed_text=START), seed=9))
-    finally:
-        await here.aclose()
+    local, local_casual = await both(TweetGenerator(config, LocalBackend(config)), seed=9, n=2)
     server = CompletionsServer(config)
     app = server.app()
     async with server.lifespan(app):
-        over_http = TweetGenerator(remote(config), RemoteBackend(remote(config), transport=httpx.ASGITransport(app=app)))
-        try:
-            result = await over_http.generate(TweetRequest(None, PROMPT, seed=9, n=2))
-            casual = await over_http.generate(TweetRequest("casual", PromptSpec("casual", seed_text=START), seed=9))
-        finally:
-            await over_http.aclose()
+        backend = RemoteBackend(remote(config), transport=httpx.ASGITransport(app=app))
+        result, casual = await both(TweetGenerator(remote(config), backend), seed=9, n=2)
     assert result.texts == local.texts and all(t.startswith(START) for t in result.texts)
     assert result.scores == pytest.approx(local.scores, abs=1e-3)
     assert casual.texts == local_casual.texts and casual.texts[0].startswith(START)
