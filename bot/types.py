@@ -51,6 +51,11 @@ class Origin:
     #: The message this one replies to, when it replies to one of the bot's (Telegram
     #: ``chat_id:message_id``): a reply to a tweet asks for a follow-up of that tweet.
     replied_ref: str = ""
+    #: Puts up the message the answer will later replace ("✍️ escribiendo…", a deferred
+    #: response) and says where it is (None: it could not). The core calls it once a tweet is
+    #: to be written and logs where it is before the tweet exists, so that whoever delivers the
+    #: tweet, after a crash too, edits that one message instead of sending another.
+    placeholder: Callable[[], Awaitable[MessageRef | None]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,11 @@ class Reply:
     #: Called by the front-end once the reply is sent, with where it went (a game round keeps
     #: it, to reveal the round in place when its time is up).
     on_sent: Callable[[MessageRef], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
+    #: The logged request this answers: the front-end reports its delivery (``core.delivered``).
+    request_id: int | None = None
+    #: The message put up for this answer (``Origin.placeholder``, or the log's for a request
+    #: answered by another process): the front-end edits it rather than sending a new one.
+    answer_ref: MessageRef | None = None
 
     @property
     def is_error(self) -> bool:

@@ -64,6 +64,8 @@ class TweetResult:
     #: Seconds from the engine taking the accepted tweets' round to its first token (the
     #: in-process engine says; remote backends cannot, so None).
     first_token_s: float | None = None
+    #: Candidates asked for that the backend did not write (a loaded engine or server shed them).
+    shed: int = 0
 
 
 def retry_seed(seed: int, attempt: int) -> int:
@@ -173,6 +175,7 @@ class TweetGenerator:
             tokens=[r.tokens for r in ranked],
             tries=tries,
             rejected=rejected,
+            shed=req.n - wanted,
             scores=[r.score for r in ranked],
             score_details=[r.detail for r in ranked],
         )
