@@ -32,8 +32,8 @@ SHIPPED = Path(__file__).with_name("lexicon.toml")
 Sentiment = Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "MIXED"]
 #: What a lexicon phrase does in a command.
 Role = Literal[
-    "sentiment", "stance", "topic", "tone", "intensifier", "negator", "softener", "again",
-    "change", "tweet", "filler", "descriptor", "split",
+    "sentiment", "stance", "topic", "object", "tone", "intensifier", "negator", "softener",
+    "again", "change", "tweet", "filler", "descriptor", "split",
 ]
 
 _NON_WORD = re.compile(r"[^\w@#]+")
@@ -82,6 +82,7 @@ class _SentimentWords(_Table):
 
 class _Markers(_Table):
     topic: list[str] = Field(default_factory=list)
+    object: list[str] = Field(default_factory=list)
     tone: list[str] = Field(default_factory=list)
     start: list[str] = Field(default_factory=list)
 
@@ -198,6 +199,7 @@ class Lexicon:
         for value, phrases in file.stances.items():
             self._add("stance", phrases, value)
         self._add("topic", file.markers.topic)
+        self._add("object", file.markers.object)
         self._add("tone", file.markers.tone)
         self._add("intensifier", file.modifiers.intensifiers)
         self._add("negator", file.modifiers.negators)

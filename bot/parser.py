@@ -120,6 +120,10 @@ class _Scanner:
             after += 1
         if args[after:after + 1] == ":" and self.lexicon.is_start_marker(word):  # "empieza : …"
             return self._start(after + 1)
+        if word.endswith(":") and normalize(word).replace(" ", "") in FIELD_KEYS:
+            # "sentimiento: negativo", "tema: salud": what follows is read as plain words.
+            self.tokens.append(_BREAK_TOKEN)
+            return i
         if field:
             if not value and i < n and args[i] == '"':
                 text, i = self._quoted(i)

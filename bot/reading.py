@@ -168,10 +168,12 @@ def _interpret(items: list[_Item | None], reading: Reading,
     """Walk the items once, keeping what the last words announced (see the module docstring)."""
     seq: _Seq = []
     # target: the next name is what a stance or "sobre" is about; span: words since "sobre" (or
-    # a stance) up to a comma or anything else said; marked: the topic was introduced so.
-    target = span = marked = tone = describe = False
+    # a stance) up to a comma or anything else said; marked: the topic was introduced so;
+    # felt: a sentiment word came right before ("enojado con…" may name what it is about).
+    target = span = marked = tone = describe = felt = False
     modifier = ""
     for item in items:
+        after_feeling, felt = felt, False
         if item is None:
             seq.append(_SPLIT)
             target = span = tone = describe = False
@@ -185,6 +187,7 @@ def _interpret(items: list[_Item | None], reading: Reading,
             # A stance's target follows it: "en contra de la UDI" is about the UDI.
             target = span = marked = item.entry is not None and item.entry.role == "stance"
             tone = describe = False
+            felt = True
             modifier = ""
             continue
         if item.match is not None:
@@ -204,6 +207,13 @@ def _interpret(items: list[_Item | None], reading: Reading,
             reading.laughed = reading.laughed or item.entry.laughter
             if role == "split":
                 seq.append(_SPLIT)
+                continue
+            if role == "object":
+                if after_feeling:  # "enojado con la oposición": what the feeling is about
+                    seq.append(_CUT)
+                    target = span = marked = True
+                else:
+                    seq.append(_Topic(item.text, stop=True, marked=marked))
                 continue
             if role == "descriptor" and span and seq and isinstance(seq[-1], _Topic) and not seq[-1].stop:
                 seq.append(_Topic(item.text, marked=True))  # "a favor de la mano dura": a topic's word

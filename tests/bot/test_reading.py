@@ -53,6 +53,14 @@ def test_a_stance_makes_the_name_after_it_a_topic_not_the_author(catalog: Catalo
     assert (author.party, author.sentiment, author.entities) == ("UDI", "NEGATIVE", ("aborto",))
 
 
+def test_what_a_feeling_is_about_is_a_topic_not_the_author(catalog: Catalog) -> None:
+    parsed = parse("/tuit piñera enojado con la oposición", catalog)
+    assert (parsed.party, parsed.side, parsed.sentiment, parsed.entities) == ("IND-RN", "derecha", "NEGATIVE", ("oposición",))
+    side = parse("/tuit enojado de izquierda", catalog)  # "de" says who, not about what
+    assert (side.side, side.entities) == ("izquierda", ())
+    assert parse("/tuit sobre el café con leche", catalog).entities == ("café con leche",)
+
+
 def test_tone_descriptions_and_fillers_never_become_topics(catalog: Catalog) -> None:
     parsed = parse("/tuit porfa un tuit chistoso como kast en tono irónico sobre el congreso", catalog)
     assert (parsed.party, parsed.entities, parsed.ignored) == ("IND", ("congreso",), ("chistoso", "irónico"))
@@ -115,7 +123,7 @@ def test_an_operators_lexicon_adds_words_but_cannot_change_the_shipped_ones(tmp_
     settings = load_settings(write_config(tmp_path, tmp_path / "no-model", '[bot]\nlexicon = "mis-palabras.toml"'))
     assert settings.bot.lexicon == str(extra)
     catalog = Catalog.from_settings(settings.politics, Lexicon.load(settings.bot.lexicon))
-    parsed = parse("/tuit compadre chochas con kast sobre el metro", catalog)
+    parsed = parse("/tuit compadre chochas como kast sobre el metro", catalog)
     assert (parsed.sentiment, parsed.party, parsed.entities) == ("POSITIVE", "IND", ("metro",))
     assert parse("/tuit feliz", catalog).sentiment == "POSITIVE"
 
