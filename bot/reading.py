@@ -9,10 +9,11 @@ Three passes over the words between ``/tuit``'s other parts (``#tags``, ``"phras
    (``bot/lexicon.toml``) that starts there; else a small (stop) word, a sentiment word read by
    its stem ("furiosas"), a name with one typo, or a plain word.
 2. *Interpreting*, left to right: a stance ("en contra de") gives a sentiment and makes the name
-   right after it its target, a topic ("contra la UDI" is about the UDI, not by it); so does a
-   topic marker ("sobre Piñera"). "en tono X" reads X as a sentiment or leaves it out; "algo X"
-   and "un tuit X" read X as a description of the tweet, left out; "no"/"menos" turn the next
-   sentiment; fillers ("porfa", "como", "un político") are dropped.
+   right after it its target, a topic ("contra la UDI" is about the UDI, not by it); so do a
+   topic marker ("sobre Piñera") and the "con"/"por" after a feeling ("enojado con la
+   oposición"). "en tono X" reads X as a sentiment or leaves it out; "algo X" and "un tuit X"
+   read X as a description of the tweet, left out; "no"/"menos" turn the next sentiment;
+   fillers ("porfa", "como", "un político") are dropped.
 3. *Resolving*: names become controls by kind (sides, then coalitions, then parties); one that
    disagrees with what is chosen becomes topic words, as before. Whatever plain words remain
    become the topics, cut at every other part, at commas and at "y", and trimmed of small words
@@ -166,79 +167,102 @@ def _width(item: _Item) -> int:
 def _interpret(items: list[_Item | None], reading: Reading,
                sentiments: list[tuple[str, _Item]]) -> _Seq:
     """Walk the items once, keeping what the last words announced (see the module docstring)."""
-    seq: _Seq = []
-    # target: the next name is what a stance or "sobre" is about; span: words since "sobre" (or
-    # a stance) up to a comma or anything else said; marked: the topic was introduced so;
-    # felt: a sentiment word came right before ("enojado con…" may name what it is about).
-    target = span = marked = tone = describe = felt = False
-    modifier = ""
+    walk = _Walk(reading, sentiments)
     for item in items:
-        after_feeling, felt = felt, False
+        walk.step(item)
+    return walk.seq
+
+
+class _Walk:
+    """The state of one left-to-right reading of a command's items."""
+
+    def __init__(self, reading: Reading, sentiments: list[tuple[str, _Item]]) -> None:
+        self.reading = reading
+        self.sentiments = sentiments
+        self.seq: _Seq = []
+        #: The next name is what a stance or "sobre" is about (a topic, not the author).
+        self.target = False
+        #: Words since "sobre" (or a stance), up to a comma or anything else said.
+        self.span = False
+        #: The topic being read was introduced by "sobre" or a stance.
+        self.marked = False
+        #: The next word is the tone ("en tono X"), or describes the tweet ("algo X").
+        self.tone = self.describe = False
+        #: "negate" or "soften" the next sentiment ("no tan positivo", "menos enojado").
+        self.modifier = ""
+        #: A sentiment word came right before ("enojado con…" may name what it is about).
+        self.felt = False
+
+    def step(self, item: _Item | None) -> None:
+        after_feeling, self.felt = self.felt, False
         if item is None:
-            seq.append(_SPLIT)
-            target = span = tone = describe = False
-            modifier = ""
-            continue
-        value = item.sentiment or _sentiment_of(item)
-        if value:
-            value = (_NEGATED if modifier == "negate" else _SOFTENED if modifier == "soften" else {}).get(value, value)
-            sentiments.append((value, item))
-            seq.append(_CUT)
-            # A stance's target follows it: "en contra de la UDI" is about the UDI.
-            target = span = marked = item.entry is not None and item.entry.role == "stance"
-            tone = describe = False
-            felt = True
-            modifier = ""
-            continue
-        if item.match is not None:
-            # "contra la UDI", "sobre Piñera", "sobre el gobierno de Piñera": what the tweet is
-            # about, not who writes it; a side still says who ("sobre pensiones, de derecha").
-            if target or (span and item.match.kind != "side"):
-                seq.append(_Topic(item.text, marked=True))
-            else:
-                seq.append(replace(item.match, typed=item.text, fuzzy=item.fuzzy))
-                span = marked = False
-            target = tone = describe = False
-            modifier = ""
-            continue
-        if item.entry is not None:
-            role = item.entry.role
-            reading.again = reading.again or role == "again"
-            reading.laughed = reading.laughed or item.entry.laughter
-            if role == "split":
-                seq.append(_SPLIT)
-                continue
-            if role == "object":
-                if after_feeling:  # "enojado con la oposición": what the feeling is about
-                    seq.append(_CUT)
-                    target = span = marked = True
-                else:
-                    seq.append(_Topic(item.text, stop=True, marked=marked))
-                continue
-            if role == "descriptor" and span and seq and isinstance(seq[-1], _Topic) and not seq[-1].stop:
-                seq.append(_Topic(item.text, marked=True))  # "a favor de la mano dura": a topic's word
-                continue
-            seq.append(_CUT)
-            if role == "descriptor":
-                reading.ignored.append(item.text)
-            elif role in ("negator", "softener"):
-                modifier = "negate" if role == "negator" else "soften"
-            elif role != "intensifier":
-                target = span = marked = role in ("stance", "topic")
-                tone, describe = role == "tone", role == "tweet"
-            continue
-        if item.stop:
-            seq.append(_Topic(item.text, stop=True, marked=marked))
-            describe = False
-            continue
-        if tone or describe:  # "en tono irónico", "algo bacán": about the tweet, not a topic
-            reading.ignored.append(item.text)
-            seq.append(_CUT)
+            self.seq.append(_SPLIT)
+            self.target = self.span = self.tone = self.describe = False
+            self.modifier = ""
+        elif item.sentiment or _sentiment_of(item):
+            self._sentiment(item, item.sentiment or _sentiment_of(item))
+        elif item.match is not None:
+            self._name(item, item.match)
+        elif item.entry is not None:
+            self._entry(item, item.entry, after_feeling)
         else:
-            seq.append(_Topic(item.text, marked=marked))
-        target = tone = describe = False
-        modifier = ""
-    return seq
+            self._word(item)
+
+    def _sentiment(self, item: _Item, value: str) -> None:
+        turn = _NEGATED if self.modifier == "negate" else _SOFTENED if self.modifier == "soften" else {}
+        self.sentiments.append((turn.get(value, value), item))
+        self.seq.append(_CUT)
+        # A stance's target follows it: "en contra de la UDI" is about the UDI.
+        self.target = self.span = self.marked = item.entry is not None and item.entry.role == "stance"
+        self.tone = self.describe = False
+        self.felt = True
+        self.modifier = ""
+
+    def _name(self, item: _Item, match: Match) -> None:
+        # "contra la UDI", "sobre Piñera", "sobre el gobierno de Piñera": what the tweet is
+        # about, not who writes it; a side still says who ("sobre pensiones, de derecha").
+        if self.target or (self.span and match.kind != "side"):
+            self.seq.append(_Topic(item.text, marked=True))
+        else:
+            self.seq.append(replace(match, typed=item.text, fuzzy=item.fuzzy))
+            self.span = self.marked = False
+        self.target = self.tone = self.describe = False
+        self.modifier = ""
+
+    def _entry(self, item: _Item, entry: Entry, after_feeling: bool) -> None:
+        role = entry.role
+        self.reading.again = self.reading.again or role == "again"
+        self.reading.laughed = self.reading.laughed or entry.laughter
+        if role == "split":
+            self.seq.append(_SPLIT)
+        elif role == "object" and not after_feeling:
+            self.seq.append(_Topic(item.text, stop=True, marked=self.marked))  # a small word here
+        elif role == "descriptor" and self.span and self.seq and isinstance(self.seq[-1], _Topic) \
+                and not self.seq[-1].stop:
+            self.seq.append(_Topic(item.text, marked=True))  # "a favor de la mano dura": a topic's word
+        else:
+            self.seq.append(_CUT)
+            if role == "descriptor":
+                self.reading.ignored.append(item.text)
+            elif role in ("negator", "softener"):
+                self.modifier = "negate" if role == "negator" else "soften"
+            elif role != "intensifier":
+                # "enojado con la oposición": the object of a feeling, like a stance's target
+                self.target = self.span = self.marked = role in ("stance", "topic", "object")
+                self.tone, self.describe = role == "tone", role == "tweet"
+
+    def _word(self, item: _Item) -> None:
+        if item.stop:
+            self.seq.append(_Topic(item.text, stop=True, marked=self.marked))
+            self.describe = False
+            return
+        if self.tone or self.describe:  # "en tono irónico", "algo bacán": about the tweet, not a topic
+            self.reading.ignored.append(item.text)
+            self.seq.append(_CUT)
+        else:
+            self.seq.append(_Topic(item.text, marked=self.marked))
+        self.target = self.tone = self.describe = False
+        self.modifier = ""
 
 
 def _sentiment_of(item: _Item) -> str:
