@@ -236,8 +236,8 @@ async def generation_behind(frontend: DiscordFrontend, answer: Call):
     return await frontend.app.log.generation(int(first_id.split(":")[1]))
 
 
-async def test_follow_ups_from_a_sentiment_button_and_from_otra_with_a_change(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_follow_ups_from_a_sentiment_button_and_from_otra_with_a_change(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord() as frontend:
         log = frontend.app.log
         answer = await answered(fake, await fake.slash("tuit", {"texto": "derecha feliz pensiones"}))
         first = await generation_behind(frontend, answer)

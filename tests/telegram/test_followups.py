@@ -13,7 +13,7 @@ from bot.types import FICTION_LABEL
 from db.log import LoggedGeneration
 from db.models import Request
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import Start
+from tests.support.bots import StartTelegram
 from tests.telegram.helpers import answer_to, buttons_of, final_answer, text_of
 
 GROUP = -100777
@@ -33,8 +33,8 @@ async def handled(api: FakeBotAPI, message_id: int) -> None:
     await api.wait_for(lambda: update_id in api.confirmed)
 
 
-async def test_a_reply_to_a_tweet_writes_it_again_changed_where_it_says(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_a_reply_to_a_tweet_writes_it_again_changed_where_it_says(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram() as frontend:
         log = frontend.app.log
         answer = await answer_to(api, await api.send_text("/tuit derecha feliz pensiones"))
         first = await tweet_of(frontend, answer)
@@ -60,8 +60,8 @@ async def test_a_reply_to_a_tweet_writes_it_again_changed_where_it_says(api: Fak
     assert api.violations == []
 
 
-async def test_in_a_group_chat_is_left_alone_and_otra_follows_the_tweet_replied_to(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_in_a_group_chat_is_left_alone_and_otra_follows_the_tweet_replied_to(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram() as frontend:
         def say(text: str, **extra: Any):
             return api.send_text(text, user_id=5, chat_id=GROUP, chat_type="supergroup", **extra)
 
