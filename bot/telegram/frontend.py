@@ -134,7 +134,6 @@ class TelegramFrontend:
         self.render = render
         self.queue_notice_after_s = queue_notice_after_s
         self.resume_max_age_s = resume_max_age_s
-        self._resuming: asyncio.Task[None] | None = None
         self._resumer: Resumer | None = None
         self._intake: ConfirmingPoller | WebhookIntake | None = None
         self._latest_inline: dict[str, str] = {}
@@ -190,7 +189,7 @@ class TelegramFrontend:
             answerable=lambda request: request.chat_kind != "inline",  # the inline query is gone
             origin_of=self._resumed_origin,
         )
-        self._resuming = asyncio.create_task(self._resumer.run(), name="telegram-resume")
+        self._resumer.start()
 
     async def stop(self) -> None:
         """Stop taking updates (a webhook's port closes first, so a balancer moves on), let the
@@ -198,9 +197,6 @@ class TelegramFrontend:
         application = self.application
         if self._intake is not None:
             await self._intake.stop()
-        if self._resuming is not None:
-            self._resuming.cancel()
-            await asyncio.gather(self._resuming, return_exceptions=True)
         if self._resumer is not None:
             await self._resumer.stop(STOP_GRACE_S)
         if application.running:
