@@ -485,14 +485,16 @@ class BotCore:
         best = 0  # the generator ranks the candidates best first
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
-            params=asdict(result.params), seed=result.seed,
+            params=asdict(result.params), seed=result.seed, queue_ms=result.queue_ms,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
-                NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
+                NewGeneration(text, tokens=tokens, latency_ms=latency, seed=own_seed,
                               shown=index == best, score=score, score_detail=detail)
-                for index, (text, tokens, score, detail) in enumerate(zip(
+                for index, (text, tokens, score, detail, own_seed, latency) in enumerate(zip(
                     result.texts, result.tokens, result.scores or [None] * len(result.texts),
-                    result.score_details or [None] * len(result.texts), strict=False))
+                    result.score_details or [None] * len(result.texts),
+                    result.seeds or [None] * len(result.texts),
+                    result.latencies_ms or [result.latency_ms] * len(result.texts), strict=False))
             ],
         )
         tweet = Tweet(
