@@ -58,6 +58,17 @@ UNDONE = "undone"
 
 
 @dataclass(frozen=True)
+class Decided:
+    """What a decision covered: the tweets (sorted ids) and its audit entry (None: nothing)."""
+
+    ids: list[int]
+    audit_id: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.ids)
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of the desk's list: a request and (when it produced one) a generated tweet,
     with the ranker's ``score`` (None: not ranked) and who is reviewing it now, if anyone."""
@@ -241,15 +252,21 @@ class ReviewStore:
     async def matching_shown(self, filters: Filters) -> list[int]:
         """The shown tweets of the answered requests ``filters`` selects: what a decision on
         "every tweet that matches" covers (the review queue's items, as the counters count)."""
-        query = (
+        async with self._sessions() as session:
+            return list(await session.scalars(self._shown_of(filters).order_by(Generation.id)))
+
+    async def count_matching_shown(self, filters: Filters) -> int:
+        """How many :meth:`matching_shown` would return."""
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(self._shown_of(filters).subquery())) or 0)
+
+    def _shown_of(self, filters: Filters) -> Any:
+        return (
             select(Generation.id)
             .join(Request, Request.id == Generation.request_id)
             .where(Generation.shown.is_(True), Request.status == "ok",
                    Request.id.in_(matching(filters, self.zone)))
-            .order_by(Generation.id)
         )
-        async with self._sessions() as session:
-            return list(await session.scalars(query))
 
     async def next_pending(
         self, skip: Sequence[int] = (), admin: str | None = None, claim: timedelta = timedelta(minutes=5)
@@ -423,7 +440,7 @@ class ReviewStore:
     async def decide(
         self, generation_ids: Iterable[int], decision: str, admin: str, note: str = "",
         reason: str = "", client: str = "",
-    ) -> list[int]:
+    ) -> Decided:
         """Record ``decision`` on each existing generation; returns the ids it applied to.
 
         Each generation gets a review row (its history); the decision, whatever it covered, one
@@ -435,19 +452,19 @@ class ReviewStore:
             raise ValueError(f"reason {reason!r} does not go with {decision!r}")
         wanted = _ids(generation_ids)
         if not wanted:
-            return []
+            return Decided([])
         async with self._sessions.begin() as session:
             found = list(await session.scalars(select(Generation.id).where(Generation.id.in_(wanted))))
             return await _record(session, {g: decision for g in found}, {g: reason for g in found},
                                  admin, note, client)
 
     async def approve_shown(self, generation_ids: Iterable[int], admin: str, note: str = "",
-                            client: str = "") -> list[int]:
+                            client: str = "") -> Decided:
         """For each request of these tweets: approve the tweet users saw and reject the other
         candidates (reason :data:`NOT_CHOSEN`); one audit entry. Returns every id decided."""
         wanted = _ids(generation_ids)
         if not wanted:
-            return []
+            return Decided([])
         async with self._sessions.begin() as session:
             requests = select(Generation.request_id).where(Generation.id.in_(wanted))
             rows = (await session.execute(
@@ -642,11 +659,11 @@ def _queue_query(now: datetime, skip: Sequence[int], admin: str | None) -> Any:
 async def _record(
     session: AsyncSession, decisions: Mapping[int, str], reasons: Mapping[int, str], admin: str,
     note: str, client: str, bulk: str = "",
-) -> list[int]:
+) -> Decided:
     """Write one decision over ``decisions`` (tweet → state): its audit entry (with each tweet's
     state before, for undo), a review row per tweet, the new states, and claims released."""
     if not decisions:
-        return []
+        return Decided([])
     ids = sorted(decisions)
     note = note.strip()[:2000]
     before = dict((await session.execute(
@@ -679,7 +696,7 @@ async def _record(
         session.add(Review(generation_id=generation_id, admin=admin[:128], decision=decisions[generation_id],
                            note=note, reason=reasons.get(generation_id, ""), created_at=now,
                            audit_id=entry.id))
-    return ids
+    return Decided(ids, entry.id)
 
 
 async def _latest_reviews(session: AsyncSession, ids: list[int]) -> dict[int, int | None]:

@@ -85,12 +85,12 @@ class Term(NamedTuple):
     adds: float
 
 
-def score_terms(detail: dict[str, float] | None, weights: RankingSettings) -> list[Term]:
+def score_terms(detail: dict[str, float] | None, weights: RankingSettings) -> dict[str, Term]:
     """The parts a candidate was scored on, as the ranker summed them (absent parts: none)."""
     if not detail:
-        return []
+        return {}
     adds = weighted(detail, weights)
-    return [Term(key, detail[key], getattr(weights, key), SIGNS[key], adds[key]) for key in SIGNS if key in detail]
+    return {key: Term(key, detail[key], getattr(weights, key), SIGNS[key], adds[key]) for key in SIGNS if key in detail}
 
 
 def scored_parts(details: list[dict[str, float] | None]) -> list[str]:

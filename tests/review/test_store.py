@@ -26,7 +26,7 @@ async def test_queue_serves_oldest_pending_shown_tweet(store: ReviewStore, facto
     assert pending.user_ref == "telegram:100"
 
     assert await store.counts() == {"pending": 2, "approved": 0, "rejected": 0, "flagged": 0}
-    assert await store.decide([g1], "approved", "telegram:1", "bien") == [g1]
+    assert (await store.decide([g1], "approved", "telegram:1", "bien")).ids == [g1]
     after = await store.next_pending()
     assert after is not None and after.generation(g2) is not None
     assert (await store.next_pending(skip=[g2])) is None
@@ -36,8 +36,8 @@ async def test_queue_serves_oldest_pending_shown_tweet(store: ReviewStore, facto
 async def test_decisions_keep_history_and_audit(store: ReviewStore, factory: LogFactory) -> None:
     request_id, (g1,) = await factory.tweet()
     _, (g2,) = await factory.tweet()
-    assert await store.decide([g1, g2, 999_999], "rejected", "web", "nota") == [g1, g2]
-    assert await store.decide([g1], "flagged", "web") == [g1]
+    assert (await store.decide([g1, g2, 999_999], "rejected", "web", "nota")).ids == [g1, g2]
+    assert (await store.decide([g1], "flagged", "web")).ids == [g1]
     detail = await store.detail(request_id)
     assert detail is not None
     g = detail.generation(g1)
@@ -51,7 +51,7 @@ async def test_decisions_keep_history_and_audit(store: ReviewStore, factory: Log
         (f"generation:{g1}", [g1], {str(g1): "rejected"}),
     ]
     assert [r.audit_id for r in g.reviews] == [e.id for e in reversed(trail)]
-    assert await store.decide([], "approved", "web") == []
+    assert not await store.decide([], "approved", "web")
 
 
 async def test_unknown_decision_is_refused(store: ReviewStore, factory: LogFactory) -> None:
