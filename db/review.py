@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db.audit import AuditFilters, AuditPage, audit_page
@@ -652,7 +652,7 @@ def _queue_query(now: datetime, skip: Sequence[int], admin: str | None) -> Any:
     )
     if skip:
         query = query.where(Generation.id.not_in([int(g) for g in skip]))
-    mine = [(Generation.claimed_by == admin).desc()] if admin else []
+    mine = [case((Generation.claimed_by == admin, 0), else_=1)] if admin else []  # NULL-proof
     return query.order_by(*mine, Generation.created_at, Generation.id).limit(1)
 
 

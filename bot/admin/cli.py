@@ -81,13 +81,13 @@ async def _count_and_release(accounts: Any, engine: Any) -> int:
         await engine.dispose()
 
 
-def server_config(app: Any, host: str, port: int) -> Any:
+def server_config(app: Any, host: str, port: int, log_level: str = "info") -> Any:
     """uvicorn's settings for the desk: its own proxy handling (``[admin] trusted_proxies``,
     ``bot/admin/proxies.py``) replaces uvicorn's, which believes any local client."""
     import uvicorn
 
     return uvicorn.Config(app, host=host, port=port, proxy_headers=False, forwarded_allow_ips="",
-                          log_level="info")
+                          log_level=log_level)
 
 
 def read_password(prompt: str) -> str:

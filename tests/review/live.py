@@ -1,4 +1,5 @@
-"""Run an ASGI app in a uvicorn thread on 127.0.0.1 (for a real browser), and a fake REST server."""
+"""Run the desk in a uvicorn thread on 127.0.0.1 (for HTTP clients and a real browser), and a
+fake REST server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import uvicorn
 from argon2 import PasswordHasher
 from starlette.types import ASGIApp
 
+from bot.admin.cli import server_config
+
 
 def cheap_hash(password: str) -> str:
     """An argon2 hash with minimal cost: the desk verifies it the same way, only faster."""
@@ -28,9 +31,9 @@ def free_port() -> int:
 
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL."""
+    """Serve ``app`` as ``politico admin`` does until the block ends; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

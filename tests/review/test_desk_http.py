@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import re
 from collections.abc import Iterator
@@ -133,15 +132,6 @@ def test_publish_failure_is_reported_not_recorded(url: str) -> None:
             page = client.post(f"/publish/{generation_id}", data={"csrf": token})
             assert "No se publicó: Telegram: respondió 500" in page.text
             assert "publicado " not in page.text
-
-
-def test_csv_export_defuses_formulas(url: str) -> None:
-    asyncio.run(_seed(url, "=HYPERLINK(\"http://x\")", "normal"))
-    with _client(url) as client:
-        _login(client)
-        rows = list(csv.DictReader(io.StringIO(client.get("/export.csv").text)))
-        assert [r["text"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "normal"]
-        assert client.get("/export.xml").status_code == 404
 
 
 def test_nearest_training_tweet_from_the_model_card(tmp_path: Path) -> None:
