@@ -150,3 +150,11 @@ async def _game_rounds(engine: AsyncEngine) -> None:
         for voter in range(5):
             await games.vote(started.id, "telegram", f"30{voter}", f"Votante {voter}", "AB"[(index + voter) % 2])
         await games.close(started.id, "time")
+
+
+def desk_pages(scenario: Scenario) -> dict[str, str]:
+    """The desk's pages on this log, by the name their screenshots take."""
+    return {
+        "list": "/", "stream": "/review", "request": f"/requests/{scenario.requests['ok'][10]}",
+        "stats": "/stats", "game": "/game", "audit": "/audit", "account": "/account",
+    }
