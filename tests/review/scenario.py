@@ -1,8 +1,8 @@
 """A busy bot's log, written the way the bot writes it: the desk's screenshots and its browser
 checks run on it (the size the issue was found at: 81 requests, 344 candidates, 4 game rounds).
 
-Deterministic: the same log every time (fixed texts, seeds and times), so screenshots only
-change when the desk does.
+Deterministic: the same log every time (fixed texts, seeds and times); only what the desk
+stamps when it acts (decisions, claims) carries the clock's time.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from db.game import GameStore, NewRound
-from db.models import Chat, Generation, Rating, Request, User
+from db.models import Chat, GameRound, Generation, Rating, Request, User
 from db.review import ReviewStore
 from generation.decoding.ranking import total
 from generation.settings import RankingSettings
@@ -147,9 +148,14 @@ async def _game_rounds(engine: AsyncEngine) -> None:
             real_slot="AB"[index % 2], real_text=real, real_author="@candidata2017", real_date=f"2017-10-0{index + 1}",
             fake_text=_text(random.Random(index), "pensiones"), generation_id=None, seconds=60,
         ))
-        for voter in range(5):
-            await games.vote(started.id, "telegram", f"30{voter}", f"Votante {voter}", "AB"[(index + voter) % 2])
+        for voter in range(5 + index):
+            await games.vote(started.id, "telegram", f"30{voter}", f"Votante {voter}", "AB"[(index + voter) % 3 % 2])
         await games.close(started.id, "time")
+        when = START + timedelta(days=index, hours=3)
+        async with engine.begin() as connection:
+            await connection.execute(update(GameRound).where(GameRound.id == started.id)
+                                     .values(created_at=when, deadline=when + timedelta(minutes=1),
+                                             closed_at=when + timedelta(minutes=1)))
 
 
 def desk_pages(scenario: Scenario) -> dict[str, str]:

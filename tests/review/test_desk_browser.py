@@ -4,7 +4,6 @@ a 390 px phone. One browser for the module."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
