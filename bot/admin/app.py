@@ -10,9 +10,11 @@ the admin's name. Every error, a crash included, is a Spanish page.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from http import HTTPStatus
 from pathlib import Path
@@ -174,6 +176,11 @@ def create_app(
             response.headers[name.decode()] = value.decode()
         return response
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.engine.dispose()  # its connections belong to this server's event loop
+
     routes = [
         *account_routes(desk),
         *review_routes(desk),
@@ -195,6 +202,7 @@ def create_app(
             ),
         ],
         exception_handlers={HTTPException: http_error, Exception: crash},
+        lifespan=lifespan,
     )
     app.state.desk = desk
     return app
