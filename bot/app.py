@@ -41,14 +41,22 @@ class App:
     game: Game | None = None
 
     async def aclose(self) -> None:
-        """Let in-flight generations finish (the engine drains, its leases still renewed), then
-        stop the heartbeat and close the database."""
+        """Let in-flight generations finish (the engine drains, its leases still renewed), stop
+        the heartbeat, let go of the leases of whatever is still unanswered (so that live peers
+        take it over at their next look rather than when the leases run out), and close the
+        database."""
         if self.game is not None:
             await self.game.aclose()
         try:
             await self.generator.aclose()
         finally:
             await self.heartbeat.stop()
+            try:
+                released = await self.log.release_held()
+                if released:
+                    logger.info("let go of %d unanswered request(s) for the other processes", released)
+            except Exception:
+                logger.warning("could not let go of the request leases; they run out on their own", exc_info=True)
             try:
                 await self.limiter.aclose()
             finally:

@@ -80,8 +80,7 @@ async def converse(app: App, lines: TextIO, out: TextIO, *, as_json: bool, inter
         else:
             print(reply.text + ("\n" if interactive or reply.tweet else ""), file=out)
         out.flush()
-        if reply.tweet is not None:
-            await app.core.mark_sent(reply.tweet.generation_id, f"console:{user}:{count}")
+        await app.core.delivered(reply, f"console:{user}:{count}")
     return 1 if failed else 0
 
 

@@ -7,14 +7,18 @@ returned, so a reply never shows a tweet the log lacks). Nothing here raises to 
 bad input, a busy engine or an unexpected failure all come back as a polite :class:`Reply`.
 
 Answered once: ``begin`` leases the request to this process for ``bot.lease_s`` seconds, and the
-app's heartbeat (``db/leases.py``) renews the lease while the request is in hand (up to
-:func:`max_hold_seconds`), so another process resumes it only if this one died; a message the
-platform delivers again is recognised by its ``source`` and ignored. Front-ends call
-:meth:`BotCore.mark_sending` right before handing a tweet to the platform.
+app's heartbeat (``db/leases.py``) renews the lease until the answer is delivered (up to
+:func:`max_hold_seconds`), so another process takes it over only if this one died; a message the
+platform delivers again is recognised by its ``source`` and ignored. Once a tweet is to be
+written, the front-end's placeholder (``Origin.placeholder``) is put up and logged while the
+model writes; the reply names it (``Reply.answer_ref``), the front-end edits it into the tweet
+and reports the delivery (:meth:`BotCore.delivered`). An edit repeated by a peer after a crash
+shows the same single tweet.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -38,7 +42,7 @@ from bot.parser import (
     with_choices,
 )
 from bot.ratelimit import RateLimiter
-from bot.types import Button, Editor, Incoming, Origin, Reply, Tweet
+from bot.types import Button, Editor, Incoming, MessageRef, Origin, Reply, Tweet
 from db.log import GenerationLog, LeaseLost, LoggedRequest, NewGeneration
 from generation.decoding.ranking import contrasts_for, negatives_for
 from generation.prompts import RANDOM_SENTIMENTS, SENTIMENTS
@@ -69,6 +73,11 @@ Refusal = Literal["busy", "rate_limited", "banned"]
 #: Why a request got no tweet: a command that does not parse, a full queue, the time limit,
 #: every candidate rejected, the engine shutting down, a backend error, or a bug.
 Failure = Literal["bad_input", "busy", "timeout", "blocked", "closed", "generation", "internal"]
+#: What a live process took over from a dead one: a request still to be written, or one written
+#: whose answer never reached the platform.
+Takeover = Literal["pending", "unanswered"]
+#: Where the answer goes, once known: the placeholder being put up (a task), or none.
+Holding = asyncio.Task[MessageRef | None] | None
 
 
 class Generator(Protocol):
@@ -93,6 +102,9 @@ class Monitor(Protocol):
     def failed(self, frontend: str, kind: Failure) -> None:
         """A request got no tweet."""
 
+    def took_over(self, frontend: str, kind: Takeover) -> None:
+        """This process claimed a request another one (dead, or stopped) left unanswered."""
+
 
 class Unmonitored:
     """The monitor of a core nobody watches (``politico chat``, tests): it drops everything."""
@@ -107,6 +119,9 @@ class Unmonitored:
         pass
 
     def failed(self, frontend: str, kind: Failure) -> None:
+        pass
+
+    def took_over(self, frontend: str, kind: Takeover) -> None:
         pass
 
 
@@ -187,7 +202,8 @@ class BotCore:
         """A tweet with exactly these controls, admitted, logged and de-duplicated like ``/tuit``
         (``raw`` is what the log records as asked): the fictional half of a game round."""
         try:
-            return await self._tuit(origin, raw, ParsedCommand.from_controls(controls))
+            # The tweet is shown inside the caller's own message: no placeholder of its own.
+            return await self._tuit(replace(origin, placeholder=None), raw, ParsedCommand.from_controls(controls))
         except Exception:
             logger.exception("unexpected error generating for %r", raw[:64])
             return self._internal_error(origin.platform)
@@ -269,11 +285,34 @@ class BotCore:
             logger.exception("could not mark generation %s as sent", generation_id)
             return False
 
-    async def resume(self, request_id: int) -> Reply:
-        """Answer a request left *pending* (the bot stopped before replying), in place.
+    async def delivered(self, reply: Reply, message_ref: str) -> None:
+        """The platform has ``reply`` (in ``message_ref``; "" when it refused it for good, say a
+        user who blocked the bot): its request is answered and nobody delivers it again."""
+        try:
+            if reply.tweet is not None:
+                await self.log.mark_sent(reply.tweet.generation_id, message_ref, reply.tweet.request_id)
+            elif reply.request_id is not None:
+                await self.log.answered(reply.request_id)
+        except Exception:
+            logger.exception("could not record the delivery of request %s", reply.request_id)
+
+    async def undelivered(self, reply: Reply) -> None:
+        """The platform could not take ``reply`` for now (a network error): its lease is let go,
+        so that a live process (this one too) delivers it again soon from the log."""
+        if reply.request_id is None:
+            return
+        try:
+            await self.log.release(reply.request_id)
+        except Exception:
+            logger.exception("could not release request %s after a failed delivery", reply.request_id)
+
+    async def resume(self, request_id: int, origin: Origin | None = None) -> Reply:
+        """Answer a request left *pending* (its process stopped before replying), in place.
 
         Admission already happened when it arrived, so it goes straight to generation; a
         request that is no longer pending gets an ``info`` reply and is not generated again.
+        The answer goes into the placeholder the log names, or into one put up now through
+        ``origin.placeholder`` (which answers in the request's chat).
         """
         platform = "unknown"
         try:
@@ -285,15 +324,21 @@ class BotCore:
             if isinstance(parsed, ParseError):
                 self.monitor.failed(platform, "bad_input")
                 await self.log.finish(request.id, "invalid", error=parsed.message)
-                return Reply("error", parsed.message)
-            return await self._answer(request.id, parsed, platform)
+                return Reply("error", parsed.message, request_id=request.id)
+            if request.answer_ref:
+                holding = _known({"ref": request.answer_ref})
+            else:
+                holding = self._hold(request.id, origin)
+            return await self._answer(request.id, parsed, platform, holding)
         except Exception:
             logger.exception("unexpected error resuming request %s", request_id)
             return self._internal_error(platform)
 
     async def redeliver(self, request: LoggedRequest) -> Reply | None:
-        """The reply that carried a logged tweet, rebuilt from the log (nothing is generated):
-        for a tweet that was stored but never sent. None when the request has no shown tweet."""
+        """The answer of a finished request, rebuilt from the log (nothing is generated): for
+        one whose answer never reached the platform. A tweet comes back as stored; a refusal
+        or a failure with the words it was given. None when there is nothing to say."""
+        answer_ref: MessageRef | None = {"ref": request.answer_ref} if request.answer_ref else None
         for generation_id in request.generation_ids:
             generation = await self.log.generation(generation_id)
             if generation is None or not generation.shown:
@@ -307,8 +352,10 @@ class BotCore:
                 sentiment=resolved.sentiment, topic=resolved.topic, model=generation.model,
                 seed=generation.seed or 0,
             )
-            return self._tweet_reply(tweet, resolved, casual=spec is not None and spec.kind == "casual")
-        return None
+            reply = self._tweet_reply(tweet, resolved, casual=spec is not None and spec.kind == "casual")
+            return replace(reply, request_id=request.id, answer_ref=answer_ref)
+        said = _said(request.status, request.error)
+        return None if said is None else replace(said, request_id=request.id, answer_ref=answer_ref)
 
     def _internal_error(self, platform: str) -> Reply:
         """The reply to a bug (already logged by the caller), counted for the front-end."""
@@ -364,7 +411,6 @@ class BotCore:
     async def _tuit(self, origin: Origin, raw: str, parsed: ParsedCommand | ParseError,
                     parent_id: int | None = None) -> Reply:
         received = time.perf_counter()
-        refusal = await self._admit(origin)
         begun = await self.log.begin(
             origin.platform, origin.user_id, origin.user_name, origin.chat_id, origin.chat_kind,
             origin.chat_title, raw[:MAX_LOGGED_CHARS], {"message_id": origin.message_id, **origin.reply_ref}, parent_id,
@@ -379,16 +425,18 @@ class BotCore:
             logger.info("%s message %s already logged as request %s: ignored",
                         origin.platform, origin.source, request_id)
             return Reply("ignored", "")
+        # Admitted once logged: a message delivered again (after a crash) uses no quota twice.
+        refusal = await self._admit(origin)
         if refusal is not None:
             status = "rate_limited" if refusal.kind == "rate_limited" else "banned"
             self.monitor.refused(origin.platform, status)
             await self.log.finish(request_id, status, error=refusal.text)
-            return refusal
+            return replace(refusal, request_id=request_id)
         if isinstance(parsed, ParseError):
             self.monitor.failed(origin.platform, "bad_input")
             await self.log.finish(request_id, "invalid", error=parsed.message)
-            return Reply("error", parsed.message)
-        reply = await self._answer(request_id, parsed, origin.platform)
+            return Reply("error", parsed.message, request_id=request_id)
+        reply = await self._answer(request_id, parsed, origin.platform, self._hold(request_id, origin))
         if reply.kind == "tweet":
             self.monitor.answered(origin.platform, time.perf_counter() - received)
         return reply
@@ -412,11 +460,31 @@ class BotCore:
                 return Reply("rate_limited", refusal(wait))
         return None
 
-    async def _answer(self, request_id: int, parsed: ParsedCommand, platform: str) -> Reply:
+    def _hold(self, request_id: int, origin: Origin | None) -> Holding:
+        """Put up ``origin``'s placeholder and log where it is, while the tweet is written."""
+        if origin is None or origin.placeholder is None:
+            return None
+        return asyncio.ensure_future(self._put_up(request_id, origin.placeholder))
+
+    async def _put_up(self, request_id: int, placeholder: Callable[[], Awaitable[MessageRef | None]]) -> MessageRef | None:
+        try:
+            ref = await placeholder()
+            if ref is None:
+                return None
+            if not await self.log.hold(request_id, ref["ref"]):
+                # Another process logged one first (it took the request over meanwhile).
+                request = await self.log.request(request_id)
+                return {"ref": request.answer_ref} if request and request.answer_ref else ref
+            return ref
+        except Exception:
+            logger.warning("could not put up the placeholder of request %s", request_id, exc_info=True)
+            return None
+
+    async def _answer(self, request_id: int, parsed: ParsedCommand, platform: str, holding: Holding) -> Reply:
         """Generate and log the answer; nothing to say when another process took the request
         over meanwhile (this one's lease ended): that one answers it, not both."""
         try:
-            return await self._generate(request_id, parsed, platform)
+            return await self._generate(request_id, parsed, platform, holding)
         except LeaseLost:
             logger.warning("request %s was taken over by another process: not answered here", request_id)
             return Reply("ignored", "")
@@ -463,7 +531,7 @@ class BotCore:
         spec = PromptSpec("controlled", fields=fields, contrasts=contrasts, negatives=negatives)
         return _Plan(resolved, None, spec, casual=False)
 
-    async def _generate(self, request_id: int, parsed: ParsedCommand, platform: str) -> Reply:
+    async def _generate(self, request_id: int, parsed: ParsedCommand, platform: str, holding: Holding) -> Reply:
         started = time.perf_counter()
         plan = self.plan(parsed)
         resolved = plan.parsed
@@ -479,13 +547,17 @@ class BotCore:
         try:
             result = await self.generator.generate(request)
         except Exception as exc:
-            return await self._failed(request_id, exc, summary, seed, started, platform)
+            return await self._failed(request_id, exc, summary, seed, started, platform, holding)
+        # Where the tweet goes is logged before the tweet is: a peer finishing the delivery
+        # after a crash edits that message.
+        answer_ref = await holding if holding is not None else None
         if result.first_token_s is not None:
             self.monitor.first_token(platform, result.first_token_s)
         best = 0  # the generator ranks the candidates best first
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
-            params=asdict(result.params), seed=result.seed, queue_ms=result.queue_ms,
+            params={**asdict(result.params), **({"shed": result.shed} if result.shed else {})},
+            seed=result.seed, queue_ms=result.queue_ms,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
                 NewGeneration(text, tokens=tokens, latency_ms=latency, seed=own_seed,
@@ -502,7 +574,8 @@ class BotCore:
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
             topic=resolved.topic, model=result.model, seed=result.seed,
         )
-        return self._tweet_reply(tweet, resolved, plan.casual)
+        return replace(self._tweet_reply(tweet, resolved, plan.casual), request_id=request_id,
+                       answer_ref=answer_ref)
 
     @staticmethod
     def _tweet_reply(tweet: Tweet, resolved: ParsedCommand, casual: bool) -> Reply:
@@ -515,17 +588,19 @@ class BotCore:
         )
 
     async def _failed(self, request_id: int, exc: Exception, summary: dict[str, Any], seed: int,
-                      started: float, platform: str) -> Reply:
+                      started: float, platform: str, holding: Holding) -> Reply:
         """Log a failed generation with its status, count it, and say so politely."""
         self.monitor.failed(platform, failure_of(exc))
+        answer_ref = await holding if holding is not None else None
         if isinstance(exc, EngineClosed):
-            # Shutting down: the request stays pending, and the next process to start answers
-            # it at once, since this one gives up its lease.
+            # Shutting down: the request stays pending and this process gives up its lease, so
+            # a live one (or the next to start) answers it at once, into the placeholder if
+            # there is one (then nothing is said here: it already says a tweet is coming).
             try:
                 await self.log.release(request_id)
             except Exception:
                 logger.exception("could not release request %s", request_id)
-            return Reply("busy", texts.RESTARTING)
+            return Reply("ignored", "") if answer_ref is not None else Reply("busy", texts.RESTARTING)
         reply: Reply
         if isinstance(exc, EngineBusy):
             self.monitor.refused(platform, "busy")
@@ -541,7 +616,7 @@ class BotCore:
         await self.log.finish(request_id, status, **summary, seed=seed,
                               error=f"{type(exc).__name__}: {exc}"[:2000],
                               latency_ms=(time.perf_counter() - started) * 1000)
-        return reply
+        return replace(reply, request_id=request_id, answer_ref=answer_ref)
 
     # -- buttons -------------------------------------------------------------------------------
 
@@ -555,3 +630,25 @@ class BotCore:
 
     async def _rate_down(self, origin: Origin, generation_id: int) -> Reply:
         return await self._rate(origin, generation_id, -1)
+
+
+def _known(ref: MessageRef) -> asyncio.Task[MessageRef | None]:
+    """A placeholder already up (logged by an earlier process), as a finished holding."""
+    async def known() -> MessageRef | None:
+        return ref
+
+    return asyncio.ensure_future(known())
+
+
+def _said(status: str, error: str) -> Reply | None:
+    """What a finished request without a tweet told its user, rebuilt from its status and the
+    logged words: refusals store what they said; failures store why, and say a fixed text."""
+    if status in ("rate_limited", "banned", "invalid") and error:
+        return Reply("rate_limited" if status == "rate_limited" else "error", error)
+    if status == "busy":
+        return Reply("busy", texts.BUSY)
+    if status == "blocked":
+        return Reply("error", texts.BLOCKED)
+    if status == "error":
+        return Reply("error", texts.TIMEOUT if error.startswith(GenerationTimeout.__name__) else texts.GENERATION_FAILED)
+    return None

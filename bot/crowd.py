@@ -17,6 +17,11 @@ the per-user and per-chat limits.
 The model is loaded and warmed up with a few requests before any timing. ``--quick`` (3 users,
 1 late, short tweets) is a smoke test; numbers worth reading come from a quiet machine
 (``docs/benchmarks.md``).
+
+``--serve N`` also measures the fleet's way: the same bot on the remote backend, generating on
+N ``politico serve`` processes started here on loopback with the same config. Rounds alternate
+(in-process, then remote, with the same commands), so a change in the machine's load hits both,
+and the report gives the remote crowd's median over the in-process one's.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import logging
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +53,7 @@ from generation.config import DEFAULT_CONFIG
 from generation.logs import quiet_model_loading
 from generation.measuring.bench import machine
 from generation.measuring.percentiles import percentile
+from generation.measuring.serve_bench import start_server
 
 PLATFORM = "telegram"
 #: Issue 19's acceptance, in seconds: the crowd's median and slowest wait, the late user's wait;
@@ -232,37 +239,58 @@ def config_summary(settings: Settings, config: str | None, overrides: list[str])
     }
 
 
-async def run(settings: Settings, plan: Plan) -> dict[str, Any]:
-    """Build the bot, warm it up, run the rounds; what was measured."""
+async def run(settings: Settings, plan: Plan, remote: Settings | None = None) -> dict[str, Any]:
+    """Build the bot (and the one on ``remote`` settings, if given), warm up, run the rounds
+    (alternating the two bots); what was measured."""
     load_start = [round(x, 2) for x in os.getloadavg()]
     began = time.perf_counter()
     app = await build_app(settings)
+    other: App | None = None
     try:
         loaded_s = time.perf_counter() - began
+        other = await build_app(remote) if remote is not None else None
         env = {**machine(), "load_average": load_start, "cpus_usable": len(os.sched_getaffinity(0))}
-        app.core.rng.seed(plan.seed)
-        warmup = await warm_up(app.core, plan.warmup)
+        bots = [(app, random.Random(plan.seed))] + ([(other, random.Random(plan.seed))] if other else [])
+        for bot, _ in bots:
+            bot.core.rng.seed(plan.seed)
+        warmups = [await warm_up(bot.core, plan.warmup) for bot, _ in bots]
         after_warmup = engine_stats(app)
-        rng = random.Random(plan.seed)
-        rounds = [await crowd_round(app.core, plan, number, rng) for number in range(plan.rounds)]
+        rounds: list[list[dict[str, Any]]] = [[] for _ in bots]
+        for number in range(plan.rounds):
+            for kept, (bot, rng) in zip(rounds, bots, strict=True):
+                kept.append(await crowd_round(bot.core, plan, number, rng))
         stats = engine_stats(app)
     finally:
+        if other is not None:
+            await other.aclose()
         await app.aclose()
     env["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    median = medians(rounds)
-    return {
+    median = medians(rounds[0])
+    report: dict[str, Any] = {
         "plan": asdict(plan),
         "machine": env,
         "startup_s": round(loaded_s, 3),
-        "warmup": warmup,
-        "rounds": rounds,
+        "warmup": warmups[0],
+        "rounds": rounds[0],
         "median": median,
-        "failures": sum(len(r["failures"]) for r in rounds),
+        "failures": sum(len(r["failures"]) for kept in rounds for r in kept),
         "targets": targets(plan, median),
         "engine_stats_after_warmup": after_warmup,
         "engine_stats": stats,
-        "wall_s": round(time.perf_counter() - began, 1),
     }
+    if other is not None:
+        remote_median = medians(rounds[1])
+        report["remote"] = {
+            "endpoints": [str(url) for url in other.settings.generation.remote.endpoints],
+            "warmup": warmups[1], "rounds": rounds[1], "median": remote_median,
+            "p50_over_in_process": _ratio(remote_median["crowd_p50_s"], median["crowd_p50_s"]),
+        }
+    report["wall_s"] = round(time.perf_counter() - began, 1)
+    return report
+
+
+def _ratio(over: float | None, under: float | None) -> float | None:
+    return round(over / under, 3) if over is not None and under else None
 
 
 def table(report: dict[str, Any]) -> str:
@@ -279,6 +307,12 @@ def table(report: dict[str, Any]) -> str:
     m = report["median"]
     lines.append(f"{'median':>6} {'':>7} {cell(m['crowd_p50_s']):>7} {cell(m['crowd_p90_s']):>7} "
                  f"{cell(m['crowd_max_s']):>7} {cell(m['late_wait_s']):>7}")
+    if "remote" in report:
+        remote = report["remote"]
+        r = remote["median"]
+        lines.append(f"{'remote':>6} {'':>7} {cell(r['crowd_p50_s']):>7} {cell(r['crowd_p90_s']):>7} "
+                     f"{cell(r['crowd_max_s']):>7} {cell(r['late_wait_s']):>7}  "
+                     f"({len(remote['endpoints'])} × politico serve; p50 ÷ in-process {cell(remote['p50_over_in_process'])})")
     for name, target in report["targets"].items():
         verdict = {True: " (met)", False: " (NOT met)", None: ""}[target["met"]]
         lines.append(f"target {name} ≤ {target['target']:g}: {cell(target['measured'])}{verdict}")
@@ -312,6 +346,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="cambia una clave de la configuración (generation.engine.max_batch=64, "
                         "bot.candidates=4); se puede repetir")
+    parser.add_argument("--serve", type=int, default=0, metavar="N",
+                        help="también con el backend remoto sobre N procesos `politico serve` "
+                        "iniciados aquí (rondas alternadas con el motor en proceso)")
     parser.add_argument("--quick", action="store_true",
                         help="prueba de humo: 3 usuarios, uno tarde a 0.2 s, tuits de 16 tokens")
     parser.add_argument("--out", type=Path, default=Path("crowd-bench.json"),
@@ -325,8 +362,8 @@ def main(argv: list[str]) -> int:
         warmup=options.warmup if options.warmup is not None else quick.get("warmup", 2),
         seed=options.seed,
     )
-    if plan.users < 1 or plan.rounds < 1 or plan.late_s < 0 or plan.warmup < 0:
-        parser.error("--users y --rounds deben ser ≥ 1; --late-s y --warmup, ≥ 0")
+    if plan.users < 1 or plan.rounds < 1 or plan.late_s < 0 or plan.warmup < 0 or options.serve < 0:
+        parser.error("--users y --rounds deben ser ≥ 1; --late-s, --warmup y --serve, ≥ 0")
     settings = settings_from(options.config)
     overrides = list(options.overrides)
     if options.quick:
@@ -335,15 +372,52 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     quiet_model_loading()
     with tempfile.TemporaryDirectory(prefix="politico-crowd-") as tmp:
-        log_db = [f"database.url=sqlite+aiosqlite:///{Path(tmp) / 'crowd.db'}",
-                  f"database.spool_path={Path(tmp) / 'crowd-spool.jsonl'}", "rate_limits.redis_url=''"]
-        settings = with_overrides(settings, [*overrides, *log_db])
-        report = {
-            "command": " ".join(["politico crowd", *argv]),
-            "settings": config_summary(settings, options.config, overrides),
-            **asyncio.run(run(settings, plan)),
-        }
+        settings = with_overrides(settings, [*overrides, *temporary_log(Path(tmp), "crowd")])
+        servers = start_servers(options.serve, Path(tmp), options.config, overrides)
+        try:
+            remote = with_overrides(settings, [
+                "generation.backend=remote", f"generation.remote.endpoints={json.dumps([url for _, url in servers])}",
+                *temporary_log(Path(tmp), "crowd-remote"),
+            ]) if servers else None
+            report = {
+                "command": " ".join(["politico crowd", *argv]),
+                "settings": config_summary(settings, options.config, overrides),
+                **asyncio.run(run(settings, plan, remote)),
+            }
+        finally:
+            for process, _ in servers:
+                process.terminate()
+                process.wait(60)
     options.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(table(report))
     print(f"informe: {options.out}")
     return 1 if report["failures"] else 0
+
+
+def temporary_log(folder: Path, name: str) -> list[str]:
+    """Overrides that put a bot's log in ``folder`` (never the configured database), with the
+    in-memory rate limiter (a benchmark must not spend the real bot's shared quota)."""
+    return [f"database.url=sqlite+aiosqlite:///{folder / f'{name}.db'}",
+            f"database.spool_path={folder / f'{name}-spool.jsonl'}", "rate_limits.redis_url=''"]
+
+
+def start_servers(count: int, folder: Path, config: str | None,
+                  overrides: list[str]) -> list[tuple[subprocess.Popen[bytes], str]]:
+    """``count`` ``politico serve`` processes on the config, with the ``--set`` overrides that
+    concern generation passed on as environment keys (as operators set them), started
+    one after the other, each healthy."""
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}  # several torch processes on few cores
+    for assignment in overrides:
+        key, _, value = assignment.partition("=")
+        if key.startswith("generation."):
+            env["POLITICO_" + key.upper().replace(".", "__")] = value.strip().strip('"')
+    config_path = Path(config) if config else DEFAULT_CONFIG
+    servers: list[tuple[subprocess.Popen[bytes], str]] = []
+    try:
+        for number in range(count):
+            servers.append(start_server(config_path, folder / f"serve-{number}.log", env=env))
+    except BaseException:
+        for process, _ in servers:
+            process.kill()
+        raise
+    return servers

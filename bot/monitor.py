@@ -9,9 +9,14 @@ so one dashboard reads both kinds of process.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from collections.abc import Iterator
 
-from bot.core import Failure, Refusal
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot.core import Failure, Refusal, Takeover
+from generation.serving.backends.remote import RemoteStats
 from generation.serving.engine_metrics import (
     LATENCY_BUCKETS,
     EngineCollector,
@@ -44,10 +49,20 @@ class BotMetrics:
             "politico_bot_failures", "requests that got no tweet, by kind",
             ["frontend", "kind"], registry=self.registry,
         )
+        self._took_over = Counter(
+            "politico_bot_takeovers", "requests this process took over from one that died or "
+            "stopped, by kind (pending: still to write; unanswered: written, never delivered)",
+            ["frontend", "kind"], registry=self.registry,
+        )
 
     def watch_engine(self, stats: EngineStats) -> None:
         """Expose the in-process engine's numbers too (a remote backend has none here)."""
         self.registry.register(EngineCollector(stats))
+
+    def watch_remote(self, stats: RemoteStats) -> None:
+        """Expose what the remote backend saw of the inference tier: retries, partial answers
+        and failed attempts per endpoint (the servers' own numbers are on their ``/metrics``)."""
+        self.registry.register(RemoteCollector(stats))
 
     # -- bot.core.Monitor ------------------------------------------------------------------------
 
@@ -63,6 +78,36 @@ class BotMetrics:
     def failed(self, frontend: str, kind: Failure) -> None:
         self._failed.labels(frontend, kind).inc()
 
+    def took_over(self, frontend: str, kind: Takeover) -> None:
+        self._took_over.labels(frontend, kind).inc()
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return exposition(self.registry)
+
+
+class RemoteCollector(Collector):
+    """Reads the remote backend's counters when Prometheus scrapes."""
+
+    def __init__(self, stats: RemoteStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        retries = CounterMetricFamily(
+            "politico_remote_retries", "completions attempts moved on to another endpoint after "
+            "one failed, timed out or was busy")
+        retries.add_metric([], stats.retries)
+        yield retries
+        partial = CounterMetricFamily(
+            "politico_remote_partial_answers", "answers with fewer completions than asked, by "
+            "reason (shed: the server shed candidates under load; short: any other)", labels=["reason"])
+        partial.add_metric(["shed"], stats.shed)
+        partial.add_metric(["short"], stats.short)
+        yield partial
+        failures = CounterMetricFamily(
+            "politico_remote_failures", "failed completions attempts by endpoint and kind",
+            labels=["endpoint", "kind"])
+        for (endpoint, kind), count in sorted(stats.failures.items()):
+            failures.add_metric([endpoint, kind], count)
+        yield failures

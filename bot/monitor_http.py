@@ -9,21 +9,18 @@ out, since the runner owns SIGINT and SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
-from collections.abc import Iterator
 from typing import Literal
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.app import App
+from bot.embedded_http import EmbeddedServer
 from bot.monitor import BotMetrics
+from generation.serving.backends.remote import RemoteBackend
 from generation.serving.engine_metrics import EngineStats
 from generation.types import Backend
 
@@ -48,8 +45,7 @@ class MonitorServer:
         self.port = port
         self.phase: Phase = "starting"
         self.frontends: list[str] = []
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: EmbeddedServer | None = None
 
     def running(self, frontends: list[str]) -> None:
         """Every front-end started: healthy from now on."""
@@ -87,44 +83,21 @@ class MonitorServer:
     async def start(self) -> None:
         """Listen on ``host:port`` and serve in the background; ``MonitorError`` if the port
         cannot be had (bound here, so the error is the operating system's, not a log line)."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        server = EmbeddedServer(self.app(), self.host, self.port)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
+            await server.start()
         except OSError as exc:
-            sock.close()
             raise MonitorError(
                 f"no pude abrir el puerto de monitoreo {self.host}:{self.port}: {exc.strerror or exc}"
             ) from None
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app(), log_config=None, access_log=False, lifespan="off")
-        self._server = server = _Embedded(config)
-        self._task = asyncio.create_task(server.serve(sockets=[sock]), name="monitor-http")
-        while not server.started and not self._task.done():  # uvicorn has no event for it
-            await asyncio.sleep(0.01)
-        if not server.started:
-            raise MonitorError(f"el servidor de monitoreo no arrancó en {self.host}:{self.port}")
+        self._server, self.port = server, server.port
         log.info("health and metrics on http://%s:%d (/health, /metrics)", self.host, self.port)
 
     async def stop(self) -> None:
         """Close the port (a request in progress is answered first)."""
-        if self._server is None or self._task is None:
-            return
-        self._server.should_exit = True
-        try:
-            await self._task
-        except Exception:
-            log.exception("the monitoring port did not close cleanly")
-        self._server = self._task = None
-
-
-class _Embedded(uvicorn.Server):
-    """uvicorn inside a process whose signals belong to someone else (the runner)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
 
 def engine_stats_of(backend: Backend) -> EngineStats | None:
@@ -144,5 +117,7 @@ def monitor_for(app: App) -> MonitorServer | None:
     stats = engine_stats_of(app.backend)
     if stats is not None:
         metrics.watch_engine(stats)
+    if isinstance(app.backend, RemoteBackend):
+        metrics.watch_remote(app.backend.stats)
     app.core.monitor = metrics
     return MonitorServer(metrics, stats, settings.host, settings.port)

@@ -1,127 +1,133 @@
-"""After a restart: answering, once, what earlier runs logged but never answered or never sent.
+"""Answering, once, what a dead or stopped process left unanswered: every live process keeps
+looking, so nobody waits for a restart.
 
-Both front-ends run :class:`Resumer` at start-up with their own way of replying to a logged
-message. Two kinds of request are picked up, when younger than ``bot.resume_max_age_s``:
+Each front-end runs a :class:`Resumer` for as long as it runs. Every few seconds it looks in the
+log for its platform's requests younger than ``bot.resume_max_age_s`` that nobody holds a live
+lease on, and takes over two kinds:
 
-* *pending* ones (the bot stopped before the tweet was written): generated now and answered;
-* *unsent* ones (the tweet was logged, but the bot stopped before it began sending it): the
-  stored tweet is sent as it is. One whose send began is never sent again, even without a
-  message id, since it may have arrived.
+* *pending* ones (their process stopped before the tweet was written): generated now and
+  answered, into the placeholder that process had put up when the log names one;
+* *unanswered* ones (the answer was stored, but never reached the platform): delivered as
+  stored, a tweet into its placeholder (an edit, so repeating it shows one tweet).
 
-Several processes may start together on one database, or one may start while another is still
-answering, so each request is first *claimed* (``GenerationLog.claim``: exactly one process
-wins). A request another process still holds (its lease has not ended) is looked at again when
-the lease ends, or sooner, since a process that stops cleanly gives up its leases. Leases are
-short and renewed by their live holder (``db/leases.py``), so a dead process's requests are
-taken over within ``bot.lease_s`` seconds while a live one keeps its own.
+Each is first *claimed* (``GenerationLog.claim``: one conditional UPDATE, exactly one process
+wins), which leases it to this process; the heartbeat (``db/leases.py``) renews the lease until
+the answer is delivered. A live process renews the leases of its own requests, so they are never
+taken from it; a process killed with ``kill -9`` stops renewing, and a peer takes its requests
+over within ``bot.lease_s`` plus one look. A process that stops cleanly lets its leases go, so
+its peers take the rest at their next look. Older pending requests are marked expired.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from bot.core import BotCore
-from bot.types import Reply
+from bot.core import BotCore, Takeover
+from bot.types import Origin, Reply
 from db.log import LoggedRequest
-from db.models import utcnow
 
 logger = logging.getLogger(__name__)
 
-#: Longest wait before requests held by other processes are looked at again.
-RETRY_S = 5.0
-#: Shortest wait, so that a lease ending this instant does not make a busy loop.
-MIN_WAIT_S = 0.1
+#: How often a process looks for requests to take over, at most (a random part of it less, so
+#: that peers started together do not look at the same moment).
+LOOK_EVERY_S = 5.0
 
 Send = Callable[[LoggedRequest, Reply], Awaitable[None]]
 
 
 @dataclass
 class Resumer:
-    """Resumes one platform's requests logged before ``started_at`` (later ones are this run's)."""
+    """Takes over one platform's requests that their process left unanswered."""
 
     core: BotCore
     platform: str
     max_age_s: float
-    started_at: datetime
-    #: Replies to the logged request's message (sending a tweet marks it as being sent).
+    #: Delivers a reply to a logged request (into its placeholder when it has one) and reports
+    #: the delivery to the core.
     send: Send
     #: Whether the platform still lets the bot answer it (an inline query is long gone).
     answerable: Callable[[LoggedRequest], bool]
-    _tried: set[int] = field(default_factory=set)
+    #: The origin a pending request is answered from, with the placeholder to put up in its
+    #: chat when the log names none (None: answered with a new message).
+    origin_of: Callable[[LoggedRequest], Origin | None] = lambda request: None
+    every_s: float = LOOK_EVERY_S
+    _work: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def run(self) -> None:
-        """Answer what can be claimed now; wait for what others hold; return when none is left."""
+        """Look, answer what was claimed, and look again, until cancelled."""
         while True:
             try:
-                held = await self._round()
+                await self.look()
             except Exception:
-                logger.exception("%s: could not read the requests to resume", self.platform)
-                return
-            if not held:
-                return
-            await asyncio.sleep(_pause(held))
+                # The database is out of reach (claiming needs it): the next look tries again.
+                logger.warning("%s: could not look for requests to take over", self.platform, exc_info=True)
+            await asyncio.sleep(self.every_s * random.uniform(0.5, 1.0))
 
-    async def _round(self) -> list[LoggedRequest]:
-        """One pass: claim and answer; returns the requests other processes still hold."""
+    async def look(self) -> int:
+        """Claim what is free now and start answering it; returns how many were claimed."""
         log = self.core.log
         expired = await log.expire_older_than(self.max_age_s, platform=self.platform)
-        pending = self._ours(await log.pending(self.max_age_s, platform=self.platform))
-        unsent = self._ours(await log.unsent(self.max_age_s, platform=self.platform))
-        held: list[LoggedRequest] = []
-        work: list[Awaitable[None]] = []
-        for request in pending:
+        claimed = 0
+        for request in await log.pending(self.max_age_s, platform=self.platform, free=True):
+            if log.holds(request.id):
+                continue  # this process's own, begun while the database was down
             if not self.answerable(request):
                 await log.expire(request.id)
-            elif await self._claim(request, "pending"):
-                work.append(self._answer(request))
-            else:
-                held.append(request)
-        for request in unsent:
-            if not self.answerable(request):
+            elif await log.claim(request.id, self.core.lease_s):
+                claimed += 1
+                self._start(self._answer(request), "pending")
+        for request in await log.unanswered(self.max_age_s, platform=self.platform):
+            if log.holds(request.id):
                 continue
-            if await self._claim(request, "ok"):
-                work.append(self._redeliver(request))
-            else:
-                held.append(request)
-        if work or expired:
-            logger.info("%s: resuming %d requests (%d expired, %d held by another process)",
-                        self.platform, len(work), expired, len(held))
-        await asyncio.gather(*work)
-        return held
+            if not self.answerable(request):
+                await log.answered(request.id)  # nothing left to deliver it to
+            elif await log.claim(request.id, self.core.lease_s, finished=True):
+                claimed += 1
+                self._start(self._redeliver(request), "unanswered")
+        if claimed or expired:
+            logger.info("%s: taking over %d request(s) (%d expired)", self.platform, claimed, expired)
+        return claimed
 
-    def _ours(self, requests: list[LoggedRequest]) -> list[LoggedRequest]:
-        """Requests of earlier runs this resumer has not taken on yet."""
-        return [r for r in requests if r.created_at < self.started_at and r.id not in self._tried]
+    async def settle(self) -> None:
+        """Wait for the answers started so far."""
+        while self._work:
+            await asyncio.gather(*self._work, return_exceptions=True)
 
-    async def _claim(self, request: LoggedRequest, status: str) -> bool:
-        won = await self.core.log.claim(request.id, self.core.lease_s, status)
-        if won:
-            self._tried.add(request.id)  # one attempt per run: a failure is not retried in a loop
-        return won
+    async def stop(self, grace_s: float) -> None:
+        """Stop looking (by cancelling ``run``'s task, the caller's) and give the answers in
+        hand ``grace_s`` to finish; what is cut short stays leased until the app lets go."""
+        if self._work:
+            await asyncio.wait(set(self._work), timeout=grace_s)
+        for task in list(self._work):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._work, return_exceptions=True)
+
+    def _start(self, work: Awaitable[None], kind: Takeover) -> None:
+        self.core.monitor.took_over(self.platform, kind)
+        task = asyncio.ensure_future(work)
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
 
     async def _answer(self, request: LoggedRequest) -> None:
         try:
-            reply = await self.core.resume(request.id)
+            reply = await self.core.resume(request.id, self.origin_of(request))
             if reply.kind not in ("info", "ignored"):  # answered meanwhile, or taken over
                 await self.send(request, reply)
         except Exception:
-            logger.exception("%s: could not resume request %s", self.platform, request.id)
+            logger.exception("%s: could not answer request %s", self.platform, request.id)
 
     async def _redeliver(self, request: LoggedRequest) -> None:
         try:
             reply = await self.core.redeliver(request)
-            if reply is not None:
+            if reply is None:
+                await self.core.log.answered(request.id)
+            else:
                 await self.send(request, reply)
         except Exception:
-            logger.exception("%s: could not send the stored tweet of request %s", self.platform, request.id)
-
-
-def _pause(held: list[LoggedRequest]) -> float:
-    """Seconds until the first lease among ``held`` ends, within [MIN_WAIT_S, RETRY_S]."""
-    now = utcnow()
-    ends = [(r.lease_until - now).total_seconds() for r in held if r.lease_until is not None]
-    return min(max(min(ends, default=0.0), MIN_WAIT_S), RETRY_S)
+            logger.exception("%s: could not deliver the stored answer of request %s", self.platform, request.id)

@@ -46,6 +46,11 @@ class Origin:
     #: Called once the command is durably logged (or found logged before): Telegram confirms an
     #: update to its server only then, so a crash cannot lose a command it had fetched.
     on_logged: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    #: Puts up the message the answer will later replace ("✍️ escribiendo…", a deferred
+    #: response) and says where it is (None: it could not). The core calls it once a tweet is
+    #: to be written and logs where it is before the tweet exists, so that whoever delivers the
+    #: tweet, after a crash too, edits that one message instead of sending another.
+    placeholder: Callable[[], Awaitable[MessageRef | None]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,11 @@ class Reply:
     #: Called by the front-end once the reply is sent, with where it went (a game round keeps
     #: it, to reveal the round in place when its time is up).
     on_sent: Callable[[MessageRef], Awaitable[None]] | None = field(default=None, compare=False, repr=False)
+    #: The logged request this answers: the front-end reports its delivery (``core.delivered``).
+    request_id: int | None = None
+    #: The message put up for this answer (``Origin.placeholder``, or the log's for a request
+    #: answered by another process): the front-end edits it rather than sending a new one.
+    answer_ref: MessageRef | None = None
 
     @property
     def is_error(self) -> bool:

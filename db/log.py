@@ -13,8 +13,16 @@ per process) so that of several processes only the one that holds it answers;
 heartbeats: the holder renews the ones it holds every few seconds (:meth:`GenerationLog.renew`,
 run by ``db/leases.py``), so a dead holder's requests are free within seconds while a slow live
 one keeps its own; a holder whose request was taken over meanwhile is told so by ``finish``
-(:class:`LeaseLost`) and does not answer it too. ``mark_sending`` records that a tweet is about
-to be handed to the platform.
+(:class:`LeaseLost`) and does not answer it too.
+
+Delivered once: a request's answer goes into one platform message, logged before the tweet
+exists (``hold``: a Telegram placeholder, a Discord deferred response), so whoever delivers it
+(this process, a restart or a live peer) edits that message, and a delivery repeated after a
+crash shows the same single tweet. ``answered_at`` is set once the answer reached the platform
+(``mark_sent`` for a tweet, ``answered`` for anything else); until then the holder keeps the
+lease, and a finished request whose holder died is :meth:`GenerationLog.unanswered`, for a live
+process to :meth:`GenerationLog.claim` and deliver. ``mark_sending`` guards the one delivery that
+cannot be repeated safely: a tweet sent as a new message because no placeholder exists.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -87,6 +95,10 @@ class LoggedRequest:
     generation_ids: tuple[int, ...] = ()
     source: str | None = None
     lease_until: datetime | None = None
+    #: The platform message the answer goes into (``hold``), "" when none was logged.
+    answer_ref: str = ""
+    #: What was said to the user for a refusal, or why generating failed.
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,16 @@ def _at(record: dict[str, Any]) -> datetime:
 
 def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds a live lease on the request: none, or one that has ended."""
+    return or_(Request.lease_until.is_(None), Request.lease_until < now)
+
+
+def _unanswered() -> ColumnElement[bool]:
+    """Finished (not pending, not given up) but its answer never reached the platform."""
+    return Request.status.not_in(("pending", "expired")) & Request.answered_at.is_(None)
 
 
 # -- writes: one function per record kind ------------------------------------------------------
@@ -237,10 +259,28 @@ async def _finish(session: AsyncSession, r: dict[str, Any]) -> list[int] | None:
 
 
 async def _release(session: AsyncSession, r: dict[str, Any]) -> bool:
-    """Drop a pending request's lease, so that the next process may answer it at once."""
+    """Drop the lease of a request not yet answered, so that any process may answer it at once."""
     result = await session.execute(
-        update(Request).where(Request.id == r["request_id"], Request.status == "pending")
+        update(Request).where(Request.id == r["request_id"], Request.answered_at.is_(None))
         .values(lease_until=None, lease_holder=None)
+    )
+    return bool(result.rowcount)
+
+
+async def _hold(session: AsyncSession, r: dict[str, Any]) -> bool:
+    """Record the message the answer goes into, unless one is recorded already."""
+    result = await session.execute(
+        update(Request).where(Request.id == r["request_id"], Request.answer_ref == "")
+        .values(answer_ref=str(r["ref"])[:128])
+    )
+    return bool(result.rowcount)
+
+
+async def _answered(session: AsyncSession, r: dict[str, Any]) -> bool:
+    """Mark a request's answer (a refusal, an error) as delivered."""
+    result = await session.execute(
+        update(Request).where(Request.id == r["request_id"], Request.answered_at.is_(None))
+        .values(answered_at=_at(r))
     )
     return bool(result.rowcount)
 
@@ -255,11 +295,17 @@ async def _mark_sending(session: AsyncSession, r: dict[str, Any]) -> bool:
 
 
 async def _mark_sent(session: AsyncSession, r: dict[str, Any]) -> bool:
-    result = await session.execute(
-        update(Generation).where(Generation.id == r["generation_id"])
-        .values(message_ref=str(r["message_ref"])[:128], sent_at=_at(r))
+    """Store where a tweet was delivered; its request is answered by it."""
+    at = _at(r)
+    generation = await session.get(Generation, r["generation_id"])
+    if generation is None:
+        return False
+    generation.message_ref, generation.sent_at = str(r["message_ref"])[:128], at
+    await session.execute(
+        update(Request).where(Request.id == generation.request_id, Request.answered_at.is_(None))
+        .values(answered_at=at)
     )
-    return bool(result.rowcount)
+    return True
 
 
 async def _rate(session: AsyncSession, r: dict[str, Any]) -> bool:
@@ -299,7 +345,7 @@ Writer = Callable[[AsyncSession, dict[str, Any]], Awaitable[Any]]
 #: Record kind → the function that applies it. Replaying a record means calling :func:`apply`.
 WRITERS: dict[str, Writer] = {
     "begin": _begin, "finish": _finish, "mark_sent": _mark_sent, "rate": _rate, "expire": _expire,
-    "release": _release, "mark_sending": _mark_sending,
+    "release": _release, "mark_sending": _mark_sending, "hold": _hold, "answered": _answered,
 }
 
 
@@ -362,23 +408,24 @@ class GenerationLog:
             "holder": self.holder if lease_s is not None else None,
         })
         begun = result if isinstance(result, Begun) else Begun(result)
-        if lease_s is not None and not begun.duplicate and begun.id > 0:  # > 0: not provisional
+        if lease_s is not None and not begun.duplicate:  # a provisional id too (db/spool.py)
             self._held[begun.id] = time.monotonic()
         return begun
 
-    async def claim(self, request_id: int, lease_s: float, status: str = "pending") -> bool:
+    async def claim(self, request_id: int, lease_s: float, *, finished: bool = False) -> bool:
         """Take a request over to answer it: True for exactly one of several processes trying.
 
-        One conditional UPDATE: the request must still have ``status`` and no live lease (none,
-        or one that ended); the winner's lease lasts ``lease_s``. Never spooled: without the
-        database nobody can tell whether another process holds the request, so this raises.
+        One conditional UPDATE: the request must still be pending (``finished``: finished but
+        not yet answered) with no live lease (none, or one that ended); the winner's lease lasts
+        ``lease_s``. Never spooled: without the database nobody can tell whether another process
+        holds the request, so this raises.
         """
         now = utcnow()
+        state = _unanswered() if finished else Request.status == "pending"
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(Request)
-                .where(Request.id == request_id, Request.status == status,
-                       or_(Request.lease_until.is_(None), Request.lease_until < now))
+                .where(Request.id == request_id, state, _free(now))
                 .values(lease_until=now + timedelta(seconds=lease_s), lease_holder=self.holder)
             )
         won = result.rowcount == 1
@@ -387,23 +434,27 @@ class GenerationLog:
         return won
 
     async def renew(self, lease_s: float, max_hold_s: float) -> int:
-        """Extend by ``lease_s`` the leases this process still holds on pending requests (the
-        heartbeat); returns how many. One UPDATE filtered on this log's id, so a lease another
-        process took over is never extended. A request held for over ``max_hold_s`` (longer than
-        answering can take: its handler is stuck) is no longer renewed, so another may take it.
-        Never spooled: a renewal that cannot reach the database raises."""
+        """Extend by ``lease_s`` the leases this process still holds on requests not yet
+        answered (the heartbeat); returns how many. One UPDATE filtered on this log's id, so a
+        lease another process took over is never extended. A request held for over
+        ``max_hold_s`` (longer than answering can take: its handler is stuck) is no longer
+        renewed, so another may take it. Never spooled: a renewal that cannot reach the
+        database raises."""
         now, clock = utcnow(), time.monotonic()
         for request_id, since in list(self._held.items()):
             if clock - since > max_hold_s:
                 del self._held[request_id]
-        held = list(self._held)
+            elif request_id < 0 and (real := self._resolve(request_id)) > 0:
+                # Begun while the database was down: its begin has been replayed since.
+                self._held[real] = self._held.pop(request_id)
+        held = [request_id for request_id in self._held if request_id > 0]
         if not held:
             return 0
         async with self.sessions() as session, session.begin():
             renewed = set((await session.scalars(
                 update(Request)
                 .where(Request.id.in_(held), Request.lease_holder == self.holder,
-                       Request.status == "pending")
+                       Request.answered_at.is_(None))
                 .values(lease_until=now + timedelta(seconds=lease_s))
                 .returning(Request.id)
             )).all())
@@ -411,10 +462,38 @@ class GenerationLog:
             self._held.pop(request_id, None)
         return len(renewed)
 
+    def holds(self, request_id: int) -> bool:
+        """Whether this process is answering the request (it must not take it over from itself:
+        one begun during a database outage may look free once its begin is replayed)."""
+        return request_id in self._held or any(self._resolve(held) == request_id for held in self._held if held < 0)
+
+    def _resolve(self, request_id: int) -> int:
+        return self.spool.resolve(request_id) if self.spool is not None else request_id
+
     async def release(self, request_id: int) -> bool:
-        """Give up the lease on a request left pending (shutting down), for the next process."""
+        """Give up the lease on a request not yet answered (shutting down, or a delivery that
+        failed for now), so that any live process may answer it at once."""
         self._held.pop(request_id, None)
         return bool(await self.write("release", {"at": utcnow().isoformat(), "request_id": request_id}))
+
+    async def release_held(self) -> int:
+        """Give up every lease this process still holds (a clean stop): its peers take the
+        requests over at their next look instead of when the leases run out."""
+        released = 0
+        for request_id in list(self._held):
+            released += await self.release(request_id)
+        return released
+
+    async def hold(self, request_id: int, ref: str) -> bool:
+        """Record the platform message the answer will go into (before the tweet exists); False
+        when one was recorded already (that one stays)."""
+        return bool(await self.write("hold", {"at": utcnow().isoformat(), "request_id": request_id, "ref": ref}))
+
+    async def answered(self, request_id: int) -> bool:
+        """Record that a request's answer (a refusal, an error: not a tweet, which
+        :meth:`mark_sent` records) reached the platform; the lease is let go."""
+        self._held.pop(request_id, None)
+        return bool(await self.write("answered", {"at": utcnow().isoformat(), "request_id": request_id}))
 
     async def mark_sending(self, generation_id: int) -> bool:
         """Record that a tweet is about to be sent; False if that was recorded before (by another
@@ -431,9 +510,9 @@ class GenerationLog:
         """Record a request's outcome and its tweets (committed); returns the tweets' ids.
 
         Raises :class:`LeaseLost`, storing nothing, when another process has taken the request
-        over (this one's lease ended, e.g. the database was out of reach for a while).
+        over (this one's lease ended, e.g. the database was out of reach for a while). The lease
+        is kept (and renewed) until the answer is delivered (:meth:`mark_sent`, :meth:`answered`).
         """
-        self._held.pop(request_id, None)
         ids = await self.write("finish", {
             "at": utcnow().isoformat(), "request_id": request_id, "status": status,
             "controls": dict(controls or {}), "side": side, "coalition": coalition, "party": party,
@@ -442,11 +521,15 @@ class GenerationLog:
             "generations": [asdict(g) for g in generations or ()], "holder": self.holder,
         })
         if ids is None:
+            self._held.pop(request_id, None)
             raise LeaseLost(f"request {request_id} was taken over by another process")
         return ids
 
-    async def mark_sent(self, generation_id: int, message_ref: str) -> bool:
-        """Store the platform message id that carried a tweet; False for an unknown tweet."""
+    async def mark_sent(self, generation_id: int, message_ref: str, request_id: int | None = None) -> bool:
+        """Store the platform message that carried a tweet, which answers its request (the
+        lease on ``request_id`` is let go); False for an unknown tweet."""
+        if request_id is not None:
+            self._held.pop(request_id, None)
         return await self.write("mark_sent", {
             "at": utcnow().isoformat(), "generation_id": generation_id, "message_ref": message_ref,
         })
@@ -492,6 +575,7 @@ class GenerationLog:
             status=request.status, controls=dict(request.controls or {}), model=request.model,
             seed=request.seed, reply_to=dict(request.reply_to or {}), parent_id=request.parent_id,
             generation_ids=generation_ids, source=request.source, lease_until=_aware(request.lease_until),
+            answer_ref=request.answer_ref or "", error=request.error or "",
         )
 
     async def request(self, request_id: int) -> LoggedRequest | None:
@@ -518,34 +602,42 @@ class GenerationLog:
             row = (await session.execute(query)).first()
             return self._logged_request(*row) if row else None
 
-    async def pending(self, max_age_s: float | None = None, platform: str | None = None) -> list[LoggedRequest]:
-        """Requests still ``pending`` (unanswered, e.g. after a crash), oldest first."""
+    async def pending(self, max_age_s: float | None = None, platform: str | None = None, *,
+                      free: bool = False) -> list[LoggedRequest]:
+        """Requests still ``pending`` (unanswered, e.g. after a crash), oldest first; ``free``:
+        only those nobody holds a live lease on (what a process may claim now)."""
         query = self._request_query().where(Request.status == "pending")
         if max_age_s is not None:
             query = query.where(Request.created_at >= utcnow() - timedelta(seconds=max_age_s))
         if platform:
             query = query.where(Request.platform == platform)
+        if free:
+            query = query.where(_free(utcnow()))
         async with self.sessions() as session:
             rows = (await session.execute(query.order_by(Request.id))).all()
             return [self._logged_request(*row) for row in rows]
 
-    async def unsent(self, max_age_s: float, platform: str | None = None) -> list[LoggedRequest]:
-        """Answered requests younger than ``max_age_s`` whose shown tweet was never handed to the
-        platform (the bot stopped between logging it and sending it), oldest first; each with
-        that tweet as its only ``generation_ids``. A tweet whose send began is not listed."""
+    async def unanswered(self, max_age_s: float, platform: str | None = None) -> list[LoggedRequest]:
+        """Finished requests younger than ``max_age_s`` whose answer never reached the platform
+        and that nobody holds a live lease on (their holder died between storing the answer and
+        delivering it), oldest first. A tweet's request carries that tweet as its only
+        ``generation_ids``. Left out: a tweet sent as a new message whose send began (no
+        placeholder to edit, so sending it again could show it twice)."""
+        now = utcnow()
         query = (
             select(Request, User, Chat, Generation.id)
-            .join(Generation, Generation.request_id == Request.id)
+            .outerjoin(Generation, (Generation.request_id == Request.id) & Generation.shown.is_(True))
             .outerjoin(User, Request.user_id == User.id)
             .outerjoin(Chat, Request.chat_id == Chat.id)
-            .where(Request.status == "ok", Request.created_at >= utcnow() - timedelta(seconds=max_age_s),
-                   Generation.shown.is_(True), Generation.sending_at.is_(None), Generation.message_ref == "")
+            .where(_unanswered(), _free(now), Request.created_at >= now - timedelta(seconds=max_age_s),
+                   or_(Generation.sending_at.is_(None), Request.answer_ref != ""))
         )
         if platform:
             query = query.where(Request.platform == platform)
         async with self.sessions() as session:
             rows = (await session.execute(query.order_by(Request.id))).all()
-            return [self._logged_request(request, user, chat, (gid,)) for request, user, chat, gid in rows]
+        return [self._logged_request(request, user, chat, () if gid is None else (gid,))
+                for request, user, chat, gid in rows]
 
     async def generation(self, generation_id: int) -> LoggedGeneration | None:
         generation_id = self.spool.resolve(generation_id) if self.spool else generation_id

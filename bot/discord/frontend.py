@@ -3,11 +3,13 @@
 ``/tuit`` takes structured options (lado, coalicion, partido, sentimiento, tema, hashtags,
 frases) read by ``core.tuit_options``, or free text (``texto``) read like a typed command;
 ``/otra``, ``/ayuda`` and ``/opciones`` mirror Telegram, and ``/comando`` passes any other
-command (the review commands) to ``core.handle``. Every command is deferred at once and answered
-with a follow-up; errors are ephemeral. Buttons under tweets carry the core's callback data as
-their ``custom_id`` and go to ``core.press``. Only the (unprivileged) guilds intent is used:
-interactions arrive without any. The interaction token kept in the log lets a restarted bot answer a
-request through its follow-up webhook while Discord still accepts it (15 minutes).
+command (the review commands) to ``core.handle``. Every command is deferred at once ("thinking",
+the placeholder a tweet goes into) and answered by editing that response, or with a follow-up;
+errors are ephemeral. Buttons under tweets carry the core's callback data as their
+``custom_id`` and go to ``core.press``. Only the (unprivileged) guilds intent is used:
+interactions arrive without any. The interaction token kept in the log lets the process that
+takes a request over (after a crash, a restart) edit the same response while Discord still
+accepts it (15 minutes): an edit repeated shows one tweet.
 
 No ``from __future__ import annotations`` here: discord.py reads the command callbacks'
 annotations to build the slash-command options.
@@ -17,7 +19,7 @@ import asyncio
 import io
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -46,6 +48,8 @@ TOKEN_LIFETIME_S = 14 * 60
 BUTTON_QUICK_S = 2.0
 STOP_GRACE_S = 10.0
 NAME_CHARS = 128
+#: The interaction's own (deferred) response, which a tweet is edited into.
+ORIGINAL = "@original"
 
 
 class DiscordFrontend:
@@ -72,7 +76,9 @@ class DiscordFrontend:
         app.core.register_editor(PLATFORM, self.edit)
         self._runner: asyncio.Task[None] | None = None
         self._resuming: asyncio.Task[None] | None = None
-        self._started_at = datetime.now(UTC)
+        self._resumer: Resumer | None = None
+        #: Interaction id → its deferral, started once (by the handler or the placeholder).
+        self._deferrals: dict[int, asyncio.Task[bool]] = {}
 
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,9 +96,13 @@ class DiscordFrontend:
             await self.tree.sync(guild=guild)
         else:
             await self.tree.sync()
-        self._started_at = datetime.now(UTC)
         self._runner = asyncio.create_task(self._stay_connected(), name="discord-gateway")
-        self._resuming = asyncio.create_task(self.resume_pending(), name="discord-resume")
+        self._resumer = Resumer(
+            self.core, PLATFORM, self.resume_max_age_s, self._answer_logged,
+            answerable=lambda request: _webhook_of(request) is not None,
+            origin_of=lambda request: replace(self.core.origin_of(request), placeholder=_original),
+        )
+        self._resuming = asyncio.create_task(self._resumer.run(), name="discord-resume")
         log.info("discord: %s connecting", self.client.user)
 
     async def _stay_connected(self) -> None:
@@ -111,20 +121,13 @@ class DiscordFrontend:
 
     async def stop(self) -> None:
         if self._resuming is not None:
-            await asyncio.wait({self._resuming}, timeout=STOP_GRACE_S)
             self._resuming.cancel()
             await asyncio.gather(self._resuming, return_exceptions=True)
+        if self._resumer is not None:
+            await self._resumer.stop(STOP_GRACE_S)
         await self.client.close()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
-
-    async def resume_pending(self) -> None:
-        """Answer requests earlier runs left unanswered or unsent, through their follow-up
-        webhook (``bot/resume.py``). Older ones, or ones without an interaction token, expire."""
-        await Resumer(
-            self.core, PLATFORM, self.resume_max_age_s, self._started_at, self._answer_logged,
-            answerable=lambda request: _webhook_of(request) is not None,
-        ).run()
 
     async def _answer_logged(self, request: "LoggedRequest", reply: Reply) -> None:
         found = _webhook_of(request)
@@ -224,16 +227,34 @@ class DiscordFrontend:
         ][:CHOICES]
 
     async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply]) -> None:
-        """Defer at once (Discord waits 3 s), then answer with a follow-up."""
+        """Defer at once (Discord waits 3 s), then answer into that response or a follow-up."""
         task = asyncio.ensure_future(work)
+        try:
+            if not await self._deferred(interaction):
+                task.cancel()
+                return
+            reply = await task
+            await self._send(interaction.followup, reply, interaction=interaction)
+        finally:
+            self._deferrals.pop(interaction.id, None)
+
+    def _deferred(self, interaction: discord.Interaction) -> asyncio.Task[bool]:
+        """The interaction's deferral ("thinking"), started on first need; True once done."""
+        task = self._deferrals.get(interaction.id)
+        if task is None:
+            task = self._deferrals[interaction.id] = asyncio.ensure_future(self._defer(interaction))
+        return task
+
+    @staticmethod
+    async def _defer(interaction: discord.Interaction) -> bool:
+        if interaction.response.is_done():
+            return True
         try:
             await interaction.response.defer(thinking=True)
         except discord.HTTPException as exc:
-            task.cancel()
             log.info("discord: could not defer: %s", exc)
-            return
-        reply = await task
-        await self._send(interaction.followup, reply, interaction=interaction)
+            return False
+        return True
 
     # -- buttons and everything else ---------------------------------------------------------
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
@@ -248,18 +269,23 @@ class DiscordFrontend:
             await _quietly(_ephemeral(interaction, FAILURE))
 
     async def _press(self, interaction: discord.Interaction, custom_id: str) -> None:
+        try:
+            await self._pressed(interaction, custom_id)
+        finally:
+            self._deferrals.pop(interaction.id, None)
+
+    async def _pressed(self, interaction: discord.Interaction, custom_id: str) -> None:
         work = asyncio.ensure_future(self.core.press(self.origin(interaction), custom_id))
         done, _ = await asyncio.wait({work}, timeout=BUTTON_QUICK_S)
         if not done:
-            await interaction.response.defer(thinking=True)
+            await self._deferred(interaction)
         reply = await work
         if reply.kind == "update" and not interaction.response.is_done():
             # The press changes the message it was under (a game round revealed).
             await interaction.response.edit_message(content=fit(reply.text, CONTENT), view=buttons_view(reply))
             return
         if reply.kind == "tweet":
-            if not interaction.response.is_done():
-                await interaction.response.defer(thinking=True)
+            await self._deferred(interaction)
             await self._send(interaction.followup, reply, interaction=interaction)
         elif not interaction.response.is_done():
             await interaction.response.send_message(fit(reply.text, CONTENT), ephemeral=True)
@@ -282,8 +308,9 @@ class DiscordFrontend:
     async def _send(
         self, webhook: discord.Webhook, reply: Reply, *, interaction: discord.Interaction | None = None
     ) -> None:
-        """Post ``reply`` through a follow-up webhook; errors privately; tweets are recorded as
-        being sent right before the call, and as sent with their message id after it."""
+        """Post ``reply`` through the interaction's webhook: a tweet edited into the deferred
+        response (a new follow-up when there is none to edit), errors privately; then the
+        delivery of a logged request is reported to the core."""
         if reply.kind == "ignored":  # delivered again: the first delivery is answered
             if interaction is not None:
                 await _quietly(interaction.delete_original_response())
@@ -292,7 +319,8 @@ class DiscordFrontend:
             if interaction is not None:
                 # The deferred "thinking" message is public; an error replaces it privately.
                 await _quietly(interaction.delete_original_response())
-            await _quietly(webhook.send(fit(reply.text, CONTENT), ephemeral=True))
+            sent, outcome = await _attempt(webhook.send(fit(reply.text, CONTENT), ephemeral=True, wait=True))
+            await self._report(reply, sent, outcome)
             return
         tweet = reply.tweet if reply.kind == "tweet" else None
         if tweet is None:
@@ -301,7 +329,8 @@ class DiscordFrontend:
                 await _quietly(webhook.send(part))
             # Buttons go under the last part; a reply that wants to know where it went waits.
             view = buttons_view(reply)
-            last = await _quietly(webhook.send(parts[-1], wait=True, **({"view": view} if view else {})))
+            last, outcome = await _attempt(webhook.send(parts[-1], wait=True, **({"view": view} if view else {})))
+            await self._report(reply, last, outcome)
             if reply.on_sent is not None and last is not None:
                 await reply.on_sent({
                     "ref": f"{last.channel.id}:{last.id}", "message_id": str(last.id),
@@ -309,19 +338,38 @@ class DiscordFrontend:
                 })
             return
         view = buttons_view(reply)
-        kwargs: dict[str, Any] = {"view": view} if view is not None else {}
         content = fit(reply.text, CONTENT)
+        file: discord.File | None = None
         if self.render != "text":
             from bot.card import render_card
 
             png = await asyncio.to_thread(render_card, tweet)
-            kwargs["file"] = discord.File(io.BytesIO(png), filename="tuit.png")
+            file = discord.File(io.BytesIO(png), filename="tuit.png")
             content = content if self.render == "both" else FICTION_LABEL
-        if not await self.core.mark_sending(tweet.generation_id):
-            return  # another process began sending it (it resumed this unsent tweet)
-        message = await _quietly(webhook.send(content, wait=True, **kwargs))
-        if message is not None:
-            await self.core.mark_sent(tweet.generation_id, f"{message.channel.id}:{message.id}")
+        if (reply.answer_ref or {}).get("ref") == ORIGINAL:
+            # An edit: repeated by whoever finishes the delivery after a crash, it shows one tweet.
+            message, outcome = await _attempt(webhook.edit_message(
+                ORIGINAL, content=content, view=view, **({"attachments": [file]} if file else {}),  # type: ignore[arg-type]
+            ))
+        else:
+            if not await self.core.mark_sending(tweet.generation_id):
+                return  # another process began sending it as a new message: not twice
+            kwargs: dict[str, Any] = {"view": view} if view is not None else {}
+            if file is not None:
+                kwargs["file"] = file
+            message, outcome = await _attempt(webhook.send(content, wait=True, **kwargs))
+        await self._report(reply, message, outcome)
+
+    async def _report(self, reply: Reply, message: discord.Message | None, outcome: str) -> None:
+        """Tell the core where the answer of a logged request went: a refusal for good (an
+        expired token) counts as delivered, a failure for now leaves it to be done again."""
+        if reply.request_id is None and reply.tweet is None:
+            return
+        if outcome == "failed":
+            await self.core.undelivered(reply)
+        else:
+            ref = f"{message.channel.id}:{message.id}" if message is not None else ""
+            await self.core.delivered(reply, ref)
 
     async def edit(self, where: MessageRef, reply: Reply) -> bool:
         """Replace a message sent as an interaction follow-up (``where``: the application id,
@@ -346,7 +394,12 @@ class DiscordFrontend:
             message_id=str(interaction.id),
             reply_ref={"application_id": str(interaction.application_id), "interaction_token": interaction.token},
             source=str(interaction.id),
+            placeholder=lambda: self._placeholder(interaction),
         )
+
+    async def _placeholder(self, interaction: discord.Interaction) -> MessageRef | None:
+        """A tweet is coming: the deferred response ("thinking") is what it will be edited into."""
+        return {"ref": ORIGINAL} if await self._deferred(interaction) else None
 
 
 def buttons_view(reply: Reply) -> discord.ui.View | None:
@@ -361,6 +414,11 @@ def buttons_view(reply: Reply) -> discord.ui.View | None:
         ))
     view.stop()
     return view
+
+
+async def _original() -> MessageRef:
+    """The placeholder of a Discord request taken over: its deferred response, already up."""
+    return {"ref": ORIGINAL}
 
 
 def _webhook_of(request: "LoggedRequest") -> tuple[int, str] | None:
@@ -381,12 +439,22 @@ async def _ephemeral(interaction: discord.Interaction, text: str) -> None:
         await interaction.response.send_message(text, ephemeral=True)
 
 
-async def _quietly(call: Awaitable[Any]) -> Any:
-    """A Discord call whose refusal (expired token, deleted message) must not end the handler."""
+async def _attempt(call: Awaitable[Any]) -> tuple[Any, str]:
+    """Run a Discord call and say how it went: ``done``; ``refused`` for good (an expired token,
+    a deleted message, a 4xx); ``failed`` for now (Discord's 5xx, a time-out, the network)."""
     try:
-        return await call
+        return await call, "done"
+    except discord.DiscordServerError as exc:
+        log.warning("discord call failed: %s", exc)
+        return None, "failed"
     except discord.HTTPException as exc:
         log.info("discord refused a call: %s", exc)
-    except (TimeoutError, discord.ClientException) as exc:
+        return None, "refused"
+    except (TimeoutError, discord.ClientException, OSError) as exc:
         log.warning("discord call failed: %s", exc)
-    return None
+        return None, "failed"
+
+
+async def _quietly(call: Awaitable[Any]) -> Any:
+    """A Discord call whose refusal (expired token, deleted message) must not end the handler."""
+    return (await _attempt(call))[0]

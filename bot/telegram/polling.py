@@ -35,6 +35,17 @@ ACK_TIMEOUT_S = 30.0
 MAX_BACKOFF_S = 30.0
 
 
+async def handle(process: Process, update: Update, acknowledged: asyncio.Event) -> None:
+    """Handle one update; it counts as acknowledged once handled, if its command did not say
+    so earlier (anything that is not a logged command)."""
+    try:
+        await process(update)
+    except Exception:
+        log.exception("telegram: update %s failed", update.update_id)
+    finally:
+        acknowledged.set()
+
+
 class ConfirmingPoller:
     """Fetches updates for ``process`` and confirms each batch once it is acknowledged."""
 
@@ -144,12 +155,7 @@ class ConfirmingPoller:
                 self._acks.pop(update.update_id, None)
 
     async def _handle(self, update: Update, acknowledged: asyncio.Event) -> None:
-        try:
-            await self.process(update)
-        except Exception:
-            log.exception("telegram: update %s failed", update.update_id)
-        finally:
-            acknowledged.set()
+        await handle(self.process, update, acknowledged)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake up for ``stop``."""

@@ -113,12 +113,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(config: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(config: Path, log_path: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``politico serve`` on a free port of 127.0.0.1, once healthy: the process and its URL."""
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "generation.serving.server", "--config", str(config), "--port", str(port)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600

@@ -65,6 +65,10 @@ class ServerMetrics:
         self.generated_tokens = Counter(
             "politico_generated_tokens", "tokens generated", ["model"], registry=self.registry
         )
+        self.shed_answers = Counter(
+            "politico_shed_answers", "answers with fewer completions than asked: the engine shed "
+            "candidates under load (the body says so in \"shed\")", registry=self.registry,
+        )
         self.in_flight = Gauge(
             "politico_requests_in_flight", "completions requests being answered",
             registry=self.registry,

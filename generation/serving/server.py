@@ -333,21 +333,26 @@ class CompletionsServer:
                 ]
         except ExceptionGroup as group_error:
             raise _api_error(group_error.exceptions[0]) from None
-        outputs: list[Completion] = [c for task in tasks for c in task.result()]
+        # Choice ``p * n + j`` is prompt p's j-th, as OpenAI numbers them, even when the engine
+        # shed some of a prompt's candidates under load: then the body says so.
+        choices = [_choice(p * n + j, c) for p, task in enumerate(tasks) for j, c in enumerate(task.result())]
         prompt_tokens = sum(len(p.ids) for p in prompts)
-        tokens = sum(c.tokens for c in outputs)
-        body = {
+        tokens = sum(c["tokens"] for c in choices)
+        body: dict[str, Any] = {
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
             "model": req.model,
-            "choices": [_choice(i, c) for i, c in enumerate(outputs)],
+            "choices": [c["choice"] for c in choices],
             "usage": {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": tokens,
                 "total_tokens": prompt_tokens + tokens,
             },
         }
+        if len(choices) < n * len(prompts):
+            body["shed"] = {"asked": n * len(prompts), "sent": len(choices)}
+            self.metrics.shed_answers.inc()
         return body, prompt_tokens, tokens
 
     def _prompts(self, lm: LoadedModel, req: CompletionRequest) -> list[Prompt]:
@@ -369,13 +374,14 @@ class CompletionsServer:
 
 
 def _choice(index: int, completion: Completion) -> dict[str, Any]:
+    """One choice of the response body, with its token count beside it for the usage sums."""
     choice: dict[str, Any] = {"index": index, "text": completion.text, "logprobs": None,
                               "finish_reason": completion.finish_reason}
     if completion.logprobs:
         choice["ranking"] = {"logprobs": list(completion.logprobs), "tokens": completion.scored}
     # This server's extension, as "ranking": what a client logs per candidate.
     choice["candidate"] = {"seed": completion.seed, "queue_s": completion.queue_s, "done_s": completion.done_s}
-    return choice
+    return {"choice": choice, "tokens": completion.tokens}
 
 
 def _check_length(lm: LoadedModel, prompt: Prompt, params: SamplingParams) -> None:

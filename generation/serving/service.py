@@ -71,6 +71,8 @@ class TweetResult:
     latencies_ms: list[float] = field(default_factory=list)
     #: Milliseconds the request waited for the engine, over its rounds (None: unknown).
     queue_ms: float | None = None
+    #: Candidates asked for that the backend did not write (a loaded engine or server shed them).
+    shed: int = 0
 
 
 def retry_seed(seed: int, attempt: int) -> int:
@@ -186,6 +188,7 @@ class TweetGenerator:
             tokens=[r.tokens for r in ranked],
             tries=tries,
             rejected=rejected,
+            shed=req.n - wanted,
             scores=[r.score for r in ranked],
             score_details=[r.detail for r in ranked],
             seeds=[accepted[r.index][1].seed for r in ranked],

@@ -41,6 +41,21 @@ def test_quick_crowd_writes_a_report_where_everyone_got_a_tweet(config_path: Pat
     assert report["machine"]["torch_threads"] == 1 and len(report["machine"]["load_average_end"]) == 3
 
 
+def test_quick_crowd_also_through_politico_serve(config_path: Path, tmp_path: Path) -> None:
+    """``--serve 1``: the same crowd, alternated, through a real ``politico serve`` on loopback."""
+    out = tmp_path / "crowd.json"
+    code = cli.main(["crowd", "--config", str(config_path), "--quick", "--serve", "1",
+                     "--set", "generation.engine.threads=1", "--out", str(out)])
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert code == 0 and report["failures"] == 0, report
+    remote = report["remote"]
+    assert len(remote["endpoints"]) == 1 and remote["endpoints"][0].startswith("http://127.0.0.1:")
+    assert remote["warmup"]["ok"] == 1 and [r["crowd"]["ok"] for r in remote["rounds"]] == [3]
+    # The same commands on both bots, each answered with a labelled tweet.
+    assert [r["command"] for r in remote["rounds"][0]["requests"]] == [r["command"] for r in report["rounds"][0]["requests"]]
+    assert remote["p50_over_in_process"] == round(remote["median"]["crowd_p50_s"] / report["median"]["crowd_p50_s"], 3)
+
+
 def test_crowd_commands_are_valid_and_varied(settings: Settings) -> None:
     catalog = Catalog.from_settings(settings.politics)
     made = commands(random.Random(3), 60)

@@ -51,8 +51,11 @@ async def test_a_dead_holders_request_is_taken_over_and_a_live_ones_is_not(logs:
         answered = await restarted.request(orphan)
         assert answered.status == "ok" and len(answered.generation_ids) == 1
 
-        await live.finish(slow, "ok", generations=[NewGeneration("lenta pero viva")])
-        assert await live.renew(LEASE_S, 600) == 0  # nothing left to renew
+        [tweet] = await live.finish(slow, "ok", generations=[NewGeneration("lenta pero viva")])
+        assert await live.renew(LEASE_S, 600) == 1  # written, not yet delivered: still its own
+        assert not await restarted.claim(slow, LEASE_S, finished=True)
+        assert await live.mark_sent(tweet, "c1:9", slow)
+        assert await live.renew(LEASE_S, 600) == 0  # delivered: nothing left to renew
     finally:
         await heartbeat.stop()
 

@@ -187,36 +187,53 @@ async def test_exactly_one_process_claims_a_request(log: GenerationLog, database
         assert [await other.claim(ended, 60), await log.claim(ended, 60)] == [True, False]
 
         await other.finish(ended, "ok")  # by its holder (the other process took it over)
-        assert not await log.release(ended)  # only pending requests are released
+        assert not await other.claim(ended, 60)  # not pending any more
+        assert not await log.claim(ended, 60, finished=True)  # its holder still delivers it
+        assert await other.release(ended)  # the delivery failed for now: let any process do it
+        assert await log.claim(ended, 60, finished=True)
+        assert await log.answered(ended)
+        assert not await log.release(ended)  # answered: nothing left to take over
         async with other.sessions() as session, session.begin():
             await session.execute(update(Request).where(Request.id == ended).values(lease_until=None))
-        assert not await other.claim(ended, 60)  # answered: not pending any more
-        assert await other.claim(ended, 60, status="ok")  # ... but its tweet may be sent
+        assert not await other.claim(ended, 60, finished=True)
     finally:
         await other.aclose()
 
 
-async def test_unsent_tweets_and_the_sending_mark(log: GenerationLog) -> None:
-    async def answered(text: str, platform: str = "telegram") -> list[int]:
+async def test_unanswered_requests_and_the_sending_mark(log: GenerationLog) -> None:
+    """What a live process finds to deliver: finished requests whose answer never reached the
+    platform and nobody holds, except a tweet whose send as a new message began (it may have
+    arrived); one with a placeholder is listed whatever, since editing it again is safe."""
+    async def answered(text: str, platform: str = "telegram", placeholder: str = "") -> list[int]:
         request_id = (await begin_from(log, None, platform=platform)).id
+        if placeholder:
+            assert await log.hold(request_id, placeholder)
+            assert not await log.hold(request_id, "otro")  # the first one stays
         return await log.finish(request_id, "ok", generations=[NewGeneration(text), NewGeneration("otro", shown=False)])
 
     never = await answered("nunca enviado")
     began = await answered("quizá enviado")
     assert await log.mark_sending(began[0])
+    edited = await answered("editado quizá", placeholder="77:5")
+    assert await log.mark_sending(edited[0])
     sent = await answered("enviado")
     assert await log.mark_sending(sent[0]) and await log.mark_sent(sent[0], "77:1")
-    on_discord = await answered("en discord", "discord")
+    await answered("en discord", "discord")
+    refused = (await begin_from(log, None)).id
+    await log.finish(refused, "rate_limited", error="Espera 10 s.")
     await begin_from(log, None)  # pending, no tweet yet
 
-    unsent = await log.unsent(3600, platform="telegram")
-    assert [r.generation_ids for r in unsent] == [(never[0],)]
-    assert unsent[0].status == "ok"
-    assert [r.generation_ids for r in await log.unsent(3600)] == [(never[0],), (on_discord[0],)]
-    assert await log.unsent(-1) == []  # too old
+    unanswered = await log.unanswered(3600, platform="telegram")
+    assert [(r.generation_ids, r.answer_ref) for r in unanswered] == [((never[0],), ""), ((edited[0],), "77:5"),
+                                                                      ((), "")]
+    assert unanswered[0].status == "ok" and unanswered[2].error == "Espera 10 s."
+    assert len(await log.unanswered(3600)) == 4  # with Discord's
+    assert await log.unanswered(-1) == []  # too old
     assert await log.mark_sending(never[0])
     assert not await log.mark_sending(never[0])  # a second sender is told not to send it
-    assert await log.unsent(3600, platform="telegram") == []
+    assert await log.answered(refused)
+    assert [r.generation_ids for r in await log.unanswered(3600, platform="telegram")] == [(edited[0],)]
+    assert (await log.request((await log.generation(sent[0])).request_id)).answer_ref == ""
 
 
 WRITER = """

@@ -49,7 +49,7 @@ async def test_tweets_stored_before_0002_are_never_sent_again(database_url: str)
                 await connection.exec_driver_sql(statement)
         await upgrade(database_url)
         log = GenerationLog(engine)
-        assert await log.unsent(3600) == []
+        assert await log.unanswered(3600) == []
         assert not await log.mark_sending(1)
     finally:
         await engine.dispose()

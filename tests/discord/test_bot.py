@@ -44,7 +44,8 @@ def start_bot(tmp_path: Path, tiny_model_dir: Path, fake: FakeDiscord) -> Start:
 
 
 def followups(fake: FakeDiscord, token: str) -> list[Call]:
-    return [c for c in fake.for_token(token) if c.method == "POST" and c.path.startswith("/webhooks/")]
+    """What an interaction was answered with: follow-ups, and edits of its deferred response."""
+    return [c for c in fake.for_token(token) if c.path.startswith("/webhooks/") and c.method in ("POST", "PATCH")]
 
 
 def callback(fake: FakeDiscord, token: str) -> Call | None:
@@ -198,8 +199,9 @@ async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, 
         await resumed.start()
         try:
             sent = await fake.wait_for(lambda: followups(fake, "tok-young"))
-            assert FICTION_LABEL in sent[0].body["content"]
-            await fake.wait_for(lambda: resumed._resuming.done(), timeout=30)
+            assert FICTION_LABEL in sent[0].body["content"] and sent[0].path.endswith("/@original")
+            await fake.wait_for(lambda: followups(fake, "tok-held") and followups(fake, "tok-never"), timeout=30)
+            await eventually(lambda: app.log.unanswered(600), lambda left: left == [])
         finally:
             await resumed.stop()
         assert (await app.log.request(young)).status == "ok"

@@ -60,6 +60,9 @@ class FakeDiscord(CallLog):
         self._runner: web.AppRunner | None = None
         self.port = 0
         self.commands: list[dict[str, Any]] = []
+        #: Interaction token → its response message (``@original``) as users see it now; gone
+        #: once deleted.
+        self.originals: dict[str, dict[str, Any]] = {}
 
     @property
     def api_base(self) -> str:
@@ -155,6 +158,8 @@ class FakeDiscord(CallLog):
         if parts[0] == "interactions" and parts[-1] == "callback":
             kind = body.get("type")
             message = self._message(body.get("data") or {}) if kind in (4, 5, 7) else None
+            if message is not None and kind in (4, 5):
+                self.originals[parts[2]] = message
             flags = (body.get("data") or {}).get("flags", 0)
             return {
                 "interaction": {"id": parts[1], "type": 2, "response_message_id": message and message["id"],
@@ -163,8 +168,17 @@ class FakeDiscord(CallLog):
                 **({"resource": {"type": kind, "message": message}} if message else {}),
             }, message
         if parts[0] == "webhooks":
+            original = parts[-1] == "@original"
             if method == "DELETE":
+                if original:
+                    self.originals.pop(parts[2], None)
                 return None, None
+            if original and method == "PATCH":
+                # An edit of the deferred response: the same message, with what was sent.
+                message = {**self.originals.get(parts[2], self._message({})), "edited_timestamp": "2026-01-01T00:00:01+00:00",
+                           **{k: v for k, v in body.items() if k in ("content", "components", "attachments")}}
+                self.originals[parts[2]] = message
+                return message, message
             message = self._message(body)
             return message, message
         return {}, None

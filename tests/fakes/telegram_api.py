@@ -9,6 +9,12 @@ answered ``400`` as Telegram would and recorded in ``violations``.
 records the offset of every poll (``polls``) and the updates confirmed (``confirmed``), can run a
 check at each confirmation (``on_confirm``), and can deliver updates again (``redeliver``), as
 Telegram does when the bot's confirmation never arrived.
+
+It keeps the chats as users see them (``messages``: each message the bot sent, as last edited,
+until deleted), and edits behave as Telegram's: one that would change nothing is refused with
+"message is not modified", one of a message that is not there with "message to edit not found".
+``before_reply`` lets a test act on a call after the fake has applied it and before the bot
+hears back (say, kill the bot there).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +50,8 @@ class Call:
     #: The message the fake created for it (send*/edit*), else None.
     message: dict[str, Any] | None = None
     at: float = field(default_factory=time.monotonic)
+    #: Which bot process made it, where several share the fake (``base_url_for``); "" otherwise.
+    via: str = ""
 
 
 class FakeBotAPI(CallLog):
@@ -72,15 +80,26 @@ class FakeBotAPI(CallLog):
         #: method → how many of its next calls get "429 Too Many Requests, retry after 1".
         self.flood: dict[str, int] = {}
         self.flooded: list[str] = []
+        #: (chat id, message id) → the message the bot sent there, as last edited (deleted: gone).
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        #: Called with each applied call before the bot gets the answer.
+        self.before_reply: Callable[[Call], Awaitable[None]] | None = None
+        #: Calls refused as Telegram refuses them (an edit that changes nothing...), and why.
+        self.refused: list[tuple[Call, str]] = []
 
     # -- server ------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/bot"
 
+    def base_url_for(self, via: str) -> str:
+        """The base URL for one of several bot processes: its calls carry ``via``."""
+        return f"http://127.0.0.1:{self.port}/{via}/bot"
+
     async def __aenter__(self) -> FakeBotAPI:
         app = web.Application(client_max_size=16 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        app.router.add_route("*", "/{via}/bot{token}/{method}", self._dispatch)
         await self._serve(app)
         return self
 
@@ -119,11 +138,18 @@ class FakeBotAPI(CallLog):
             self.violations.extend((method, problem) for problem in problems)
             return _error(400, f"Bad Request: {problems[0]}")
         handler = getattr(self, f"_{method}", None)
-        result = handler(params) if handler else True
+        try:
+            result = handler(params) if handler else True
+        except Refused as exc:
+            self.refused.append((Call(method, params), str(exc)))
+            return _error(400, f"Bad Request: {exc}")
         message = result if isinstance(result, dict) and "message_id" in result else None
+        call = Call(method, params, message, via=request.match_info.get("via", ""))
         async with self._changed:
-            self.calls.append(Call(method, params, message))
+            self.calls.append(call)
             self._changed.notify_all()
+        if self.before_reply is not None:
+            await self.before_reply(call)
         return _ok(result)
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,20 +179,59 @@ class FakeBotAPI(CallLog):
         return self.bot_user()
 
     def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._message(params, text=params["text"])
+        return self._keep(self._message(params, text=params["text"]), params)
 
     def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
-        photo = params.get("photo")
-        size = len(photo) if isinstance(photo, bytes) else 0
-        extra = {"photo": [{"file_id": f"photo{size}", "file_unique_id": "u", "width": 1, "height": 1}]}
+        extra = {"photo": _photo(params.get("photo"))}
         if params.get("caption"):
             extra["caption"] = params["caption"]
-        return self._message(params, **extra)
+        return self._keep(self._message(params, **extra), params)
 
     def _editMessageText(self, params: dict[str, Any]) -> dict[str, Any] | bool:
         if params.get("inline_message_id"):
             return True
-        return self._message(params, text=params["text"], message_id=int(params["message_id"]))
+        return self._edit(params, {"text": params["text"]})
+
+    def _editMessageMedia(self, params: dict[str, Any]) -> dict[str, Any]:
+        media = params.get("media") or {}
+        attached = str(media.get("media", ""))
+        photo = params.get(attached.removeprefix("attach://")) if attached.startswith("attach://") else attached
+        changes = {"photo": _photo(photo)}
+        if media.get("caption"):
+            changes["caption"] = media["caption"]
+        return self._edit(params, changes, replace=("text", "caption"))
+
+    def _deleteMessage(self, params: dict[str, Any]) -> bool:
+        if self.messages.pop((int(params["chat_id"]), int(params["message_id"])), None) is None:
+            raise Refused("message to delete not found")
+        return True
+
+    def _keep(self, message: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Remember a sent message as the chat shows it, with what it replies to."""
+        kept = {**message, "reply_to": _reply_target(params)}
+        self.messages[int(message["chat"]["id"]), int(message["message_id"])] = kept
+        return message
+
+    def _edit(self, params: dict[str, Any], changes: dict[str, Any],
+              replace: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Apply an edit as Telegram does (refusing one that changes nothing)."""
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        current = self.messages.get(key)
+        if current is None:
+            raise Refused("message to edit not found")
+        markup = params.get("reply_markup")
+        edited = {k: v for k, v in current.items() if k not in replace}
+        edited.update(changes)
+        if markup is not None:
+            edited["reply_markup"] = markup
+        else:
+            edited.pop("reply_markup", None)
+        if {k: v for k, v in edited.items() if k != "edit_date"} == {k: v for k, v in current.items() if k != "edit_date"}:
+            raise Refused("message is not modified: specified new message content and reply markup are "
+                          "exactly the same as a current content and reply markup of the message")
+        edited["edit_date"] = int(time.time())
+        self.messages[key] = edited
+        return {k: v for k, v in edited.items() if k != "reply_to"}
 
     def _getWebhookInfo(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
@@ -215,6 +280,11 @@ class FakeBotAPI(CallLog):
     def new_message_id(self) -> int:
         return next(self._message_ids)
 
+    def sent_before(self, chat_id: int, text: str, *, reply_to: int | None = None) -> int:
+        """A message an earlier bot process sent (a placeholder, say); its id."""
+        params = {"chat_id": chat_id, **({"reply_parameters": {"message_id": reply_to}} if reply_to else {})}
+        return int(self._keep(self._message(params, text=text), params)["message_id"])
+
     async def send_text(
         self, text: str, *, user_id: int = 1, chat_id: int | None = None,
         chat_type: str = "private", **extra: Any,
@@ -253,6 +323,25 @@ class FakeBotAPI(CallLog):
     def replies_to(self, message_id: int) -> list[Call]:
         """Messages the bot sent as a reply to ``message_id``."""
         return [c for c in self.calls if _reply_target(c.params) == message_id]
+
+    def shown_replies(self, message_id: int) -> list[dict[str, Any]]:
+        """The bot's messages replying to ``message_id`` as the chat shows them now."""
+        return [m for m in self.messages.values() if m.get("reply_to") == message_id]
+
+    def edits_of(self, chat_id: int, message_id: int) -> list[Call]:
+        """The edits applied to one of the bot's messages, in order."""
+        return [c for c in self.calls if c.method.startswith("editMessage")
+                and int(c.params.get("chat_id") or 0) == chat_id and int(c.params.get("message_id") or 0) == message_id]
+
+
+class Refused(Exception):
+    """A call Telegram answers 400, with its description."""
+
+
+def _photo(photo: Any) -> list[dict[str, Any]]:
+    """A photo message's sizes; the file id names the upload's size (or the file id reused)."""
+    file_id = photo if isinstance(photo, str) else f"photo{len(photo) if isinstance(photo, bytes) else 0}"
+    return [{"file_id": file_id, "file_unique_id": "u", "width": 1, "height": 1}]
 
 
 def user(user_id: int) -> dict[str, Any]:

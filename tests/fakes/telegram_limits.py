@@ -84,6 +84,11 @@ def check_call(method: str, params: dict[str, Any]) -> list[str]:
         problems += _check_inline_results(params.get("results"))
     elif method == "setMyCommands":
         problems += _check_commands(params.get("commands"))
+    elif method == "editMessageMedia":
+        media = params.get("media") if isinstance(params.get("media"), dict) else {}
+        problems += check_text(media.get("caption"), "caption", CAPTION, required=False)
+        problems += check_parse_mode(media)
+        problems += check_markup(params.get("reply_markup"))
     elif method == "editMessageReplyMarkup":
         problems += check_markup(params.get("reply_markup"))
     return problems

@@ -52,12 +52,13 @@ class Program:
 class ServeProcess(Program):
     """``politico serve`` on a free port of 127.0.0.1."""
 
-    def __init__(self, config: Path, *, api_key: str = "", env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, *, api_key: str = "", env: dict[str, str] | None = None,
+                 log_dir: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__(
             ["serve", "--config", str(config), "--port", str(self.port)],
-            config.parent / f"serve-{self.port}.log",
+            (log_dir or config.parent) / f"serve-{self.port}.log",
             {"POLITICO_SERVE_API_KEY": api_key, **(env or {})},
         )
 

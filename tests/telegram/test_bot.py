@@ -7,12 +7,12 @@ import io
 
 from PIL import Image
 
-from bot.telegram.frontend import FAILURE, MENU, QUEUE_NOTICE
+from bot.telegram.frontend import FAILURE, MENU, PLACEHOLDER, QUEUE_NOTICE
 from bot.types import FICTION_LABEL
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI
 from tests.support.waiting import eventually
 from tests.telegram.conftest import Start
-from tests.telegram.helpers import answer_to, buttons_of, final_answer, text_of
+from tests.telegram.helpers import answer_to, buttons_of, final_answer, shown_answers, text_of
 
 
 async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> None:
@@ -29,7 +29,11 @@ async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> 
         assert FICTION_LABEL in text_of(answer)
         data = buttons_of(answer)
         assert [d.split(":")[0] for d in data] == ["up", "down", "again"]
-        assert api.of("sendChatAction")[0].params["action"] == "typing"
+        # The tweet was edited into the placeholder put up while it was written: one message.
+        [placeholder] = api.replies_to(tweet)
+        assert text_of(placeholder) == PLACEHOLDER and answer.method == "editMessageText"
+        assert answer.params["message_id"] == placeholder.message["message_id"]
+        assert [m["text"] for m in shown_answers(api, tweet)] == [text_of(answer)]
         generation = await eventually(lambda: frontend.app.log.generation(int(data[0].split(":")[1])),
                                       lambda g: g is not None and bool(g.message_ref))
         assert generation is not None and generation.message_ref == f"1:{answer.message['message_id']}"
@@ -48,8 +52,8 @@ async def test_groups_answer_commands_for_this_bot_only(api: FakeBotAPI, start_b
         bare = await api.send_text("/ayuda", user_id=6, chat_id=group, chat_type="group")
         assert FICTION_LABEL in text_of(await answer_to(api, mine))
         assert text_of(await answer_to(api, bare))
-        await api.wait_for(lambda: len(api.of("sendChatAction")) >= 2)
-        assert final_answer(api, other) is None
+        await api.wait_for(lambda: api.update_of(other) in api.confirmed)  # handled: nothing to say
+        assert final_answer(api, other) is None and api.replies_to(other) == []
         assert all(c.params.get("chat_id") == group for c in api.calls if c.method == "sendMessage")
     assert api.violations == []
 
@@ -122,25 +126,41 @@ async def test_bad_input_is_answered_within_limits(api: FakeBotAPI, start_bot: S
     assert api.violations == []
 
 
-async def test_a_slow_request_gets_a_queue_notice_that_the_tweet_replaces(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_without_a_placeholder_a_slow_request_gets_a_queue_notice_the_tweet_replaces(
+    api: FakeBotAPI, start_bot: Start
+) -> None:
+    """Telegram refuses the placeholder (say, flood control): the chat shows "typing" and the
+    "en cola" notice, which the tweet then replaces."""
+    api.failures["sendMessage"] = lambda params: "refused" if params.get("text") == PLACEHOLDER else None
     async with start_bot(queue_notice_after_s=0.0):
         message = await api.send_text("/tuit izquierda negativo")
         answer = await answer_to(api, message)
         notice = next(c for c in api.replies_to(message) if c.method == "sendMessage")
-        assert text_of(notice) == QUEUE_NOTICE
+        assert text_of(notice) == QUEUE_NOTICE and api.of("sendChatAction")[0].params["action"] == "typing"
         assert answer.method == "editMessageText" and FICTION_LABEL in text_of(answer)
         assert answer.params["message_id"] == notice.message["message_id"]
-    assert api.violations == []
+        assert len(shown_answers(api, message)) == 1
+    assert api.violations == [("sendMessage", "refused")]
 
 
-async def test_card_rendering_sends_a_png_with_the_label(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_card_rendering_edits_a_png_with_the_label_into_a_photo_placeholder(
+    api: FakeBotAPI, start_bot: Start
+) -> None:
     async with start_bot('[bot]\nrender = "card"\n', render="card"):
-        answer = await answer_to(api, await api.send_text("/tuit derecha"))
-        assert answer.method == "sendPhoto"
-        assert text_of(answer) == FICTION_LABEL
-        image = Image.open(io.BytesIO(answer.params["photo"]))
+        first = await api.send_text("/tuit derecha")
+        answer = await answer_to(api, first)
+        placeholders = [c for c in api.of("sendPhoto") if text_of(c) == PLACEHOLDER]
+        assert answer.method == "editMessageMedia" and text_of(answer) == FICTION_LABEL
+        assert answer.params["message_id"] == placeholders[0].message["message_id"]
+        image = Image.open(io.BytesIO(answer.params[answer.params["media"]["media"].removeprefix("attach://")]))
         assert image.format == "PNG" and image.width == 1000
         assert len(buttons_of(answer)) == 3
+        second = await api.send_text("/tuit izquierda")
+        await answer_to(api, second)
+        # The placeholder card is uploaded once, then reused by its file id.
+        uploads = [c.params["photo"] for c in api.of("sendPhoto") if text_of(c) == PLACEHOLDER]
+        assert isinstance(uploads[0], bytes) and all(isinstance(u, str) for u in uploads[1:]), uploads
+        assert len(shown_answers(api, first)) == len(shown_answers(api, second)) == 1
     assert api.violations == []
 
 

@@ -2,10 +2,17 @@
 
 The bot builds the prompt itself (``PromptSpec.text()``) and sends text, so one bot works with
 either server. Each request goes to the next healthy endpoint in turn; a connection error, a
-timeout or a 5xx moves it on to another endpoint, and an endpoint that keeps failing is taken
-out for a while (a circuit breaker) so that requests stop paying its timeout. When no endpoint
+timeout or a 5xx moves it on to another endpoint (a *retry*: generation is a pure function of
+prompt, parameters and seed, so the other endpoint writes the same tweets), and an endpoint that
+keeps failing is taken out for a while (a circuit breaker) so that requests stop paying its
+timeout. One attempt may use its share of the request's time budget (what is left, split over
+the endpoints still to try), so a server that hangs leaves time for another. When no endpoint
 can take the work, the caller gets :class:`EngineBusy` at once: the bot tells the user "busy"
 instead of leaving them waiting.
+
+An answer with fewer completions than asked is an answer: ``politico serve`` sheds candidates
+under load and says so (``"shed": {"asked", "sent"}`` in the body); any other short answer (a
+server that gave up on some) is taken too. Both are counted (:class:`RemoteStats`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
@@ -38,6 +45,24 @@ log = logging.getLogger(__name__)
 #: A dead host refuses or times out on connect; this caps what one attempt may spend on that,
 #: so that trying the next endpoint still fits in the request's time budget.
 CONNECT_TIMEOUT_S = 2.0
+
+
+@dataclass
+class RemoteStats:
+    """What the bot's ``/metrics`` shows of the inference tier (``bot/monitor.py``)."""
+
+    #: Attempts moved on to another endpoint after one failed, timed out or was busy.
+    retries: int = 0
+    #: Answers with fewer completions than asked, marked as shed by the server.
+    shed: int = 0
+    #: Other answers with fewer completions than asked.
+    short: int = 0
+    #: Failed attempts per endpoint and kind (``timeout``, ``unreachable``, ``server_error``,
+    #: ``bad_response``).
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def failed(self, endpoint: str, kind: str) -> None:
+        self.failures[endpoint, kind] = self.failures.get((endpoint, kind), 0) + 1
 
 
 class CircuitBreaker:
@@ -142,22 +167,28 @@ def request_body(served_model: str, prompt: str, params: SamplingParams, seed: i
     return body
 
 
+class MalformedResponse(GenerationError):
+    """A 200 answer that is not a completions body the bot can use (another endpoint may be)."""
+
+
 _N = TypeVar("_N", int, float)
 
 
 def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
-    """Completions from a response body; token counts come from ``usage`` when choices lack them."""
+    """Completions from a response body, at most ``n`` and at least one (fewer than ``n`` when
+    the server shed some); token counts come from ``usage`` when choices lack them."""
     try:
-        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
+        choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))[:n]
         texts = [str(c["text"]) for c in choices]
-    except (KeyError, TypeError) as exc:
-        raise GenerationError(f"malformed completions response: {exc!r}") from None
-    if len(texts) != n:
-        raise GenerationError(f"asked for {n} completions, the server sent {len(texts)}")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MalformedResponse(f"malformed completions response: {exc!r}") from None
+    if not texts:
+        raise MalformedResponse(f"asked for {n} completions, the server sent none")
     usage = payload.get("usage") or {}
     total = int(usage.get("completion_tokens") or 0)
+    sent = len(texts)
     # OpenAI reports tokens for the whole request only; spread them over the choices.
-    shares = [total // n + (1 if i < total % n else 0) for i in range(n)]
+    shares = [total // sent + (1 if i < total % sent else 0) for i in range(sent)]
     out = []
     for choice, text, share in zip(choices, texts, shares, strict=True):
         token_ids = choice.get("token_ids")
@@ -165,7 +196,8 @@ def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         ranking = choice.get("ranking") or {}
         logprobs = tuple(float(v) for v in ranking.get("logprobs") or ())
-        own = choice.get("candidate") or {}  # politico serve's seed and timings; vLLM sends none
+        own = choice.get("candidate")  # politico serve's seed and timings; vLLM sends none
+        own = own if isinstance(own, dict) else {}
         out.append(Completion(text=text, tokens=tokens, finish_reason=finish, logprobs=logprobs,
                               scored=int(ranking.get("tokens") or 0), seed=_number(own.get("seed"), int),
                               queue_s=_number(own.get("queue_s"), float), done_s=_number(own.get("done_s"), float)))
@@ -202,6 +234,7 @@ class RemoteBackend:
             for url in remote.endpoints
         ]
         self._turn = itertools.count()
+        self.stats = RemoteStats()
         headers = {"Authorization": f"Bearer {remote.api_key}"} if remote.api_key else {}
         self._client = httpx.AsyncClient(headers=headers, transport=transport)
         self._closed = False
@@ -247,56 +280,80 @@ class RemoteBackend:
                         contrast_guidance=params.contrast_guidance)
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
-        for endpoint in self._order():
+        order = [endpoint for endpoint in self._order() if endpoint.breaker.state != "open"]
+        attempts = 0
+        for tried, endpoint in enumerate(order):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
                 break
             if not endpoint.breaker.allow():
                 continue
-            timeout = httpx.Timeout(remaining, connect=min(CONNECT_TIMEOUT_S, remaining))
-            try:
-                response = await self._client.post(endpoint.completions_url, json=body, timeout=timeout)
-            except asyncio.CancelledError:
-                endpoint.breaker.abandon()
-                raise
-            except httpx.TimeoutException:
-                log.warning("completions endpoint %s timed out", endpoint.base_url)
-                endpoint.breaker.failure()
-                timed_out = True
-                continue
-            except httpx.TransportError as exc:
-                log.warning("completions endpoint %s unreachable: %s", endpoint.base_url, exc)
-                endpoint.breaker.failure()
-                continue
-            if response.status_code == 200:
-                try:
-                    payload = response.json()
-                except ValueError:
-                    log.warning("completions endpoint %s sent a body that is not JSON", endpoint.base_url)
-                    endpoint.breaker.failure()
-                    continue
-                endpoint.breaker.success()
-                return parse_choices(payload, n)
-            if response.status_code == 429:
-                # Busy is a healthy answer: try elsewhere, but do not count it against the endpoint.
-                endpoint.breaker.success()
-                continue
-            if response.status_code >= 500:
-                log.warning(
-                    "completions endpoint %s answered %d: %s",
-                    endpoint.base_url, response.status_code, error_message(response),
-                )
-                endpoint.breaker.failure()
-                continue
-            endpoint.breaker.success()
-            if response.status_code == 404:
-                raise UnknownModel(f"{model} ({error_message(response)})")
-            # Any other 4xx is a request this bot should never send: a bug or a misconfiguration.
-            raise GenerationError(f"{endpoint.base_url} refused the request ({response.status_code}): {error_message(response)}")
+            if attempts:
+                self.stats.retries += 1
+            attempts += 1
+            # This attempt's share of the budget: what is left, split over the endpoints still
+            # to try, so that one that hangs leaves time for the next.
+            share = remaining / (len(order) - tried)
+            outcome = await self._attempt(endpoint, body, n, share, model)
+            if isinstance(outcome, list):
+                return outcome
+            timed_out = timed_out or outcome == "timeout"
         if timed_out:
             raise GenerationTimeout(f"no completions endpoint answered within {self._timeout_s:g} s")
         raise EngineBusy("every completions endpoint is busy or unreachable")
+
+    async def _attempt(self, endpoint: Endpoint, body: dict[str, Any], n: int, timeout_s: float,
+                       model: str) -> list[Completion] | str:
+        """One try at one endpoint: the completions, or why to move on (``timeout``, ``busy``,
+        ``failed``); a request the server refuses as wrong raises."""
+        timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+        try:
+            response = await self._client.post(endpoint.completions_url, json=body, timeout=timeout)
+        except asyncio.CancelledError:
+            endpoint.breaker.abandon()
+            raise
+        except httpx.TimeoutException:
+            log.warning("completions endpoint %s timed out after %.1f s", endpoint.base_url, timeout_s)
+            return self._failed(endpoint, "timeout")
+        except httpx.TransportError as exc:
+            log.warning("completions endpoint %s unreachable: %s", endpoint.base_url, exc)
+            return self._failed(endpoint, "unreachable")
+        if response.status_code == 200:
+            try:
+                payload = response.json()
+                completions = parse_choices(payload, n)
+            except (ValueError, MalformedResponse) as exc:
+                log.warning("completions endpoint %s sent an unusable body: %s", endpoint.base_url, exc)
+                return self._failed(endpoint, "bad_response")
+            endpoint.breaker.success()
+            if len(completions) < n:
+                # Shed by a loaded ``politico serve`` (it says so), or cut short otherwise.
+                if isinstance(payload.get("shed"), dict):
+                    self.stats.shed += 1
+                else:
+                    self.stats.short += 1
+            return completions
+        if response.status_code == 429:
+            # Busy is a healthy answer: try elsewhere, but do not count it against the endpoint.
+            endpoint.breaker.success()
+            return "busy"
+        if response.status_code >= 500:
+            log.warning(
+                "completions endpoint %s answered %d: %s",
+                endpoint.base_url, response.status_code, error_message(response),
+            )
+            return self._failed(endpoint, "server_error")
+        endpoint.breaker.success()
+        if response.status_code == 404:
+            raise UnknownModel(f"{model} ({error_message(response)})")
+        # Any other 4xx is a request this bot should never send: a bug or a misconfiguration.
+        raise GenerationError(f"{endpoint.base_url} refused the request ({response.status_code}): {error_message(response)}")
+
+    def _failed(self, endpoint: Endpoint, kind: str) -> str:
+        endpoint.breaker.failure()
+        self.stats.failed(endpoint.base_url, kind)
+        return "timeout" if kind == "timeout" else "failed"
 
     async def aclose(self) -> None:
         """Stop taking work and close the connection pool (in-flight requests finish first
