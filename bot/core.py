@@ -572,7 +572,9 @@ class BotCore:
         tweet = Tweet(
             generation_id=ids[best], request_id=request_id, text=result.texts[best], side=resolved.side,
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
-            topic=resolved.topic, model=result.model, seed=result.seed,
+            topic=resolved.topic, model=result.model,
+            # The shown tweet's own seed, as logged (and as ``redeliver`` reads it back).
+            seed=(result.seeds[best] if result.seeds else None) or 0,
         )
         return replace(self._tweet_reply(tweet, resolved, plan.casual), request_id=request_id,
                        answer_ref=answer_ref)

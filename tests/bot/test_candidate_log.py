@@ -37,10 +37,13 @@ async def logged(settings: Settings, log: GenerationLog, generator: ThreeCandida
     settings = settings.model_copy(update={"bot": settings.bot.model_copy(update={"candidates": 3})})
     core = BotCore(settings, generator, log, MemoryRateLimiter(), rng=random.Random(1))
     reply = await core.handle(Incoming(Origin("console", "u1", "c1", message_id="1"), "/tuit derecha"))
-    assert reply.kind == "tweet"
+    assert reply.kind == "tweet" and reply.tweet is not None
     async with log.sessions() as session:
         request = (await session.scalars(select(Request))).one()
         rows = list(await session.scalars(select(Generation).order_by(Generation.candidate)))
+    # The tweet carries the shown one's own seed, the same a redelivery reads from the log.
+    assert reply.tweet.seed == (rows[0].seed or 0)
+    assert (await core.redeliver(await log.request(request.id))).tweet == reply.tweet
     return request, rows
 
 
