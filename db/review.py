@@ -38,8 +38,6 @@ from db.review_query import (
 )
 from db.review_stats import Stats, stats
 
-__all__ = ["DECISIONS", "REVIEW_STATES", "Filters", "ReviewStore", "Stats"]
-
 #: Why a tweet is rejected: the code stored, and what the desk says.
 REJECT_REASONS = {
     "offensive": "ofensivo o discriminatorio",

@@ -33,9 +33,12 @@ function selectVisible() {
   });
 }
 
+// Keys typed into a field are text, not commands (a ticked checkbox or a button is no field).
 function typing(event) {
   const target = event.target;
-  return target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+  if (!(target instanceof HTMLElement)) return false;
+  if (target instanceof HTMLInputElement) return !["checkbox", "radio", "submit", "button"].includes(target.type);
+  return target.isContentEditable || ["TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
 // j/k move a cursor over ``items``; the other keys go to ``act`` with the item under it.
