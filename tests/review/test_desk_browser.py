@@ -112,6 +112,12 @@ def test_select_acts_on_visible_rows_and_every_match_asks_first(browser: Any, sm
     page = browser.new_page()
     page.set_default_timeout(10_000)
     login(page, base)
+    page.keyboard.press("j")  # the register's cursor: down one row, tick it
+    page.keyboard.press("x")
+    ticked = page.locator("input.pick:checked")
+    assert ticked.count() == 1 and ticked.get_attribute("value") == str(made[2][0])  # newest first
+    page.keyboard.press("x")
+    assert ticked.count() == 0
     page.check("#select-all")
     assert page.locator("input.pick:checked").count() == 4  # the four shown tweets, not the eight folded
     page.locator("tr.others summary").first.click()  # unfolding shows candidates, still unticked

@@ -7,8 +7,8 @@ document.addEventListener("DOMContentLoaded", () => {
   menu();
   selectVisible();
   const page = document.body.dataset.page;
-  if (page === "list") hotkeys(document.querySelectorAll("table.register tr.row"), listKeys);
-  if (page === "review" || page === "request") hotkeys(document.querySelectorAll("article.candidate"), cardKeys);
+  if (page === "list") hotkeys(() => visible(document.querySelectorAll("table.register tr.row")), listKeys);
+  if (page === "review" || page === "request") hotkeys(() => Array.from(document.querySelectorAll("article.candidate")), cardKeys);
 });
 
 function menu() {
@@ -21,15 +21,18 @@ function menu() {
   });
 }
 
+// What is on screen: not folded away under a closed "N candidatos más".
+function visible(elements) {
+  return Array.from(elements).filter((element) => !element.closest("details:not([open])"));
+}
+
 // "Seleccionar los visibles" ticks the rows on screen only: never the candidates folded away
-// under "N candidatos más" (open that list to pick them one by one).
+// (open that list to pick them one by one).
 function selectVisible() {
   const all = document.getElementById("select-all");
   if (!all) return;
   all.addEventListener("change", () => {
-    for (const box of document.querySelectorAll("input.pick")) {
-      if (!box.closest("details:not([open])")) box.checked = all.checked;
-    }
+    for (const box of visible(document.querySelectorAll("input.pick"))) box.checked = all.checked;
   });
 }
 
@@ -41,25 +44,27 @@ function typing(event) {
   return target.isContentEditable || ["TEXTAREA", "SELECT"].includes(target.tagName);
 }
 
-// j/k move a cursor over ``items``; the other keys go to ``act`` with the item under it.
+// j/k move a cursor over the items ``items()`` gives (asked again at each key, as folded
+// rows open and close); the other keys go to ``act`` with the item under the cursor.
 function hotkeys(items, act) {
-  const list = Array.from(items);
-  if (!list.length) return;
-  let index = 0;
-  const focus = (next) => {
-    list[index].classList.remove("focused");
-    index = Math.max(0, Math.min(list.length - 1, next));
-    list[index].classList.add("focused");
-    list[index].scrollIntoView({ block: "nearest" });
+  let current = items()[0];
+  if (!current) return;
+  current.classList.add("focused");
+  const move = (step) => {
+    const list = items();
+    const index = Math.max(0, Math.min(list.length - 1, list.indexOf(current) + step));
+    current.classList.remove("focused");
+    current = list[index];
+    current.classList.add("focused");
+    current.scrollIntoView({ block: "nearest" });
   };
-  list[0].classList.add("focused");
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "Escape") { cancelChoosing(); return; }
     if (typing(event) && !choosing) return;
-    if (event.key === "j") focus(index + 1);
-    else if (event.key === "k") focus(index - 1);
-    else if (act(list[index], event.key)) { /* handled */ } else return;
+    if (event.key === "j") move(1);
+    else if (event.key === "k") move(-1);
+    else if (!act(current, event.key)) return;
     event.preventDefault();
   });
 }
