@@ -1,18 +1,28 @@
-"""Fixtures shared by the whole suite: a tiny model, a config that points at it, databases."""
+"""Fixtures shared by the whole suite: a tiny model, a config that points at it, databases.
+
+The plugins named below add the rest: the fake platforms and the bots that run against them
+(``tests/support/bots.py``), and the rule that a test fails on an ERROR log line it does not
+expect (``tests/support/error_logs.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.engine import create_engine
+from db.migrate import upgrade
 from tests.support.services import POSTGRES_HOST, POSTGRES_PORT, require
 from tests.support.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ("pytester", "tests.support.bots", "tests.support.error_logs")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -108,3 +118,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'log.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """A migrated database (SQLite, then PostgreSQL), closed after the test."""
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()

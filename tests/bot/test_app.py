@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 
 from bot.app import build_app, build_limiter
 from bot.config import Settings, load_settings
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin
+from tests.conftest import write_config
+from tests.support.waiting import until
 
 
 async def test_limiter_is_in_memory_unless_redis_is_configured(settings: Settings) -> None:
@@ -36,5 +39,23 @@ async def test_concurrent_commands_through_the_real_engine(config_path: Path) ->
             assert reply.tweet is not None
             logged = await app.log.generation(reply.tweet.generation_id)
             assert logged is not None and logged.text == reply.tweet.text and logged.model == "demo"
+    finally:
+        await app.aclose()
+
+
+async def test_the_app_renews_the_leases_of_the_requests_in_hand(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """``build_app`` starts the heartbeat itself: a request the app holds keeps its lease past
+    the first one's end, with nobody but the app renewing it."""
+    settings = load_settings(write_config(tmp_path, tiny_model_dir, "[bot]\nlease_s = 1\n"))
+    app = await build_app(settings, start_engine=False)
+    try:
+        held = await app.log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit", source="c1:1",
+                                   lease_s=app.core.lease_s)
+
+        async def renewed() -> bool:
+            request = await app.log.request(held.id)
+            return request.lease_until > request.created_at + timedelta(seconds=app.core.lease_s)
+
+        await until(renewed, "the app's heartbeat to renew the lease", timeout=15)
     finally:
         await app.aclose()

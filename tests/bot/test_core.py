@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -12,10 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
+from bot import core as core_module
+from bot import texts
 from bot.config import FrontendLimits, PoliticsSettings, Settings, SideSpec
-from bot.core import BotCore
+from bot.core import BotCore, Failure, Unmonitored
+from bot.parser import ParseError, parse_command, parse_fields
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import FICTION_LABEL, Incoming, Origin, Reply
 from db.log import GenerationLog
@@ -55,18 +60,38 @@ class FakeGenerator:
                            tokens=[4] * req.n, tries=1, rejected=[])
 
 
+class Counted(Unmonitored):
+    """A monitor that keeps the failures the core counts, as ``(front-end, kind)``."""
+
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, Failure]] = []
+
+    def failed(self, frontend: str, kind: Failure) -> None:
+        self.failures.append((frontend, kind))
+
+
 @pytest.fixture
 def generator() -> FakeGenerator:
     return FakeGenerator()
 
 
 @pytest.fixture
-def core(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> BotCore:
-    return BotCore(settings, generator, log, MemoryRateLimiter(), rng=random.Random(3))
+def monitor() -> Counted:
+    return Counted()
+
+
+@pytest.fixture
+def core(settings: Settings, log: GenerationLog, generator: FakeGenerator, monitor: Counted) -> BotCore:
+    return BotCore(settings, generator, log, MemoryRateLimiter(), rng=random.Random(3), monitor=monitor)
 
 
 async def say(core: BotCore, text: str, origin: Origin = ORIGIN) -> Reply:
     return await core.handle(Incoming(origin, text))
+
+
+def said(reply: Reply) -> tuple[str, str]:
+    """What the user is told: the reply's kind and text (not the bookkeeping riding along)."""
+    return reply.kind, reply.text
 
 
 async def requests(log: GenerationLog) -> list[Request]:
@@ -125,17 +150,17 @@ async def test_the_tweet_is_committed_before_the_reply(core: BotCore, settings: 
     assert logged is not None and logged.text == reply.tweet.text
 
 
-@pytest.mark.parametrize(("exc", "kind", "status"), [
-    (EngineBusy("full"), "busy", "busy"),
-    (GenerationTimeout("slow"), "error", "error"),
-    (BlockedOutput("nope"), "error", "blocked"),
-    (ValueError("bad override"), "error", "error"),
-    (RuntimeError("boom"), "error", "error"),
+@pytest.mark.parametrize(("exc", "reply", "status"), [
+    (EngineBusy("full"), ("busy", texts.BUSY), "busy"),
+    (GenerationTimeout("slow"), ("error", texts.TIMEOUT), "error"),
+    (BlockedOutput("nope"), ("error", texts.BLOCKED), "blocked"),
+    (ValueError("bad override"), ("error", texts.GENERATION_FAILED), "error"),
+    pytest.param(RuntimeError("boom"), ("error", texts.GENERATION_FAILED), "error",
+                 marks=pytest.mark.expect_errors(r"generation failed for request")),
 ])
-async def test_generation_failures_are_polite_and_logged(core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, kind: str, status: str) -> None:
+async def test_generation_failures_are_polite_and_logged(core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, reply: tuple[str, str], status: str) -> None:
     generator.fail = exc
-    reply = await say(core, "/tuit derecha")
-    assert reply.kind == kind and reply.tweet is None and reply.text
+    assert said(await say(core, "/tuit derecha")) == reply
     [row] = await requests(log)
     assert row.status == status and type(exc).__name__ in row.error and row.side == "derecha"
 
@@ -206,16 +231,19 @@ async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, gener
         user = await session.scalar(select(User).where(User.external_id == "u1"))
         assert user is not None
         user.banned = True
-    reply = await say(core, "/tuit")
-    assert reply.is_error and reply.tweet is None
+    assert said(await say(core, "/tuit")) == ("error", texts.BANNED)
     assert len(generator.requests) == 1
     assert [r.status for r in await requests(log)] == ["ok", "banned"]
 
 
 async def test_bad_commands_get_a_message_and_are_logged_invalid(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
-    for text in ("/tuit partido=XYZ", "/tuit ¿¿!!", "/tuit \x00", "/tuit " + "x" * 400):
-        reply = await say(core, text)
-        assert reply.kind == "error" and reply.text, text
+    for text, message in (
+        ("/tuit partido=XYZ", texts.err_unknown_value("party", "XYZ", None)),
+        ("/tuit ¿¿!!", texts.ERR_ONLY_PUNCTUATION),
+        ("/tuit \x00", texts.ERR_CONTROL_CHARS),
+        ("/tuit " + "x" * 400, texts.err_too_long(406, 300)),
+    ):
+        assert said(await say(core, text)) == ("error", message), text
     assert generator.requests == []
     assert [r.status for r in await requests(log)] == ["invalid"] * 4
 
@@ -382,11 +410,59 @@ async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: Genera
     assert generator.requests[1].model is None and generator.requests[1].prompt.fields.partido == "UDI"
 
 
-async def test_a_broken_database_gives_a_polite_error(core: BotCore, log: GenerationLog) -> None:
+@pytest.mark.expect_errors(r"unexpected error handling '/tuit'")
+async def test_a_broken_database_gives_a_polite_error(
+    core: BotCore, log: GenerationLog, monitor: Counted, caplog: pytest.LogCaptureFixture
+) -> None:
     await log.aclose()
     Path(log.engine.url.database or "").unlink()
-    reply = await say(core, "/tuit")
-    assert reply.kind == "error" and reply.text
+    assert said(await say(core, "/tuit")) == ("error", texts.INTERNAL_ERROR)
+    # It is the database that failed (not, say, the parser), and it was logged and counted.
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], OperationalError)
+    assert monitor.failures == [("console", "internal")]
+
+
+@pytest.mark.expect_errors(r"unexpected error handling")
+async def test_an_unexpected_exception_is_logged_at_error_and_counted(
+    core: BotCore, monitor: Counted, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug anywhere in a handler becomes the polite internal-error reply, and never silently:
+    an ERROR line with the exception for the operator, and a failure of kind "internal"."""
+    bug = RuntimeError("a bug in the parser")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise bug
+
+    monkeypatch.setattr(core_module, "parse_command", broken)
+    assert said(await say(core, "/tuit derecha")) == ("error", texts.INTERNAL_ERROR)
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.name == "bot.core" and record.exc_info is not None and record.exc_info[1] is bug
+    assert monitor.failures == [("console", "internal")]
+
+
+async def test_a_request_taken_over_meanwhile_is_ignored_here(
+    core: BotCore, log: GenerationLog, generator: FakeGenerator, settings: Settings
+) -> None:
+    """When another process took the request over while this one generated (this one's lease
+    ended, e.g. it stalled), the other answers it: this one stores nothing and says nothing."""
+    other = await GenerationLog.open(settings.database.url)
+
+    async def taken_over() -> None:
+        [pending] = await log.pending()
+        async with log.sessions() as session, session.begin():  # the lease ends...
+            await session.execute(update(Request).values(lease_until=pending.created_at))
+        assert await other.claim(pending.id, 60)  # ...and another process takes the request
+
+    generator.hook = taken_over
+    try:
+        assert said(await say(core, "/tuit derecha")) == ("ignored", "")
+    finally:
+        await other.aclose()
+    [row] = await requests(log)
+    assert row.status == "pending" and row.lease_holder == other.holder
+    async with log.sessions() as session:
+        assert (await session.scalars(select(Generation))).all() == []
 
 
 async def test_concurrent_requests_are_all_answered_and_logged(core: BotCore, log: GenerationLog) -> None:
@@ -397,10 +473,32 @@ async def test_concurrent_requests_are_all_answered_and_logged(core: BotCore, lo
     assert [r.status for r in await requests(log)] == ["ok"] * 24
 
 
+def due(parsed: object) -> tuple[str, str] | None:
+    """What a ``/tuit`` is due after the parser's verdict: its error, or None for a tweet."""
+    return ("error", parsed.message) if isinstance(parsed, ParseError) else None
+
+
+def assert_answers(reply: Reply, error: tuple[str, str] | None) -> None:
+    """``reply`` says ``error`` when one is due, else it is a labelled tweet."""
+    if error is not None:
+        assert said(reply) == error
+    else:
+        assert reply.kind == "tweet" and reply.tweet is not None and reply.text.endswith(FICTION_LABEL)
+
+
 @hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(max_size=120), data=st.text(max_size=30))
-async def test_no_input_crashes_a_handler(core: BotCore, text: str, data: str) -> None:
-    for reply in (await say(core, text), await say(core, "/tuit " + text), await core.press(ORIGIN, data),
-                  await core.tuit_options(ORIGIN, tema=text, lado=data or None)):
-        assert isinstance(reply, Reply) and reply.text
-        assert reply.kind != "tweet" or reply.text.endswith(FICTION_LABEL)
+async def test_no_input_crashes_a_handler(core: BotCore, settings: Settings, text: str, data: str) -> None:
+    """Whatever comes in gets the reply it is due: a tweet where the parser accepts the request,
+    the parser's own Spanish message where it does not, never the internal-error reply (and
+    nothing logged at ERROR: tests/support/error_logs.py)."""
+    limit = settings.bot.max_command_chars
+    assert_answers(await say(core, "/tuit " + text),
+                   due(parse_command("/tuit " + text, core.catalog, limit)))
+    assert_answers(await core.tuit_options(ORIGIN, tema=text, lado=data or None),
+                   due(parse_fields(core.catalog, limit, tema=text, lado=data or None)))
+    anything = await say(core, text)
+    assert anything.kind in {"tweet", "error", "help", "options", "info"} and anything.text
+    assert anything.text != texts.INTERNAL_ERROR
+    pressed = await core.press(ORIGIN, data)
+    assert pressed.kind in {"info", "tweet"} and pressed.text != texts.INTERNAL_ERROR

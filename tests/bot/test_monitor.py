@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +28,8 @@ from generation.config import ConfigError
 from generation.serving.service import TweetRequest, TweetResult
 from generation.types import BlockedOutput, EngineBusy, GenerationTimeout, SamplingParams
 from tests.conftest import write_config
+from tests.support.ports import on_free_port
+from tests.support.waiting import until
 
 TELEGRAM = Origin("telegram", "u1", "c1")
 CONSOLE = Origin("console", "op", "console:op")
@@ -37,12 +41,6 @@ def samples(payload: bytes) -> dict[tuple[str, tuple], float]:
         for family in text_string_to_metric_families(payload.decode())
         for s in family.samples
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- what the core reports ---------------------------------------------------------------------
@@ -71,6 +69,7 @@ def core_with(settings: Settings, log: GenerationLog, generator: ScriptedGenerat
     return core, metrics
 
 
+@pytest.mark.expect_errors(r"generation failed for request")  # the RuntimeError("bug")
 async def test_the_core_reports_answers_refusals_and_failures_per_front_end(settings: Settings, log: GenerationLog) -> None:
     generator = ScriptedGenerator()
     core, metrics = core_with(settings, log, generator)
@@ -127,27 +126,42 @@ async def test_health_and_metrics_over_the_in_process_engine(tmp_path: Path, tin
         await app.aclose()
 
 
-async def test_the_runner_opens_the_port_and_closes_it_after_draining(tmp_path: Path, tiny_model_dir: Path) -> None:
-    port = free_port()
-    settings = load_settings(write_config(tmp_path, tiny_model_dir, f"[monitor]\nport = {port}\n"))
+@asynccontextmanager
+async def running_runner(folder: Path, model_dir: Path, port: int) -> AsyncIterator[asyncio.Task[int]]:
+    """``runner.run`` with its monitoring port on ``port``, until ``/health`` says ok (its
+    error if it stops first, e.g. the port was taken); stopped when the block ends."""
+    settings = load_settings(write_config(folder, model_dir, f"[monitor]\nport = {port}\n"))
     stop = asyncio.Event()
     run = asyncio.create_task(runner.run(settings, stop))
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-        for _ in range(600):
-            try:
-                health = await http.get("/health")
-                if health.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert not run.done(), run
-            await asyncio.sleep(0.05)
+
+    async def healthy(http: httpx.AsyncClient) -> bool:
+        if run.done():
+            run.result()  # raises why it stopped
+            raise AssertionError("the runner returned before its port answered")
+        try:
+            return (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            await until(lambda: healthy(http), "the monitoring port to say ok", timeout=60, every_s=0.05)
+        yield run
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(run, return_exceptions=True), 60)
+
+
+async def test_the_runner_opens_the_port_and_closes_it_after_draining(tmp_path: Path, tiny_model_dir: Path) -> None:
+    opened = on_free_port(lambda port: running_runner(tmp_path, tiny_model_dir, port))
+    async with opened as (port, run), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        health = await http.get("/health")
         assert health.json() == {"status": "ok", "frontends": [], "models": ["demo"], "queue_depth": 0}
         assert "politico_engine_queue_depth" in (await http.get("/metrics")).text
-        stop.set()
-        assert await asyncio.wait_for(run, 60) == 0
+    assert run.result() == 0
+    async with httpx.AsyncClient(timeout=5) as http:
         with pytest.raises(httpx.TransportError):
-            await http.get("/health")
+            await http.get(f"http://127.0.0.1:{port}/health")
 
 
 async def test_a_taken_port_is_one_line() -> None:

@@ -1,17 +1,21 @@
 """Heartbeat leases on SQLite and PostgreSQL: a live holder keeps its requests by renewing short
 leases, a dead holder's are free once its last lease ends, a holder whose request was taken over
-is told so instead of answering it too, and a stuck one stops renewing after ``max_hold_s``."""
+is told so instead of answering it too, a stuck one stops renewing after ``max_hold_s``, and the
+heartbeat keeps beating through a database outage."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from db.leases import Heartbeat
 from db.log import GenerationLog, LeaseLost, NewGeneration
 from db.migrate import upgrade
-from tests.support.waiting import eventually
+from tests.support.outage import Outage
+from tests.support.waiting import eventually, until
 
 LEASE_S = 2.0  # long enough that a busy machine never stalls the heartbeat past it
 
@@ -69,3 +73,34 @@ async def test_a_stuck_request_stops_being_renewed(logs: list[GenerationLog]) ->
     assert await live.renew(LEASE_S, max_hold_s=600) == 0  # not the live log's any more
     await restarted.release(stuck)
     assert (await restarted.request(stuck)).lease_until is None
+
+
+async def test_the_heartbeat_outlives_a_database_outage(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A beat that cannot reach the database is logged and the next one tries again: once the
+    database is back, the leases are renewed as before (PostgreSQL through a proxy that cuts
+    the connection; ``watcher`` reads the database directly)."""
+    outage = Outage(postgres_url, tmp_path)
+    await outage.up()
+    log, watcher = await GenerationLog.open(outage.url), await GenerationLog.open(postgres_url)
+    heartbeat = Heartbeat(log, LEASE_S, every_s=0.1, max_hold_s=600)
+    try:
+        held = await begin(log, "c1:9")
+        heartbeat.start()
+        await outage.down()
+        with caplog.at_level(logging.WARNING, logger="db.leases"):
+            await until(lambda: "could not renew the request leases" in caplog.text,
+                        "a beat to fail while the database is down")
+        cut_off = (await watcher.request(held)).lease_until
+        await outage.up()
+
+        async def renewed() -> bool:
+            return (await watcher.request(held)).lease_until > cut_off
+
+        await until(renewed, "a renewal once the database is back", timeout=15)
+    finally:
+        await heartbeat.stop()
+        await outage.down()
+        await log.aclose()
+        await watcher.aclose()

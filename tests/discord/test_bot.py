@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from pathlib import Path
-
 import pytest
 
-from bot.app import build_app
-from bot.config import load_settings
+from bot import texts
 from bot.discord.frontend import DiscordFrontend
 from bot.types import FICTION_LABEL
-from tests.conftest import write_config
-from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, TOKEN, Call, FakeDiscord
+from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, Call, FakeDiscord
+from tests.support.bots import StartDiscord
 from tests.support.waiting import eventually
-
-Start = Callable[..., AbstractAsyncContextManager[DiscordFrontend]]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-@pytest.fixture
-def start_bot(tmp_path: Path, tiny_model_dir: Path, fake: FakeDiscord) -> Start:
-    @asynccontextmanager
-    async def start(extra: str = "", guild: bool = True, **options: object) -> AsyncIterator[DiscordFrontend]:
-        table = f'[discord]\ntoken = "{TOKEN}"\napi_base = "{fake.api_base}"\nguild_id = {GUILD_ID if guild else 0}\n'
-        app = await build_app(load_settings(write_config(tmp_path, tiny_model_dir, extra + "\n" + table)))
-        frontend = DiscordFrontend(app, app.settings.discord, **options)  # type: ignore[arg-type]
-        try:
-            await frontend.start()
-            await fake.identified.wait()
-            yield frontend
-        finally:
-            await frontend.stop()
-            await app.aclose()
-
-    return start
 
 
 def followups(fake: FakeDiscord, token: str) -> list[Call]:
@@ -57,8 +26,8 @@ async def answered(fake: FakeDiscord, interaction: dict) -> Call:
     return (await fake.wait_for(lambda: followups(fake, token), timeout=60))[-1]
 
 
-async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord() as frontend:
         names = {c["name"] for c in fake.commands}
         assert {"tuit", "otra", "ayuda", "opciones"} <= names
         sync = next(c for c in fake.calls if c.method == "PUT")
@@ -89,8 +58,8 @@ async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscor
     assert fake.violations == []
 
 
-async def test_buttons_rate_regenerate_and_refuse_junk(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot():
+async def test_buttons_rate_regenerate_and_refuse_junk(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord():
         answer = await answered(fake, await fake.slash("tuit"))
         up, _, again = (b["custom_id"] for row in answer.body["components"] for b in row["components"])
         pressed = await fake.click(up, answer.message)
@@ -109,29 +78,28 @@ async def test_buttons_rate_regenerate_and_refuse_junk(fake: FakeDiscord, start_
     assert fake.violations == []
 
 
-async def test_errors_are_ephemeral_and_odd_options_are_answered(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot():
+async def test_errors_are_ephemeral_and_odd_options_are_answered(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord():
         cases = [
-            {"partido": "NOEXISTE"},
-            {"coalicion": "x" * 3000},
-            {"lado": "arriba"},
-            {"texto": "lado=derecha lado=izquierda"},
-            {"tema": "\u0000\u202e" * 50, "frases": '"' * 20},
+            ({"partido": "NOEXISTE"}, texts.err_unknown_value("party", "NOEXISTE", None)),
+            ({"coalicion": "x" * 3000}, texts.err_too_long(3010, 300)),
+            ({"lado": "arriba"}, texts.err_unknown_value("side", "arriba", None)),
+            ({"texto": "lado=derecha lado=izquierda"}, texts.err_two_values("side", "derecha", "izquierda")),
+            ({"tema": "\u0000\u202e" * 50, "frases": '"' * 20}, texts.ERR_CONTROL_CHARS),
         ]
-        for options in cases:
+        for options, error in cases:
             interaction = await fake.slash("tuit", options)
             reply = await answered(fake, interaction)
-            assert reply.body["content"]
-            if FICTION_LABEL not in reply.body["content"]:
-                assert reply.body.get("flags", 0) & EPHEMERAL
-                assert any(c.method == "DELETE" for c in fake.for_token(interaction["token"]))
+            assert reply.body["content"] == error, options
+            assert reply.body.get("flags", 0) & EPHEMERAL
+            assert any(c.method == "DELETE" for c in fake.for_token(interaction["token"]))
         unknown = await fake.slash("comando", {"texto": "noexiste"})
         assert (await answered(fake, unknown)).body.get("flags", 0) & EPHEMERAL
     assert fake.violations == []
 
 
-async def test_autocomplete_offers_coalitions_and_parties(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot():
+async def test_autocomplete_offers_coalitions_and_parties(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord():
         asked = await fake.autocomplete("tuit", "partido", "pdc")
         result = await fake.wait_for(lambda: callback(fake, asked["token"]))
         assert result.body["type"] == 8
@@ -142,16 +110,16 @@ async def test_autocomplete_offers_coalitions_and_parties(fake: FakeDiscord, sta
     assert fake.violations == []
 
 
-async def test_card_mode_attaches_a_png(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot(render="card"):
+async def test_card_mode_attaches_a_png(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord(render="card"):
         answer = await answered(fake, await fake.slash("tuit", {"lado": "derecha"}))
         assert answer.files == 1 and answer.body["content"] == FICTION_LABEL
     assert fake.violations == []
 
 
-async def test_global_sync_and_rate_limits(fake: FakeDiscord, start_bot: Start) -> None:
+async def test_global_sync_and_rate_limits(fake: FakeDiscord, start_discord: StartDiscord) -> None:
     limits = "[rate_limits]\nper_user_per_minute = 1\nper_chat_per_minute = 0\n"
-    async with start_bot(limits, guild=False):
+    async with start_discord(limits, guild=False):
         assert any(c.method == "PUT" and c.path.endswith("/commands") and "/guilds/" not in c.path for c in fake.calls)
         first = await answered(fake, await fake.slash("tuit", user_id=55))
         second = await answered(fake, await fake.slash("tuit", user_id=55))
@@ -160,7 +128,7 @@ async def test_global_sync_and_rate_limits(fake: FakeDiscord, start_bot: Start) 
     assert fake.violations == []
 
 
-async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, start_bot: Start) -> None:
+async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, start_discord: StartDiscord) -> None:
     """Pending requests are answered once (one another process holds, once its lease ends), a
     stored tweet never sent is sent as it is, one whose send began is not sent again."""
     import time
@@ -185,7 +153,7 @@ async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, 
                                                model="demo", generations=[NewGeneration(text)])
         return generation_id
 
-    async with start_bot() as frontend:
+    async with start_discord() as frontend:
         await frontend.stop()  # the first run "crashes" before these are answered
         app = frontend.app
         young = await pending(app, "tok-young", timedelta(minutes=3))
@@ -219,12 +187,12 @@ async def test_pending_requests_resume_through_their_webhook(fake: FakeDiscord, 
 
 
 async def test_odd_interactions_leave_the_bot_answering(
-    fake: FakeDiscord, start_bot: Start, caplog: pytest.LogCaptureFixture
+    fake: FakeDiscord, start_discord: StartDiscord, caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
 
     caplog.set_level(logging.WARNING)
-    async with start_bot():
+    async with start_discord():
         tuit_id = next(c["id"] for c in fake.commands if c["name"] == "tuit")
         old = fake._message({"content": "un tuit viejo"})
         odd = [
@@ -248,8 +216,8 @@ async def test_odd_interactions_leave_the_bot_answering(
     assert fake.violations == []
 
 
-async def test_free_text_and_options_combine(fake: FakeDiscord, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_free_text_and_options_combine(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord() as frontend:
         interaction = await fake.slash("tuit", {"texto": "pensiones dignas", "coalicion": "Frente Amplio"})
         answer = await answered(fake, interaction)
         first_id = answer.body["components"][0]["components"][0]["custom_id"]

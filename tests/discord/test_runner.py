@@ -9,23 +9,23 @@ from bot import runner
 from bot.config import load_settings
 from bot.types import FICTION_LABEL
 from tests.conftest import write_config
-from tests.fakes import discord_api, telegram_api
-from tests.fakes.discord_api import FakeDiscord
+from tests.fakes.discord_api import IDENTIFY_TIMEOUT_S, FakeDiscord
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.support.bots import discord_table, telegram_table
 from tests.telegram.helpers import answer_to, text_of
 
 
-async def test_both_front_ends_share_one_app_and_stop_on_request(tmp_path: Path, tiny_model_dir: Path) -> None:
-    async with FakeBotAPI() as telegram, FakeDiscord() as discord:
-        extra = (
-            f'[telegram]\ntoken = "{telegram_api.TOKEN}"\nbase_url = "{telegram.base_url}"\n'
-            f'[discord]\ntoken = "{discord_api.TOKEN}"\napi_base = "{discord.api_base}"\n'
-        )
-        settings = load_settings(write_config(tmp_path, tiny_model_dir, extra))
-        stop = asyncio.Event()
-        run = asyncio.create_task(runner.run(settings, stop))
+async def test_both_front_ends_share_one_app_and_stop_on_request(
+    tmp_path: Path, tiny_model_dir: Path, api: FakeBotAPI, fake: FakeDiscord
+) -> None:
+    telegram, discord = api, fake
+    extra = telegram_table(telegram) + discord_table(discord, guild=False)
+    settings = load_settings(write_config(tmp_path, tiny_model_dir, extra))
+    stop = asyncio.Event()
+    run = asyncio.create_task(runner.run(settings, stop))
+    try:
         message = await telegram.send_text("/tuit derecha")
-        await discord.identified.wait()
+        await asyncio.wait_for(discord.identified.wait(), IDENTIFY_TIMEOUT_S)
         interaction = await discord.slash("tuit", {"lado": "izquierda"})
         assert FICTION_LABEL in text_of(await answer_to(telegram, message))
         answer = await discord.wait_for(lambda: [c for c in discord.for_token(interaction["token"]) if c.path.startswith("/webhooks/")])
@@ -37,6 +37,9 @@ async def test_both_front_ends_share_one_app_and_stop_on_request(tmp_path: Path,
         stop.set()
         assert await asyncio.wait_for(run, 60) == 0
         assert FICTION_LABEL in text_of(await answer_to(telegram, late, timeout=1))
+    finally:  # a failure above must not leave the runner running
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(run, return_exceptions=True), 60)
 
 
 def test_without_tokens_it_opens_the_console(tmp_path: Path, tiny_model_dir: Path, monkeypatch, capsys) -> None:

@@ -27,6 +27,8 @@ GUILD_ID = 900000000000000003
 CHANNEL_ID = 900000000000000004
 TOKEN = "discord-test-token"
 EPHEMERAL = 1 << 6
+#: How long the bot may take to connect and identify itself to the fake gateway.
+IDENTIFY_TIMEOUT_S = 60.0
 
 CONTENT = 2000
 ROWS = 5
@@ -112,7 +114,7 @@ class FakeDiscord(CallLog):
         await socket.send_str(json.dumps({"op": 0, "t": event, "s": next(self._seq), "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        await self.identified.wait()
+        await asyncio.wait_for(self.identified.wait(), IDENTIFY_TIMEOUT_S)
         await self._send(self._sockets[-1], event, data)
 
     # -- REST --------------------------------------------------------------------------------
@@ -176,7 +178,9 @@ class FakeDiscord(CallLog):
             if original and method == "PATCH":
                 # An edit of the deferred response: the same message, with what was sent.
                 message = {**self.originals.get(parts[2], self._message({})), "edited_timestamp": "2026-01-01T00:00:01+00:00",
-                           **{k: v for k, v in body.items() if k in ("content", "components", "attachments")}}
+                           **{k: v for k, v in body.items() if k in ("content", "components")}}
+                if "attachments" in body:
+                    message["attachments"] = [self._attachment(a) for a in body["attachments"]]
                 self.originals[parts[2]] = message
                 return message, message
             message = self._message(body)
@@ -191,6 +195,13 @@ class FakeDiscord(CallLog):
             "timestamp": "2026-01-01T00:00:00+00:00", "edited_timestamp": None, "flags": body.get("flags", 0),
             "components": body.get("components", []),
         }
+
+    def _attachment(self, sent: dict[str, Any]) -> dict[str, Any]:
+        """An attachment as Discord describes it once stored (discord.py requires id, filename,
+        size and the URLs; the request names only the upload)."""
+        name = sent.get("filename", "file")
+        url = f"https://cdn.discordapp.test/attachments/{CHANNEL_ID}/{next(self._ids)}/{name}"
+        return {"id": str(next(self._ids)), "filename": name, "size": 0, "url": url, "proxy_url": url}
 
     # -- interactions tests send ---------------------------------------------------------------
     def interaction(self, kind: int, data: dict[str, Any], *, user_id: int = 7, guild: bool = True,

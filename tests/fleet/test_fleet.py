@@ -31,7 +31,8 @@ from bot.telegram.frontend import PLACEHOLDER
 from db.migrate import upgrade
 from tests.fakes.telegram_api import TOKEN, Call, FakeBotAPI, user
 from tests.fleet.balancer import Balancer, deliver
-from tests.scaleout.conftest import Program, ServeProcess, free_port
+from tests.scaleout.conftest import Program, start_servers
+from tests.support.ports import free_port
 from tests.support.services import REDIS_HOST, REDIS_PORT, require
 from tests.support.shipped import SHIPPED_CONFIG, shipped_env
 from tests.telegram.helpers import final_answer, shown_answers, text_of
@@ -66,7 +67,7 @@ async def test_the_fleet_answers_everyone_once_through_a_dead_bot_and_a_dead_ser
 ) -> None:
     require(REDIS_HOST, REDIS_PORT, "Redis")
     await upgrade(postgres_url)
-    servers = [ServeProcess(SHIPPED_CONFIG, env={"OMP_WAIT_POLICY": "PASSIVE"}, log_dir=tmp_path) for _ in range(2)]
+    servers = start_servers(tmp_path, None, 2, config=SHIPPED_CONFIG, env={"OMP_WAIT_POLICY": "PASSIVE"}, timeout=180)
     bots: list[Program] = []
     async with FakeBotAPI() as api:
         killed: dict[str, float] = {}
@@ -85,8 +86,6 @@ async def test_the_fleet_answers_everyone_once_through_a_dead_bot_and_a_dead_ser
         ports = [free_port(), free_port()]
         monitors = [free_port(), free_port()]
         try:
-            for server in servers:
-                server.wait_healthy(timeout=180)
             for name, port, monitor in zip("ab", ports, monitors, strict=True):
                 env = shipped_env(
                     tmp_path, database_url=postgres_url, telegram__token=TOKEN,

@@ -2,50 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import build_app
-from bot.config import load_settings
 from bot.discord.frontend import DiscordFrontend
 from bot.game import texts
 from bot.types import FICTION_LABEL
 from db.game import GameStore, Round
 from tests.discord.test_bot import callback, followups
-from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, TOKEN, Call, FakeDiscord
+from tests.fakes.discord_api import EPHEMERAL, Call, FakeDiscord
 from tests.game.conftest import REAL_TEXTS, game_config, write_real_tweets
+from tests.support.bots import StartDiscord
 from tests.support.waiting import eventually
 
-Start = Callable[..., AbstractAsyncContextManager[DiscordFrontend]]
-
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-@pytest.fixture
-def start_bot(tmp_path: Path, tiny_model_dir: Path, fake: FakeDiscord) -> Start:
+def start_bot(tmp_path: Path, start_discord: StartDiscord) -> StartDiscord:
+    """``async with start_bot(round_s=…, real_tweets=…)``, as on Telegram (``test_telegram.py``)."""
     default = str(write_real_tweets(tmp_path))
 
-    @asynccontextmanager
-    async def start(round_s: float = 600, real_tweets: str | None = default) -> AsyncIterator[DiscordFrontend]:
-        table = f'[discord]\ntoken = "{TOKEN}"\napi_base = "{fake.api_base}"\nguild_id = {GUILD_ID}\n'
-        config = game_config(tmp_path, tiny_model_dir, f"[game]\nround_s = {round_s}\n{table}", real_tweets)
-        app = await build_app(load_settings(config))
-        frontend = DiscordFrontend(app, app.settings.discord)
-        try:
-            await frontend.start()
-            await fake.identified.wait()
-            yield frontend
-        finally:
-            await frontend.stop()
-            await app.aclose()
+    def start(round_s: float = 600, real_tweets: str | None = default) -> AbstractAsyncContextManager[DiscordFrontend]:
+        return start_discord(f"[game]\nround_s = {round_s}\n", write=partial(game_config, real_tweets=real_tweets))
 
     return start
 
@@ -75,7 +56,7 @@ async def open_round(fake: FakeDiscord, frontend: DiscordFrontend, user_id: int 
     return answer, item
 
 
-async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(fake: FakeDiscord, start_bot: Start) -> None:
+async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(fake: FakeDiscord, start_bot: StartDiscord) -> None:
     async with start_bot() as frontend:
         assert {"adivina", "puntos"} <= {c["name"] for c in fake.commands}
         answer, item = await open_round(fake, frontend)
@@ -116,7 +97,7 @@ async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(fake: F
     assert fake.violations == []
 
 
-async def test_time_out_edits_the_round_through_its_follow_up(fake: FakeDiscord, start_bot: Start) -> None:
+async def test_time_out_edits_the_round_through_its_follow_up(fake: FakeDiscord, start_bot: StartDiscord) -> None:
     async with start_bot(round_s=1) as frontend:
         answer, item = await open_round(fake, frontend)
         token = item.message["interaction_token"]
@@ -129,7 +110,7 @@ async def test_time_out_edits_the_round_through_its_follow_up(fake: FakeDiscord,
     assert fake.violations == []
 
 
-async def test_no_round_without_a_real_tweets_file(fake: FakeDiscord, start_bot: Start) -> None:
+async def test_no_round_without_a_real_tweets_file(fake: FakeDiscord, start_bot: StartDiscord) -> None:
     async with start_bot(real_tweets=None):
         reply = await answered(fake, await fake.slash("adivina"))
         assert "real_tweets" in reply.body["content"] and "\n" not in reply.body["content"]

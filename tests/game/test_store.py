@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.game.pool import PoolUnavailable, RealTweets, day_of
 from bot.review import forgotten_text
-from db.engine import create_engine
 from db.game import GameStore, NewRound
-from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.game.conftest import REAL_TEXTS, ROWS, write_real_tweets
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 def new_round(fake: str, real_slot: str = "A", chat: str = "-100", asker: str = "1", model: str = "demo",

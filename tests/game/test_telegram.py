@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +13,25 @@ from bot.game import texts
 from bot.telegram.frontend import TelegramFrontend
 from bot.types import FICTION_LABEL
 from db.game import GameStore, Round
-from tests.fakes.telegram_api import TOKEN, Call, FakeBotAPI
+from tests.fakes.telegram_api import Call, FakeBotAPI
 from tests.game.conftest import REAL_TEXTS, game_config, write_real_tweets
+from tests.support.bots import StartTelegram
 from tests.support.waiting import eventually
-from tests.telegram.conftest import running_app, running_bot
 from tests.telegram.helpers import answer_to, buttons_of, text_of
 
 GROUP = -100777
-Start = Callable[..., AbstractAsyncContextManager[TelegramFrontend]]
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotAPI]:
-    async with FakeBotAPI() as server:
-        yield server
-
-
-@pytest.fixture
-def start_bot(tmp_path: Path, tiny_model_dir: Path, api: FakeBotAPI) -> Start:
+def start_bot(tmp_path: Path, start_telegram: StartTelegram) -> StartTelegram:
     """``async with start_bot(round_s=…, real_tweets=…)``: the game's model points at ``real_tweets``
     (default: a fresh file of real tweets; None leaves the setting out)."""
     default = str(write_real_tweets(tmp_path))
 
-    @asynccontextmanager
-    async def start(round_s: float = 600, real_tweets: str | None = default,
-                    admins: str = "[]") -> AsyncIterator[TelegramFrontend]:
-        table = f'[telegram]\ntoken = "{TOKEN}"\nbase_url = "{api.base_url}"\nadmins = {admins}\n'
-        extra = f"[game]\nround_s = {round_s}\n{table}"
-        async with running_app(game_config(tmp_path, tiny_model_dir, extra, real_tweets)) as app, \
-                running_bot(app) as frontend:
-            yield frontend
+    def start(round_s: float = 600, real_tweets: str | None = default,
+              admins: str = "[]") -> AbstractAsyncContextManager[TelegramFrontend]:
+        return start_telegram(f"[game]\nround_s = {round_s}\n", telegram=f"admins = {admins}\n",
+                              write=partial(game_config, real_tweets=real_tweets))
 
     return start
 
@@ -79,7 +68,7 @@ def shown_fake_everywhere_labelled(api: FakeBotAPI, fake: str) -> None:
         assert text.index(texts.ROUND_LABEL) < text.index(fake)
 
 
-async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(api: FakeBotAPI, start_bot: StartTelegram) -> None:
     async with start_bot(admins="[9]") as frontend:
         answer, item = await open_round(api, frontend)
         vote_a, vote_b, reveal = buttons_of(answer)
@@ -137,7 +126,7 @@ async def test_a_round_with_voters_vote_changes_reveal_button_and_scores(api: Fa
     assert api.violations == []
 
 
-async def test_time_out_reveals_the_round_in_place(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_time_out_reveals_the_round_in_place(api: FakeBotAPI, start_bot: StartTelegram) -> None:
     async with start_bot(round_s=1) as frontend:
         answer, item = await open_round(api, frontend)
         [edit] = await api.wait_for(lambda: api.of("editMessageText"))
@@ -149,7 +138,7 @@ async def test_time_out_reveals_the_round_in_place(api: FakeBotAPI, start_bot: S
     assert api.violations == []
 
 
-async def test_one_round_at_a_time_and_a_lost_timer_is_made_up(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_one_round_at_a_time_and_a_lost_timer_is_made_up(api: FakeBotAPI, start_bot: StartTelegram) -> None:
     async with start_bot() as frontend:
         answer, item = await open_round(api, frontend)
         again = await api.send_text("/real", user_id=2, chat_id=GROUP, chat_type="supergroup")
@@ -168,7 +157,7 @@ async def test_one_round_at_a_time_and_a_lost_timer_is_made_up(api: FakeBotAPI, 
 
 
 @pytest.mark.parametrize("setting", [None, "no-existe.jsonl"])
-async def test_no_round_without_a_real_tweets_file(api: FakeBotAPI, start_bot: Start, tmp_path: Path,
+async def test_no_round_without_a_real_tweets_file(api: FakeBotAPI, start_bot: StartTelegram, tmp_path: Path,
                                                    setting: str | None) -> None:
     real_tweets = None if setting is None else str(tmp_path / setting)
     async with start_bot(real_tweets=real_tweets) as frontend:

@@ -19,6 +19,7 @@ from generation.serving import engine as engine_module
 from generation.serving.backends.local import encode
 from generation.serving.engine import Engine
 from generation.types import GenerationError, PromptSpec, SamplingParams
+from tests.support.waiting import until
 
 
 def prompt(lm: LoadedModel, party: str = "UDI", **fields: object) -> tuple[list[int], list[int] | None]:
@@ -116,8 +117,7 @@ async def test_a_request_joins_while_another_decodes(engine_factory, lm: LoadedM
     engine: Engine = engine_factory(batch_window_ms=0)
     long = asyncio.create_task(engine.generate(
         "demo", ids, types, SamplingParams(max_new_tokens=60, ignore_eos=True), seed=1))
-    while engine.stats()["steps"] < 3:
-        await asyncio.sleep(0.001)
+    await until(lambda: engine.stats()["steps"] >= 3, "the long request's third step", every_s=0.001)
     short = await engine.generate("demo", ids, types, SamplingParams(max_new_tokens=2, ignore_eos=True), seed=2)
     assert not long.done()  # answered while the long one still decodes
     assert len(short) == 1 and short[0].tokens == 2
@@ -125,6 +125,7 @@ async def test_a_request_joins_while_another_decodes(engine_factory, lm: LoadedM
     assert 2 in engine.stats()["step_rows"]
 
 
+@pytest.mark.expect_errors(r"scoring a request on demo failed: injected scoring failure")
 async def test_one_bad_request_fails_alone(engine_factory, lm: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     """A prompt with no room, a contrast too long for the positions, a scoring error: each
     fails its own request; the requests decoding beside them get their tweets."""
@@ -177,6 +178,7 @@ async def test_under_load_requests_get_fewer_candidates_the_same_ones(engine_fac
     assert engine.stats()["shed"] == 4
 
 
+@pytest.mark.expect_errors(r"a decoding step on demo failed: the device fell over")
 async def test_a_batch_that_breaks_answers_everyone_in_it_and_the_engine_goes_on(
     engine_factory, lm: LoadedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,8 +196,7 @@ async def test_a_batch_that_breaks_answers_everyone_in_it_and_the_engine_goes_on
     engine: Engine = engine_factory(batch_window_ms=0)
     params = SamplingParams(max_new_tokens=30, ignore_eos=True)
     running = asyncio.create_task(engine.generate("demo", ids, types, params, seed=1))
-    while engine.stats()["steps"] < 2:
-        await asyncio.sleep(0.001)
+    await until(lambda: engine.stats()["steps"] >= 2, "the running request's second step", every_s=0.001)
     with pytest.raises(RuntimeError, match="fell over"):
         await engine.generate("demo", ids, types, params, seed=66)
     with pytest.raises(RuntimeError, match="fell over"):

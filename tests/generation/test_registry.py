@@ -63,7 +63,8 @@ def test_loads_lazily_once_even_from_many_threads(
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a load never returned"
     assert calls == ["m"]
     assert len({id(x) for x in got}) == 1
     loaded = reg.get("m")

@@ -1,24 +1,13 @@
-"""Fixtures for the review desk: a migrated log on SQLite or PostgreSQL and a way to fill it."""
+"""Fixtures for the review desk: the review store over the suite's migrated ``engine`` (SQLite,
+then PostgreSQL) and a way to fill its log."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.engine import create_engine
-from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.review.factory import LogFactory
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ fake REST server."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from argon2 import PasswordHasher
 from starlette.types import ASGIApp
 
 from bot.admin.cli import server_config
+from tests.support.ports import listening_socket
 
 
 def cheap_hash(password: str) -> str:
@@ -23,29 +23,25 @@ def cheap_hash(password: str) -> str:
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash(password)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` as ``politico admin`` does until the block ends; yields its base URL."""
-    port = free_port()
+    sock = listening_socket()  # bound before the server starts: no other process can take it
+    port = sock.getsockname()[1]
     server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the desk did not start")
-        time.sleep(0.02)
     try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the desk did not start in 10 s")
+            time.sleep(0.02)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from bot.review import (
 from bot.types import FICTION_LABEL, Incoming, Origin
 from db.log import GenerationLog
 from db.review import Filters, ReviewStore
+from generation.types import EngineBusy
 from tests.review.factory import LogFactory
 
 ADMIN = Origin("telegram", "1", "1", "Admin")
@@ -31,16 +33,25 @@ OTHER = Origin("telegram", "300", "300", "Otro")
 
 
 class NoGenerator:
+    """Review commands never generate: this one only notes being asked (raising here would be
+    swallowed by the core and turned into a reply), and the ``core`` fixture checks it never was."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
     async def generate(self, req: Any) -> Any:
-        raise AssertionError("review commands never generate")
+        self.asked.append(req)
+        raise EngineBusy("review tests never generate")
 
 
 @pytest.fixture
-def core(engine: AsyncEngine) -> BotCore:
+def core(engine: AsyncEngine) -> Iterator[BotCore]:
     settings = Settings(telegram={"admins": [1]}, discord={"admins": [2]})
-    bot = BotCore(settings, NoGenerator(), GenerationLog(engine), MemoryRateLimiter())
+    generator = NoGenerator()
+    bot = BotCore(settings, generator, GenerationLog(engine), MemoryRateLimiter())
     ChatReview(settings, ReviewStore(engine)).install(bot)
-    return bot
+    yield bot
+    assert generator.asked == [], "a review command generated a tweet"
 
 
 async def say(core: BotCore, origin: Origin, text: str) -> Any:

@@ -64,7 +64,7 @@ def _login(client: TestClient, password: str = PASSWORD) -> Any:
 
 
 @pytest.fixture
-def config_path(tmp_path: Path) -> Path:
+def desk_config(tmp_path: Path) -> Path:
     """A config without models (the desk needs none), its log in ``tmp_path``."""
     path = tmp_path / "config.toml"
     path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "log.db"}"\n')
@@ -160,20 +160,20 @@ async def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPat
 
 
 def test_admin_command_refuses_to_start_without_a_password(
-    config_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    desk_config: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     monkeypatch.delenv(HASH_ENV, raising=False)
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
-    assert cli.main(["--config", str(config_path)]) == 2
+    assert cli.main(["--config", str(desk_config)]) == 2
     error = capsys.readouterr().err
     assert "politico admin add-user" in error and HASH_ENV in error
 
 
 @pytest.fixture
-def desk_from_config(config_path: Path) -> Iterator[TestClient]:
+def desk_from_config(desk_config: Path) -> Iterator[TestClient]:
     from bot.config import load_settings
 
-    app = cli.build_desk(load_settings(config_path), {PASSWORD_ENV: PASSWORD})
+    app = cli.build_desk(load_settings(desk_config), {PASSWORD_ENV: PASSWORD})
     with TestClient(app) as client:
         yield client
 

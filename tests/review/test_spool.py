@@ -6,6 +6,7 @@ import asyncio
 import logging
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
 from bot.types import Incoming, Origin
 from db.engine import create_engine
-from db.log import GenerationLog, NewGeneration
+from db.leases import Heartbeat
+from db.log import WRITERS, GenerationLog, NewGeneration
 from db.models import Generation, Rating, Request
 from db.spool import SpoolFile
 from generation.serving.service import TweetResult
 from generation.types import SamplingParams
-from tests.review.outage import Outage
+from tests.support.outage import Outage
+from tests.support.waiting import until
 
 
 @pytest.fixture
@@ -62,12 +65,9 @@ async def _bot_traffic(log: GenerationLog) -> tuple[int, list[int]]:
 
 
 async def _wait_replayed(log: GenerationLog) -> None:
-    assert log.spool is not None
-    for _ in range(200):
-        if not log.spool.spooling:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the spool was not replayed")
+    spool = log.spool
+    assert spool is not None
+    await until(lambda: not spool.spooling, "the spool to be replayed", timeout=10, every_s=0.05)
 
 
 async def test_down_then_up_loses_nothing(outage: Outage, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -96,6 +96,37 @@ async def test_down_then_up_loses_nothing(outage: Outage, tmp_path: Path, caplog
         assert await log.rate("telegram", "u3", ids[0], -1)
         assert await _count(log, Rating) == 2
     finally:
+        await log.aclose()
+
+
+async def test_a_request_begun_while_the_database_was_down_is_renewed_once_replayed(
+    outage: Outage, tmp_path: Path
+) -> None:
+    """Its id was provisional, so nothing could be renewed during the outage; once the spool
+    has replayed its ``begin``, the heartbeat renews the real request's lease like any other
+    (else another process would take over a request this live one is still answering)."""
+    lease_s = 2.0
+    log = _log(outage, tmp_path, retry_s=0.1)
+    heartbeat = Heartbeat(log, lease_s, every_s=0.1, max_hold_s=600)
+    heartbeat.start()
+    try:
+        begun = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit", source="c1:5",
+                                lease_s=lease_s)
+        assert begun.id < 0  # provisional
+        await outage.up()
+        await _wait_replayed(log)
+        assert log.spool is not None
+        request_id = log.spool.resolve(begun.id)
+        assert request_id > 0
+
+        async def renewed() -> bool:
+            request = await log.request(request_id)
+            # ``begin`` leased it until ``created_at + lease_s``; only a renewal goes further.
+            return request.lease_until > request.created_at + timedelta(seconds=lease_s)
+
+        await until(renewed, "the replayed request's lease to be renewed", timeout=15)
+    finally:
+        await heartbeat.stop()
         await log.aclose()
 
 
@@ -151,6 +182,7 @@ async def test_a_message_delivered_twice_during_an_outage_is_one_request(outage:
         await log.aclose()
 
 
+@pytest.mark.expect_errors(r"registro finish rechazado por la base de datos: no request 123456")
 async def test_a_refused_record_is_set_aside_not_blocking(outage: Outage, tmp_path: Path) -> None:
     log = _log(outage, tmp_path)
     try:
@@ -255,7 +287,7 @@ async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, 
 
         log.spool._apply = slow_apply
         replay = asyncio.create_task(log.spool.replay())
-        await reached.wait()  # the replay is holding its first record
+        await asyncio.wait_for(reached.wait(), 10)  # the replay is holding its first record
         late = (await asyncio.wait_for(log.begin("telegram", "u5", "Eva", "c5", "private", "", "/tuit"), 2)).id
         assert late < 0  # spooled behind the replay, answered at once
         gate.set()
@@ -264,5 +296,37 @@ async def test_writes_during_a_replay_neither_wait_nor_get_lost(outage: Outage, 
         assert (await log.request(first)).status == "ok"
         assert (await log.request(late)).raw_command == "/tuit"
         assert await _count(log, Request) == 2
+    finally:
+        await log.aclose()
+
+
+async def test_every_kind_of_log_write_waits_in_the_spool_and_is_replayed(outage: Outage, tmp_path: Path) -> None:
+    """The contract between the log and its spool: each record kind the log writes (``WRITERS``)
+    can be spooled while the database is down and replayed to the same effect; a new kind that
+    does not round-trip fails here."""
+    log = _log(outage, tmp_path, retry_s=0.1)
+    try:
+        request_id, ids = await _bot_traffic(log)  # begin, finish, mark_sending, mark_sent, rate
+        assert await log.hold(request_id, "c1:9")
+        refused = (await log.begin("telegram", "u4", "Dani", "c4", "private", "", "/tuit", source="c4:1", lease_s=60)).id
+        await log.finish(refused, "rate_limited", error="Espera.")
+        assert await log.answered(refused)
+        left = (await log.begin("telegram", "u5", "Eli", "c5", "private", "", "/tuit", source="c5:1", lease_s=60)).id
+        assert await log.release(left)
+        gone = (await log.begin("telegram", "u6", "Fer", "c6", "private", "", "/tuit", source="c6:1")).id
+        assert await log.expire(gone)
+        spooled = {entry["kind"] for entry in SpoolFile(tmp_path / "spool.jsonl").entries()}
+        assert spooled == set(WRITERS), set(WRITERS) - spooled
+
+        await outage.up()
+        await _wait_replayed(log)
+        request = await log.request(request_id)
+        assert request is not None and request.answer_ref == "c1:9" and request.status == "ok"
+        assert (await log.generation(ids[0])).message_ref == "msg-1"
+        assert [(r.status, r.error) for r in [await log.request(refused)]] == [("rate_limited", "Espera.")]
+        assert await log.unanswered(600) == []  # the tweet (mark_sent) and the refusal (answered)
+        assert (await log.request(left)).lease_until is None
+        assert (await log.request(gone)).status == "expired"
+        assert not SpoolFile(tmp_path / "spool.jsonl") and not SpoolFile(tmp_path / "spool.jsonl.rejected")
     finally:
         await log.aclose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,15 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, write_config
+from tests.support.ports import TRIES, free_port, port_clash
+
+__all__ = ["API_KEY", "Program", "ServeProcess", "free_port", "start_servers"]
 
 API_KEY = "clave-de-prueba"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class PortTaken(Exception):
+    """The server lost its port to another process between the check and its bind."""
 
 
 class Program:
@@ -62,32 +62,54 @@ class ServeProcess(Program):
             {"POLITICO_SERVE_API_KEY": api_key, **(env or {})},
         )
 
+    def answers_health(self, timeout: float = 1.0) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
+        except httpx.TransportError:
+            return False
+
     def wait_healthy(self, timeout: float = 90.0) -> None:
+        """Return once ``/health`` answers 200; :class:`PortTaken` if the port was taken."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None and port_clash(self.log()):
+                raise PortTaken(self.log())
             self.check_alive()
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if self.answers_health():
+                return
             time.sleep(0.2)
         raise AssertionError(f"serve did not become healthy in {timeout} s:\n{self.log()}")
 
 
 def start_servers(
-    folder: Path, model_dir: Path, count: int, *, api_key: str = "", env: dict[str, str] | None = None
+    folder: Path, model_dir: Path | None, count: int, *, api_key: str = "", env: dict[str, str] | None = None,
+    config: Path | None = None, timeout: float = 90.0,
 ) -> list[ServeProcess]:
     """Start ``count`` servers in parallel (model loading overlaps) and wait for all of them.
 
-    ``env`` overrides config keys the usual way (``POLITICO_GENERATION__ENGINE__...``).
+    They serve ``model_dir`` on a test config written in ``folder``, or run ``config`` as it is
+    (the shipped one, say), logging in ``folder``. ``env`` overrides config keys the usual way
+    (``POLITICO_GENERATION__ENGINE__...``).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    config = write_config(folder, model_dir)
-    servers = [ServeProcess(config, api_key=api_key, env=env) for _ in range(count)]
+    if config is None:
+        assert model_dir is not None
+        config = write_config(folder, model_dir)
+
+    def started() -> ServeProcess:
+        return ServeProcess(config, api_key=api_key, env=env, log_dir=folder)
+
+    servers = [started() for _ in range(count)]
     try:
-        for server in servers:
-            server.wait_healthy()
+        for index in range(count):
+            for attempt in range(1, TRIES + 1):
+                try:
+                    servers[index].wait_healthy(timeout)
+                    break
+                except PortTaken:
+                    if attempt == TRIES:
+                        raise
+                    servers[index] = started()
     except BaseException:
         for server in servers:
             server.terminate(signal.SIGKILL)
@@ -95,12 +117,16 @@ def start_servers(
     return servers
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[ServeProcess]:
-    """One server with a bearer token, shared by a module's tests (starting one takes seconds)."""
+    """One server with a bearer token, shared by the scale-out tests (starting one takes
+    seconds). It is the fixture's: no test may stop it (a test that kills a server starts its
+    own), so every test that uses it finds it running, in whatever order they run."""
     folder = tmp_path_factory.mktemp("serve")
     # A wider batch window than the suite's default so concurrent requests visibly share batches.
     env = {"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "50"}
     (server,) = start_servers(folder, tiny_model_dir, 1, api_key=API_KEY, env=env)
     yield server
+    answering = server.answers_health()  # not poll(): a process just killed may not be reaped yet
     server.terminate()
+    assert answering, f"a test stopped the shared server:\n{server.log()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -10,7 +11,13 @@ import httpx
 import pytest
 
 from generation.prompts import ControlFields, prompt_text
-from generation.serving.backends.remote import CircuitBreaker, RemoteBackend, normalise_base_url
+from generation.serving.backends.remote import (
+    CircuitBreaker,
+    MalformedResponse,
+    RemoteBackend,
+    normalise_base_url,
+    parse_choices,
+)
 from generation.settings import GenerationSettings
 from generation.types import (
     Contrast,
@@ -217,6 +224,110 @@ async def test_contrasts_travel_and_scores_come_back() -> None:
     (only,) = await plain.complete("demo", prompt, PARAMS, seed=1, n=1)
     assert (only.logprobs, only.scored) == ((), 0)
     await plain.aclose()
+
+
+def shed(sent: int, asked: int) -> httpx.Response:
+    """What ``politico serve`` answers when its engine shed candidates (tests/scaleout/test_serve.py
+    checks the real server says exactly this)."""
+    response = ok(sent)
+    return httpx.Response(200, json={**response.json(), "shed": {"asked": asked, "sent": sent}})
+
+
+async def test_fewer_completions_than_asked_are_an_answer_and_are_counted() -> None:
+    endpoints = Endpoints(a=lambda r: shed(4, 8), b=lambda r: ok(3))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=8)) == 4  # shed by the server
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=8)) == 3  # cut short otherwise
+    assert (remote.stats.shed, remote.stats.short, remote.stats.retries) == (1, 1, 0)
+    too_many = Endpoints(a=lambda r: ok(5), b=lambda r: ok(5))
+    assert len(await backend(too_many).complete("demo", PROMPT, PARAMS, seed=1, n=2)) == 2
+
+
+async def test_an_answer_without_completions_moves_on_as_a_failure() -> None:
+    endpoints = Endpoints(a=lambda r: ok(0), b=lambda r: ok(2))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=1, n=2)) == 2
+    assert endpoints.calls == ["a", "b"]
+    assert remote.stats.retries == 1 and remote.stats.failures == {(A, "bad_response"): 1}
+
+
+async def test_a_dead_endpoint_is_retried_elsewhere_with_the_same_seed_and_counted() -> None:
+    endpoints = Endpoints(a=refuse, b=lambda r: ok(2))
+    remote = backend(endpoints)
+    assert len(await remote.complete("demo", PROMPT, PARAMS, seed=77, n=2)) == 2
+    assert endpoints.calls == ["a", "b"] and endpoints.bodies[0] == endpoints.bodies[1]  # same seed, same tweet
+    assert remote.stats.retries == 1 and remote.stats.failures == {(A, "unreachable"): 1}
+
+
+async def test_a_hung_endpoint_gets_its_share_of_the_budget_and_the_next_one_the_rest() -> None:
+    budgets: list[float] = []
+
+    def hung(request: httpx.Request) -> httpx.Response:
+        budgets.append(request.extensions["timeout"]["read"])
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    def answers(request: httpx.Request) -> httpx.Response:
+        budgets.append(request.extensions["timeout"]["read"])
+        return ok()
+
+    remote = backend(Endpoints(a=hung, b=answers), timeout_s=30)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert budgets[0] == pytest.approx(15, abs=0.5)  # half: one more endpoint to try
+    assert budgets[1] == pytest.approx(30, abs=0.5)  # all that is left (the mock hung no time)
+    assert remote.stats.failures == {(A, "timeout"): 1} and remote.stats.retries == 1
+
+
+@pytest.mark.parametrize("payload", [
+    {"object": "error"},  # no choices
+    {"choices": [{"index": 0, "finish_reason": "stop"}]},  # a choice without text
+    {"choices": ["una respuesta"]},  # a choice that is not an object
+    {"choices": None},
+    ["no", "es", "un", "objeto"],
+])
+async def test_a_malformed_completions_response_is_its_endpoints_failure(payload: object) -> None:
+    """JSON that is not a completions answer is a ``MalformedResponse`` (never another exception,
+    which would read as a bug in the bot), counted against the endpoint that sent it; the
+    request moves on to the next endpoint."""
+    with pytest.raises(MalformedResponse, match="malformed completions response"):
+        parse_choices(payload, 1)  # type: ignore[arg-type]
+    endpoints = Endpoints(a=lambda r: httpx.Response(200, json=payload), b=lambda r: ok())
+    remote = backend(endpoints, failure_threshold=1)
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=1))[0].text == " tuit 0"
+    assert endpoints.calls == ["a", "b"] and remote.endpoints[0].breaker.state == "open"
+    await remote.aclose()
+
+
+async def test_a_cancelled_probe_lets_the_next_request_probe() -> None:
+    """A half-open endpoint lets one probe through; when that probe is cancelled (its user went
+    away) before it told anything, the next request probes instead of finding the endpoint
+    shut until the cooldown after a failure that never happened."""
+    entered, never = asyncio.Event(), asyncio.Event()
+    answers = iter(["refuse", "hang", "ok"])
+
+    async def scripted(request: httpx.Request) -> httpx.Response:
+        step = next(answers)
+        if step == "refuse":
+            refuse(request)
+        if step == "hang":
+            entered.set()
+            await never.wait()
+        return ok()
+
+    remote = RemoteBackend(settings(endpoints=[A], failure_threshold=1),
+                           transport=httpx.MockTransport(scripted))
+    breaker = remote.endpoints[0].breaker
+    breaker.cooldown_s = 0  # half-open as soon as it opens: every request may be the probe
+    with pytest.raises(EngineBusy):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
+    assert breaker.state == "half-open"
+    probe = asyncio.create_task(remote.complete("demo", PROMPT, PARAMS, seed=2))
+    await asyncio.wait_for(entered.wait(), 10)
+    probe.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probe
+    assert (await remote.complete("demo", PROMPT, PARAMS, seed=3))[0].text == " tuit 0"
+    assert breaker.state == "closed"
+    await remote.aclose()
 
 
 async def test_each_candidates_seed_and_timings_come_back_when_the_server_says() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from generation.decoding.sampling import candidate_seed
 from generation.prompts import ControlFields, prompt_text
 from generation.serving.server import CompletionRequest
 from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
+from tests.support.waiting import until
 
 PROMPT = prompt_text(ControlFields(coalicion="Chile Vamos", partido="RN", sentimiento="POSITIVE"))
 
@@ -157,30 +159,38 @@ def test_models_health_and_metrics(client: httpx.Client, serve: ServeProcess) ->
         assert name in metrics, name
 
 
-def test_sigterm_finishes_in_flight_requests(tmp_path: Path, tiny_model_dir: Path) -> None:
-    """Requests already taken are answered after SIGTERM; then the process exits cleanly."""
-    # A one-second batch window keeps the requests inside the server when the signal lands.
+@pytest.fixture
+def slow_server(tmp_path: Path, tiny_model_dir: Path) -> Iterator[ServeProcess]:
+    """A server of the test's own (it gets a signal), with a one-second batch window that keeps
+    requests inside it when the signal lands."""
     (server,) = start_servers(
         tmp_path, tiny_model_dir, 1, env={"POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "1000"}
     )
+    yield server
+    server.terminate(signal.SIGKILL)
+
+
+def test_sigterm_finishes_in_flight_requests(slow_server: ServeProcess) -> None:
+    """Requests already taken are answered after SIGTERM; then the process exits cleanly."""
 
     async def scenario() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=slow_server.url, timeout=30) as client:
             body = {"model": "demo", "prompt": PROMPT, "max_tokens": 8}
             pending = [asyncio.create_task(client.post("/v1/completions", json=body)) for _ in range(4)]
-            while True:  # wait until the server holds them
+
+            async def holding_all() -> bool:
                 metrics = (await client.get("/metrics")).text
-                if re.search(r"^politico_requests_in_flight 4\.0$", metrics, re.M):
-                    break
-                await asyncio.sleep(0.02)
-            server.process.send_signal(signal.SIGTERM)
+                return bool(re.search(r"^politico_requests_in_flight 4\.0$", metrics, re.M))
+
+            await until(holding_all, "the server to hold the 4 requests")
+            slow_server.process.send_signal(signal.SIGTERM)
             return await asyncio.gather(*pending)
 
     responses = asyncio.run(scenario())
     assert [r.status_code for r in responses] == [200] * 4
     # uvicorn re-raises the signal once shut down, so the exit status is "killed by SIGTERM".
-    assert server.terminate() in (0, -signal.SIGTERM)
-    assert "engine drained and stopped" in server.log()
+    assert slow_server.process.wait(30) in (0, -signal.SIGTERM)
+    assert "engine drained and stopped" in slow_server.log()
 
 
 def test_guide_fields_reach_the_sampling_parameters() -> None:
@@ -216,3 +226,39 @@ def test_negative_prompts_guide_the_choices(client: httpx.Client) -> None:
     assert texts[2] != texts[0]
     assert texts[2] == [c["text"] for c in complete(
         client, n=3, seed=5, max_tokens=8, temperature=1.0, negative_prompts=[other], contrast_guidance=3)["choices"]]
+
+
+async def test_a_shed_answer_says_so_and_the_remote_backend_takes_it(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The contract between ``politico serve`` and the remote backend under load: a server that
+    sheds candidates answers fewer, marks the body ``shed``, numbers choices per prompt as
+    OpenAI does, and the bot's backend takes the answer (and counts it) instead of failing."""
+    from generation.serving.backends.remote import RemoteBackend
+    from generation.settings import GenerationSettings
+    from generation.types import PromptSpec, SamplingParams
+    from tests.scaleout.test_remote_unit import shed
+
+    env = {"POLITICO_GENERATION__ENGINE__SHED_ROWS": "2", "POLITICO_GENERATION__ENGINE__SHED_CANDIDATES": "1",
+           "POLITICO_GENERATION__ENGINE__BATCH_WINDOW_MS": "50"}
+    (server,) = start_servers(tmp_path, tiny_model_dir, 1, env=env)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            body = complete(client, prompt=[PROMPT, PROMPT], n=4, max_tokens=8, seed=1)
+        sent = len(body["choices"])
+        assert body["shed"] == {"asked": 8, "sent": sent} and 2 <= sent < 8
+        indices = [c["index"] for c in body["choices"]]
+        assert {i // 4 for i in indices} == {0, 1} and indices == sorted(indices)  # both prompts answered
+        scripted = shed(1, 2).json()  # what tests/scaleout/test_remote_unit.py's fake answers
+        assert set(scripted) <= set(body) and set(scripted["shed"]) == set(body["shed"])
+        assert set(scripted["choices"][0]) <= set(body["choices"][0])
+
+        settings = GenerationSettings.model_validate({
+            "backend": "remote", "models": {"demo": {"path": str(tiny_model_dir), "kind": "controlled"}},
+            "remote": {"endpoints": [server.url]},
+        })
+        remote = RemoteBackend(settings)
+        prompt, params = PromptSpec("controlled", ControlFields(partido="RN")), SamplingParams(max_new_tokens=8)
+        answers = await asyncio.gather(*(remote.complete("demo", prompt, params, seed=s, n=4) for s in (1, 2)))
+        await remote.aclose()
+        assert sorted(len(a) for a in answers)[0] < 4 and remote.stats.shed >= 1 and remote.stats.failures == {}
+    finally:
+        server.terminate()

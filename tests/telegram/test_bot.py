@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 
+import pytest
 from PIL import Image
 
+from bot import texts
 from bot.telegram.frontend import FAILURE, MENU, PLACEHOLDER, QUEUE_NOTICE
 from bot.types import FICTION_LABEL
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI
+from tests.support.bots import StartTelegram
 from tests.support.waiting import eventually
-from tests.telegram.conftest import Start
 from tests.telegram.helpers import answer_to, buttons_of, final_answer, shown_answers, text_of
 
 
-async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_commands_in_a_private_chat(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram() as frontend:
         assert [c["command"] for c in api.of("setMyCommands")[0].params["commands"]] == [m[0] for m in MENU]
         start = await api.send_text("/start")
         help_ = await api.send_text("/ayuda")
@@ -44,8 +47,8 @@ async def test_commands_in_a_private_chat(api: FakeBotAPI, start_bot: Start) -> 
     assert api.violations == []
 
 
-async def test_groups_answer_commands_for_this_bot_only(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot():
+async def test_groups_answer_commands_for_this_bot_only(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram():
         group = -100123
         mine = await api.send_text(f"/tuit@{BOT_USERNAME} izquierda", user_id=5, chat_id=group, chat_type="supergroup")
         other = await api.send_text("/tuit@OtraBot izquierda", user_id=5, chat_id=group, chat_type="supergroup")
@@ -58,8 +61,8 @@ async def test_groups_answer_commands_for_this_bot_only(api: FakeBotAPI, start_b
     assert api.violations == []
 
 
-async def test_buttons_rate_and_regenerate(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+async def test_buttons_rate_and_regenerate(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram() as frontend:
         answer = await answer_to(api, await api.send_text("/tuit centro"))
         up, _, again = buttons_of(answer)
         await api.press(up, answer.message)
@@ -78,19 +81,20 @@ async def test_buttons_rate_and_regenerate(api: FakeBotAPI, start_bot: Start) ->
     assert api.violations == []
 
 
-async def test_inline_mode_offers_a_generated_tweet(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot():
+async def test_inline_mode_offers_a_generated_tweet(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram():
         for typed in ("d", "der", "derecha positivo pensiones"):  # one query per keystroke
             await api.inline(typed, user_id=1)
         await api.inline("x" * 400, user_id=2)
         await api.wait_for(lambda: len(api.of("answerInlineQuery")) == 2)
-        await asyncio.sleep(1)  # the superseded keystrokes stay unanswered
-        assert len(api.of("answerInlineQuery")) == 2
-        results = [c.params["results"] for c in api.of("answerInlineQuery")]
-        tweets = [r for rs in results for r in rs if r["id"].startswith("g")]
-        assert tweets, results
-        assert FICTION_LABEL in tweets[0]["input_message_content"]["message_text"]
-        assert buttons_of_markup(tweets[0])
+    # Stopping waits for every handler in hand: the superseded keystrokes' ones have all
+    # returned, and none answered.
+    assert len(api.of("answerInlineQuery")) == 2
+    results = [c.params["results"] for c in api.of("answerInlineQuery")]
+    tweets = [r for rs in results for r in rs if r["id"].startswith("g")]
+    assert tweets, results
+    assert FICTION_LABEL in tweets[0]["input_message_content"]["message_text"]
+    assert buttons_of_markup(tweets[0])
     assert api.violations == []
 
 
@@ -98,9 +102,9 @@ def buttons_of_markup(result: dict) -> list[str]:
     return [b["callback_data"] for row in result.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
 
 
-async def test_rate_limits_answer_kindly(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_rate_limits_answer_kindly(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
     limits = "[rate_limits]\nper_user_per_minute = 2\nper_chat_per_minute = 0\n"
-    async with start_bot(limits):
+    async with start_telegram(limits):
         ids = [await api.send_text(f"/tuit tema {i}", user_id=9) for i in range(3)]
         answers = [text_of(await answer_to(api, i)) for i in ids]
         assert sum(FICTION_LABEL in a for a in answers) == 2
@@ -109,30 +113,35 @@ async def test_rate_limits_answer_kindly(api: FakeBotAPI, start_bot: Start) -> N
     assert api.violations == []
 
 
-async def test_bad_input_is_answered_within_limits(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot():
-        cases = [
-            "/tuit " + "pensiones " * 1000,
-            "/tuit partido=NOEXISTE",
-            "/tuit lado=derecha lado=izquierda",
-            '/tuit "comillas sin cerrar',
-            "/tuit \u202e\u0000\ufffd 🤖" * 30,
-            "/tuiit derecha",
-            "/" + "a" * 200,
-        ]
-        ids = [await api.send_text(text) for text in cases]
-        answers = [await answer_to(api, i) for i in ids]
-        assert all(text_of(a) for a in answers)
+async def test_bad_input_is_answered_within_limits(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    """Each bad command gets its own Spanish explanation; one that only looks odd gets a tweet."""
+    cases = [
+        ("/tuit " + "pensiones " * 1000, texts.err_too_long(10006, 300)),
+        ("/tuit partido=NOEXISTE", texts.err_unknown_value("party", "NOEXISTE", None)),
+        ("/tuit lado=derecha lado=izquierda", texts.err_two_values("side", "derecha", "izquierda")),
+        ('/tuit "comillas sin cerrar', None),
+        ("/tuit \u202e\u0000\ufffd 🤖" * 30, texts.err_too_long(330, 300)),
+        ("/tuiit derecha", texts.unknown_command("tuiit", "tuit")),
+        ("/" + "a" * 200, texts.unknown_command("a" * 200, None)),
+    ]
+    async with start_telegram():
+        ids = [await api.send_text(text) for text, _ in cases]
+        answers = [text_of(await answer_to(api, i)) for i in ids]
+    for (text, error), answer in zip(cases, answers, strict=True):
+        if error is None:
+            assert answer.endswith(FICTION_LABEL), (text[:40], answer)
+        else:
+            assert answer == error, text[:40]
     assert api.violations == []
 
 
 async def test_without_a_placeholder_a_slow_request_gets_a_queue_notice_the_tweet_replaces(
-    api: FakeBotAPI, start_bot: Start
+    api: FakeBotAPI, start_telegram: StartTelegram
 ) -> None:
     """Telegram refuses the placeholder (say, flood control): the chat shows "typing" and the
     "en cola" notice, which the tweet then replaces."""
     api.failures["sendMessage"] = lambda params: "refused" if params.get("text") == PLACEHOLDER else None
-    async with start_bot(queue_notice_after_s=0.0):
+    async with start_telegram(queue_notice_after_s=0.0):
         message = await api.send_text("/tuit izquierda negativo")
         answer = await answer_to(api, message)
         notice = next(c for c in api.replies_to(message) if c.method == "sendMessage")
@@ -144,9 +153,9 @@ async def test_without_a_placeholder_a_slow_request_gets_a_queue_notice_the_twee
 
 
 async def test_card_rendering_edits_a_png_with_the_label_into_a_photo_placeholder(
-    api: FakeBotAPI, start_bot: Start
+    api: FakeBotAPI, start_telegram: StartTelegram
 ) -> None:
-    async with start_bot('[bot]\nrender = "card"\n', render="card"):
+    async with start_telegram('[bot]\nrender = "card"\n', render="card"):
         first = await api.send_text("/tuit derecha")
         answer = await answer_to(api, first)
         placeholders = [c for c in api.of("sendPhoto") if text_of(c) == PLACEHOLDER]
@@ -164,18 +173,24 @@ async def test_card_rendering_edits_a_png_with_the_label_into_a_photo_placeholde
     assert api.violations == []
 
 
-async def test_an_unexpected_failure_is_logged_and_answered(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot() as frontend:
+@pytest.mark.expect_errors(r"telegram: update 1 failed")
+async def test_an_unexpected_failure_is_logged_and_answered(
+    api: FakeBotAPI, start_telegram: StartTelegram, caplog: pytest.LogCaptureFixture
+) -> None:
+    bug = RuntimeError("boom")
+    async with start_telegram() as frontend:
         async def broken(incoming: object) -> None:
-            raise RuntimeError("boom")
+            raise bug
 
         frontend.core.handle = broken  # type: ignore[method-assign]
         message = await api.send_text("/tuit")
         assert text_of(await answer_to(api, message)) == FAILURE
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.exc_info[1] for r in errors if r.exc_info] == [bug]
 
 
-async def test_fifty_users_at_once_are_all_answered(api: FakeBotAPI, start_bot: Start) -> None:
-    async with start_bot():
+async def test_fifty_users_at_once_are_all_answered(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    async with start_telegram():
         ids = await asyncio.gather(*(
             api.send_text(text, user_id=1000 + user)
             for user in range(50)
@@ -188,11 +203,11 @@ async def test_fifty_users_at_once_are_all_answered(api: FakeBotAPI, start_bot: 
     assert api.violations == []
 
 
-async def test_telegram_flood_control_is_waited_out(api: FakeBotAPI, start_bot: Start) -> None:
+async def test_telegram_flood_control_is_waited_out(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
     """PTB's rate limiter (as configured in production) retries after Telegram's 429."""
     from telegram.ext import AIORateLimiter
 
-    async with start_bot(rate_limiter=AIORateLimiter(max_retries=3)):
+    async with start_telegram(rate_limiter=AIORateLimiter(max_retries=3)):
         api.flood["sendMessage"] = 1
         message = await api.send_text("/ayuda")
         assert text_of(await answer_to(api, message))

@@ -30,7 +30,7 @@ from typing import Any
 
 from bot.telegram.frontend import PLACEHOLDER
 from tests.fakes.telegram_api import Call, FakeBotAPI
-from tests.telegram.conftest import telegram_config
+from tests.support.bots import telegram_config
 from tests.telegram.helpers import final_answer, shown_answers
 
 WAVE = 4

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.telegram_api import BOT_USERNAME, FakeBotAPI, user
-from tests.telegram.conftest import Start
+from tests.support.bots import StartTelegram
 from tests.telegram.helpers import answer_to, final_answer
 
 COMMANDS = ("/tuit", "/otra", "/ayuda", "/opciones", "/start")
@@ -109,13 +109,13 @@ class Fuzzer:
 
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_hostile_updates_never_break_the_bot(
-    seed: int, api: FakeBotAPI, start_bot: Start, caplog: pytest.LogCaptureFixture
+    seed: int, api: FakeBotAPI, start_telegram: StartTelegram, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
     fuzzer = Fuzzer(random.Random(seed), api)
     updates = [fuzzer.command() if i % 3 == 0 else fuzzer.hostile() for i in range(300)]
     limits = "[rate_limits]\nper_user_per_minute = 0\nper_chat_per_minute = 0\n"
-    async with start_bot(limits):
+    async with start_telegram(limits):
         for update in updates:
             await api.push(update)
         for message_id in fuzzer.expect:

@@ -13,8 +13,8 @@ from bot.telegram.frontend import PLACEHOLDER
 from bot.types import FICTION_LABEL
 from db.log import NewGeneration
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.support.bots import running_app, running_bot, telegram_config
 from tests.support.waiting import eventually
-from tests.telegram.conftest import running_app, running_bot, telegram_config
 from tests.telegram.helpers import answer_to, shown_answers, text_of
 
 

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 
 from bot.types import FICTION_LABEL
 from tests.fakes.telegram_api import FakeBotAPI, user
-from tests.telegram.conftest import Start
+from tests.support.bots import StartTelegram
+from tests.support.ports import on_free_port
 from tests.telegram.helpers import answer_to, text_of
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+async def test_webhook_mode_takes_updates_with_the_secret_only(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    def keys(port: int) -> str:
+        return f'webhook_url = "https://bot.example.cl/tg/hook"\nwebhook_port = {port}\nwebhook_secret = "s3creto"\n'
 
-
-async def test_webhook_mode_takes_updates_with_the_secret_only(api: FakeBotAPI, start_bot: Start) -> None:
-    port = free_port()
-    keys = f'webhook_url = "https://bot.example.cl/tg/hook"\nwebhook_port = {port}\nwebhook_secret = "s3creto"\n'
-    async with start_bot(telegram=keys):
+    async with on_free_port(lambda port: start_telegram(telegram=keys(port))) as (port, _):
         registered = api.of("setWebhook")[0].params
         assert registered["url"] == "https://bot.example.cl/tg/hook" and registered["secret_token"] == "s3creto"
         update = {"update_id": 1, "message": {
