@@ -88,6 +88,7 @@ def test_error_pages_are_spanish(client: TestClient) -> None:
     assert "Method Not Allowed" not in wrong_method.text
 
 
+@pytest.mark.expect_errors(r"desk request / failed")
 def test_a_crash_is_a_spanish_page_with_the_same_headers(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     async def broken() -> dict[str, int]:
         raise RuntimeError("la base de datos se fue")
