@@ -57,16 +57,23 @@ class Resumer:
     origin_of: Callable[[LoggedRequest], Origin | None] = lambda request: None
     every_s: float = LOOK_EVERY_S
     _work: set[asyncio.Task[None]] = field(default_factory=set)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _loop: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start looking in the background (needs a running loop)."""
+        self._loop = asyncio.create_task(self.run(), name=f"{self.platform}-takeover")
 
     async def run(self) -> None:
-        """Look, answer what was claimed, and look again, until cancelled."""
-        while True:
+        """Look, start answering what was claimed, and look again, until :meth:`stop`."""
+        while not self._stopping.is_set():
             try:
                 await self.look()
             except Exception:
                 # The database is out of reach (claiming needs it): the next look tries again.
                 logger.warning("%s: could not look for requests to take over", self.platform, exc_info=True)
-            await asyncio.sleep(self.every_s * random.uniform(0.5, 1.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.every_s * random.uniform(0.5, 1.0))
 
     async def look(self) -> int:
         """Claim what is free now and start answering it; returns how many were claimed."""
@@ -99,8 +106,12 @@ class Resumer:
             await asyncio.gather(*self._work, return_exceptions=True)
 
     async def stop(self, grace_s: float) -> None:
-        """Stop looking (by cancelling ``run``'s task, the caller's) and give the answers in
-        hand ``grace_s`` to finish; what is cut short stays leased until the app lets go."""
+        """Stop looking (a look in progress ends first: cutting it short would cut a database
+        call) and give the answers in hand ``grace_s`` to finish; what is cut short stays
+        leased until the app lets go."""
+        self._stopping.set()
+        if self._loop is not None:
+            await self._loop
         if self._work:
             await asyncio.wait(set(self._work), timeout=grace_s)
         for task in list(self._work):

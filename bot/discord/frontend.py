@@ -75,7 +75,6 @@ class DiscordFrontend:
         self._add_commands()
         app.core.register_editor(PLATFORM, self.edit)
         self._runner: asyncio.Task[None] | None = None
-        self._resuming: asyncio.Task[None] | None = None
         self._resumer: Resumer | None = None
         #: Interaction id → its deferral, started once (by the handler or the placeholder).
         self._deferrals: dict[int, asyncio.Task[bool]] = {}
@@ -102,7 +101,7 @@ class DiscordFrontend:
             answerable=lambda request: _webhook_of(request) is not None,
             origin_of=lambda request: replace(self.core.origin_of(request), placeholder=_original),
         )
-        self._resuming = asyncio.create_task(self._resumer.run(), name="discord-resume")
+        self._resumer.start()
         log.info("discord: %s connecting", self.client.user)
 
     async def _stay_connected(self) -> None:
@@ -120,9 +119,6 @@ class DiscordFrontend:
                 delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
-        if self._resuming is not None:
-            self._resuming.cancel()
-            await asyncio.gather(self._resuming, return_exceptions=True)
         if self._resumer is not None:
             await self._resumer.stop(STOP_GRACE_S)
         await self.client.close()

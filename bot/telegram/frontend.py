@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
@@ -134,7 +134,6 @@ class TelegramFrontend:
         self.render = render
         self.queue_notice_after_s = queue_notice_after_s
         self.resume_max_age_s = resume_max_age_s
-        self._resuming: asyncio.Task[None] | None = None
         self._resumer: Resumer | None = None
         self._intake: ConfirmingPoller | WebhookIntake | None = None
         self._latest_inline: dict[str, str] = {}
@@ -187,7 +186,7 @@ class TelegramFrontend:
             answerable=lambda request: request.chat_kind != "inline",  # the inline query is gone
             origin_of=self._resumed_origin,
         )
-        self._resuming = asyncio.create_task(self._resumer.run(), name="telegram-resume")
+        self._resumer.start()
 
     async def stop(self) -> None:
         """Stop taking updates (a webhook's port closes first, so a balancer moves on), let the
@@ -195,9 +194,6 @@ class TelegramFrontend:
         application = self.application
         if self._intake is not None:
             await self._intake.stop()
-        if self._resuming is not None:
-            self._resuming.cancel()
-            await asyncio.gather(self._resuming, return_exceptions=True)
         if self._resumer is not None:
             await self._resumer.stop(STOP_GRACE_S)
         if application.running:
@@ -360,16 +356,20 @@ class TelegramFrontend:
                 done, _ = await asyncio.wait({task}, timeout=max(wait, 0))
                 if done:
                     return task.result(), notice
-                if isinstance(placeholder, _Placeholder) and placeholder.asked:
+                if isinstance(placeholder, _Placeholder) and placeholder.up:
                     return await task, notice  # the placeholder already says a tweet is coming
                 await _quietly(self.application.bot.send_chat_action(chat_id, ChatAction.TYPING))
                 if notice is None and loop.time() >= notice_at:
-                    notice = await _quietly(self.application.bot.send_message(
-                        chat_id, QUEUE_NOTICE, reply_parameters=_reply_to(reply_to)
-                    ))
+                    notice = await (placeholder.notice() if isinstance(placeholder, _Placeholder)
+                                    else self.send_notice(chat_id, reply_to))
                 wait = TYPING_EVERY_S if notice else min(TYPING_EVERY_S, notice_at - loop.time())
         finally:
             task.cancel()
+
+    async def send_notice(self, chat_id: int | str, reply_to: int | None) -> Message | None:
+        """The "en cola" notice a slow command shows until its answer replaces it."""
+        return await _quietly(self.application.bot.send_message(
+            chat_id, QUEUE_NOTICE, reply_parameters=_reply_to(reply_to)))
 
     async def put_up(self, chat_id: int | str, reply_to: int | None) -> MessageRef | None:
         """The placeholder a tweet will be edited into, as a reply to ``reply_to``; None when
@@ -406,7 +406,7 @@ class TelegramFrontend:
             png = await asyncio.to_thread(render_card, tweet)
         target = _message_of(reply.answer_ref)
         if target is not None:
-            if notice is not None:
+            if notice is not None and (str(notice.chat_id), notice.message_id) != target:
                 await _quietly(notice.delete())
             ref, outcome = await self._into_placeholder(target, reply, png)
             if outcome != "gone":
@@ -502,16 +502,34 @@ class TelegramFrontend:
 @dataclass
 class _Placeholder:
     """An origin's placeholder: put up in ``chat_id`` as a reply to ``reply_to`` when the core
-    asks (``asked`` tells ``_while_working`` that a tweet is on its way)."""
+    asks (``up`` tells ``_while_working`` that a message already says a tweet is coming). A
+    command has one message before its answer: an "en cola" notice already up serves as the
+    placeholder (a photo one replaces it when tweets are cards)."""
 
     frontend: TelegramFrontend
     chat_id: int | str
     reply_to: int | None
-    asked: bool = False
+    up: bool = False
+    _notice: Message | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def __call__(self) -> MessageRef | None:
-        self.asked = True
-        return await self.frontend.put_up(self.chat_id, self.reply_to)
+        async with self._lock:
+            notice = self._notice
+            if notice is not None and self.frontend.render == "text":
+                ref: MessageRef | None = {"ref": f"{notice.chat_id}:{notice.message_id}",
+                                          "chat_id": str(notice.chat_id), "message_id": str(notice.message_id)}
+            else:
+                ref = await self.frontend.put_up(self.chat_id, self.reply_to)
+            self.up = ref is not None
+            return ref
+
+    async def notice(self) -> Message | None:
+        """The "en cola" notice, unless a placeholder is up already."""
+        async with self._lock:
+            if not self.up and self._notice is None:
+                self._notice = await self.frontend.send_notice(self.chat_id, self.reply_to)
+            return self._notice
 
 
 def _placeholder_card() -> bytes:

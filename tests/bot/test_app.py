@@ -59,3 +59,28 @@ async def test_the_app_renews_the_leases_of_the_requests_in_hand(tmp_path: Path,
         await until(renewed, "the app's heartbeat to renew the lease", timeout=15)
     finally:
         await app.aclose()
+
+
+async def test_a_clean_stop_lets_go_of_what_is_still_unanswered(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A process stopping on SIGTERM releases the leases of requests it leaves unanswered, so a
+    live peer takes them over at its next look instead of waiting for them to run out; what it
+    answered keeps its record."""
+    settings = load_settings(write_config(tmp_path, tiny_model_dir))
+    app = await build_app(settings, start_engine=False)
+    left = await app.log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit", source="c1:1",
+                               lease_s=app.core.lease_s)
+    written = await app.log.begin("telegram", "u2", "Bea", "c2", "private", "", "/tuit", source="c2:1",
+                                  lease_s=app.core.lease_s)
+    await app.log.finish(written.id, "error", error="algo")  # written, not yet delivered
+    answered = await app.log.begin("telegram", "u3", "Caro", "c3", "private", "", "/tuit", source="c3:1",
+                                   lease_s=app.core.lease_s)
+    await app.log.finish(answered.id, "error", error="algo")
+    await app.log.answered(answered.id)
+    await app.aclose()
+    app = await build_app(settings, start_engine=False)
+    try:
+        leases = {r: (await app.log.request(r)).lease_until for r in (left.id, written.id, answered.id)}
+        assert leases[left.id] is None and leases[written.id] is None
+        assert leases[answered.id] is not None  # answered: nothing to hand over
+    finally:
+        await app.aclose()

@@ -502,3 +502,17 @@ async def test_no_input_crashes_a_handler(core: BotCore, settings: Settings, tex
     assert anything.text != texts.INTERNAL_ERROR
     pressed = await core.press(ORIGIN, data)
     assert pressed.kind in {"info", "tweet"} and pressed.text != texts.INTERNAL_ERROR
+
+
+async def test_a_message_delivered_again_uses_no_quota(settings: Settings, log: GenerationLog) -> None:
+    """Admission comes after the log recognises a message delivered again (a crash, Telegram's
+    retry): the second delivery is ignored and does not count against the user's limit."""
+    limits = settings.rate_limits.model_copy(update={"per_user_per_minute": 2, "per_chat_per_minute": 0})
+    core = BotCore(settings.model_copy(update={"rate_limits": limits}), FakeGenerator(), log, MemoryRateLimiter())
+    first = Origin("telegram", "u9", "c9", source="c9:1")
+    assert (await core.handle(Incoming(first, "/tuit"))).kind == "tweet"
+    assert (await core.handle(Incoming(first, "/tuit"))).kind == "ignored"  # delivered again
+    second = Origin("telegram", "u9", "c9", source="c9:2")
+    assert (await core.handle(Incoming(second, "/tuit"))).kind == "tweet"  # the second of two
+    third = Origin("telegram", "u9", "c9", source="c9:3")
+    assert (await core.handle(Incoming(third, "/tuit"))).kind == "rate_limited"

@@ -141,7 +141,9 @@ async def test_a_dead_holders_requests_are_taken_over_and_a_live_slow_one_never(
     heartbeat.start()
     cores = [BotCore(settings, FakeGenerator(), log, MemoryRateLimiter()) for log in logs]
     chat = Chat()
-    loops = [asyncio.create_task(resumer(core, chat).run()) for core in cores]
+    loops = [resumer(core, chat) for core in cores]
+    for loop in loops:
+        loop.start()
     try:
         orphans = [(await dead_log.begin("telegram", "u2", "Ana", "c2", "private", "", "/tuit derecha", {},
                                          source=f"c2:{i}", lease_s=lease_s)).id for i in range(4)]
@@ -167,8 +169,7 @@ async def test_a_dead_holders_requests_are_taken_over_and_a_live_slow_one_never(
         assert (await logs[0].request(slow_id)).status == "ok"
     finally:
         for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+            await loop.stop(grace_s=5)
         await heartbeat.stop()
         for log in (live_log, dead_log, *logs):
             await log.aclose()
@@ -189,11 +190,11 @@ async def test_the_loop_goes_on_after_a_database_error(settings: Settings, log: 
         return await real_pending(*args, **kwargs)
 
     log.pending = pending  # type: ignore[method-assign]
-    loop = asyncio.create_task(resumer(core, chat).run())
+    loop = resumer(core, chat)
+    loop.start()
     try:
         await eventually(lambda: asyncio.sleep(0, chat.delivered), bool, timeout=30)
     finally:
-        loop.cancel()
-        await asyncio.gather(loop, return_exceptions=True)
+        await loop.stop(grace_s=5)
     assert [r for r, _, _ in chat.delivered] == [orphan] and failures == []
     assert "could not look for requests to take over" in caplog.text

@@ -11,17 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import texts
 from bot.config import Settings
 from bot.core import BotCore
 from bot.ratelimit import MemoryRateLimiter
+from bot.resume import Resumer
 from bot.types import Incoming, Origin
 from db.engine import create_engine
 from db.leases import Heartbeat
 from db.log import WRITERS, GenerationLog, NewGeneration
-from db.models import Generation, Rating, Request
+from db.models import Generation, Rating, Request, utcnow
 from db.spool import SpoolFile
 from generation.serving.service import TweetResult
 from generation.types import SamplingParams
@@ -127,6 +128,40 @@ async def test_a_request_begun_while_the_database_was_down_is_renewed_once_repla
         await until(renewed, "the replayed request's lease to be renewed", timeout=15)
     finally:
         await heartbeat.stop()
+        await log.aclose()
+
+
+async def test_a_process_never_takes_over_its_own_request_begun_during_an_outage(
+    outage: Outage, tmp_path: Path
+) -> None:
+    """A request begun during an outage has a provisional id, and its lease may have run out by
+    the time its ``begin`` is replayed: the process still answering it must not take it over
+    from itself (it would answer twice), while any other process may."""
+    log = _log(outage, tmp_path, retry_s=0.1)
+    core = BotCore(Settings(), FixedGenerator(), log, MemoryRateLimiter())
+    delivered: list[int] = []
+
+    async def send(request: Any, reply: Any) -> None:
+        delivered.append(request.id)
+
+    try:
+        begun = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit", source="c1:6", lease_s=1.0)
+        await outage.up()
+        await _wait_replayed(log)
+        assert log.spool is not None
+        request_id = log.spool.resolve(begun.id)
+        async with log.sessions() as session, session.begin():
+            await session.execute(update(Request).where(Request.id == request_id)
+                                  .values(lease_until=utcnow() - timedelta(seconds=5)))
+        assert log.holds(request_id)
+        assert await Resumer(core, "telegram", 600, send, answerable=lambda r: True).look() == 0
+        other = GenerationLog(create_engine(outage.url))
+        try:
+            assert await other.claim(request_id, 10)  # another process may take it over
+        finally:
+            await other.aclose()
+        assert delivered == []
+    finally:
         await log.aclose()
 
 

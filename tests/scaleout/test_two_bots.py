@@ -26,6 +26,7 @@ from tests.conftest import write_config
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI, user
 from tests.scaleout.conftest import Program, free_port, start_servers
 from tests.support.services import REDIS_HOST, REDIS_PORT, require
+from tests.telegram.helpers import final_answer, shown_answers
 
 SECRET = "secreto-del-webhook"
 USERS, PER_USER, LIMIT = 6, 4, 3
@@ -121,7 +122,7 @@ redis_url = "redis://{REDIS_HOST}:{REDIS_PORT}/0"
                 first_code = await asyncio.to_thread(bots[0].process.wait, 60)
 
             message_ids = [u["message"]["message_id"] for u in updates]
-            await api.wait_for(lambda: all(api.replies_to(m) for m in message_ids), timeout=120)
+            await api.wait_for(lambda: all(final_answer(api, m) for m in message_ids), timeout=120)
             rows = await _requests_when_settled(postgres_url, len(updates))
         finally:
             codes = [bot.terminate() for bot in bots]
@@ -129,8 +130,8 @@ redis_url = "redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
     assert first_code == 0 and codes == [0, 0], "\n".join(bot.log() for bot in bots)
     assert not api.violations
-    # Answered exactly once: one reply per update, and one logged request per update.
-    assert {m: len(api.replies_to(m)) for m in message_ids} == dict.fromkeys(message_ids, 1)
+    # Answered exactly once: one answer shown per update, and one logged request per update.
+    assert {m: len(shown_answers(api, m)) for m in message_ids} == dict.fromkeys(message_ids, 1)
     assert sorted(int(r["message_id"]) for r in rows) == sorted(message_ids)
     # The per-user limit held across processes: each user got LIMIT tweets and one refusal.
     per_user: dict[int, list[str]] = {}

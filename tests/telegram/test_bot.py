@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from types import SimpleNamespace
 
 import pytest
 from PIL import Image
@@ -135,13 +136,34 @@ async def test_bad_input_is_answered_within_limits(api: FakeBotAPI, start_telegr
     assert api.violations == []
 
 
+async def test_a_queue_notice_already_up_becomes_the_placeholder(api: FakeBotAPI, start_telegram: StartTelegram) -> None:
+    """A command shows one message before its answer: an "en cola" notice that went up first is
+    the one the tweet is edited into (no second message, no second notification)."""
+    async with start_telegram(queue_notice_after_s=0.0):
+        messages = [await api.send_text(f"/tuit centro tema {i}", user_id=60 + i) for i in range(4)]
+        for message in messages:
+            answer = await answer_to(api, message)
+            [first] = api.replies_to(message)
+            assert text_of(first) in (QUEUE_NOTICE, PLACEHOLDER)
+            assert answer.method == "editMessageText" and answer.params["message_id"] == first.message["message_id"]
+            assert len(shown_answers(api, message)) == 1
+    assert api.violations == []
+
+
 async def test_without_a_placeholder_a_slow_request_gets_a_queue_notice_the_tweet_replaces(
     api: FakeBotAPI, start_telegram: StartTelegram
 ) -> None:
     """Telegram refuses the placeholder (say, flood control): the chat shows "typing" and the
     "en cola" notice, which the tweet then replaces."""
     api.failures["sendMessage"] = lambda params: "refused" if params.get("text") == PLACEHOLDER else None
-    async with start_telegram(queue_notice_after_s=0.0):
+    async with start_telegram(queue_notice_after_s=0.3) as frontend:
+        written = frontend.core.generator.generate
+
+        async def slowly(request: object) -> object:  # a tweet that takes longer than the notice
+            await asyncio.sleep(1.0)
+            return await written(request)
+
+        frontend.core.generator = SimpleNamespace(generate=slowly)
         message = await api.send_text("/tuit izquierda negativo")
         answer = await answer_to(api, message)
         notice = next(c for c in api.replies_to(message) if c.method == "sendMessage")

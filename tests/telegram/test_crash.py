@@ -39,11 +39,13 @@ BURST = 26
 KILL_ON_EDIT = 6
 #: Each tweet edit is held this long before the bot hears back, so that several are in flight.
 EDIT_LATENCY_S = 0.3
+
 #: Short leases (renewed every second) so the test sees renewals and their end soon after the kill.
 LEASE_S = 3.0
 #: For the bot processes: few rows at a time, several candidates each, so that the kill finds
 #: many requests in flight.
-ENGINE = {"POLITICO_GENERATION__ENGINE__MAX_BATCH": "4", "POLITICO_BOT__CANDIDATES": "2",
+ENGINE = {"POLITICO_GENERATION__ENGINE__MAX_BATCH": "3", "POLITICO_BOT__CANDIDATES": "2",
+          "POLITICO_GENERATION__ENGINE__REQUEST_TIMEOUT_S": "300",
           "POLITICO_BOT__LEASE_S": str(LEASE_S)}
 
 
@@ -88,9 +90,13 @@ async def test_kill_9_mid_delivery_then_restart(api: FakeBotAPI, tmp_path: Path,
         unlogged.extend(m["message_id"] for m in message if f"{m['chat']['id']}:{m['message_id']}" not in sources)
 
     async def kill_on_nth_edit(call: Call) -> None:
+        """Kill on the Nth tweet edit or later, once the app's heartbeat has renewed a lease
+        (a lease never renewed ends exactly lease_s after its request arrived)."""
         if not tweet_edit(call) or killed.is_set():
             return
-        if sum(tweet_edit(c) for c in api.calls) >= KILL_ON_EDIT and first is not None:
+        renewed = any(r["status"] == "pending" and r["lease_until"] and moment(r["lease_until"])
+                      > moment(r["created_at"]) + timedelta(seconds=LEASE_S + 0.5) for r in requests(database))
+        if sum(tweet_edit(c) for c in api.calls) >= KILL_ON_EDIT and renewed and first is not None:
             first.kill()  # the edit is applied; the bot never hears so
             killed_at.append(datetime.now(UTC))
             killed.set()
@@ -105,7 +111,10 @@ async def test_kill_9_mid_delivery_then_restart(api: FakeBotAPI, tmp_path: Path,
         await api.wait_for(lambda: {api.update_of(i) for i in ids} <= set(api.confirmed), timeout=180)
         burst = [await api.send_text(f"/tuit tema {i}", user_id=100 + i) for i in range(BURST)]
         ids += burst
-        await asyncio.wait_for(killed.wait(), 180)
+        try:
+            await asyncio.wait_for(killed.wait(), 180)
+        except TimeoutError:
+            raise AssertionError("the burst ended with no lease renewed: is the app's heartbeat running?") from None
         await first.wait()
     finally:
         if first.returncode is None:
@@ -119,11 +128,9 @@ async def test_kill_9_mid_delivery_then_restart(api: FakeBotAPI, tmp_path: Path,
                       api.shown_replies(int(json.loads(r["reply_to"])["message_id"])))]
     assert pending, "the burst finished before the kill; nothing was tested"
     assert landed, "no tweet had reached the chat unrecorded at the kill"
-    # The app's heartbeat renewed the leases while the process lived (a lease that was never
-    # renewed ends exactly lease_s after its request arrived) ...
+    # The kill waited for the app's heartbeat to renew a lease; every lease ends within lease_s
+    # of the kill.
     held = [r for r in at_kill if r["answered_at"] is None and r["lease_until"]]
-    assert any(moment(r["lease_until"]) > moment(r["created_at"]) + timedelta(seconds=LEASE_S + 0.5) for r in held)
-    # ... and every one of them ends within lease_s of the kill.
     assert max(moment(r["lease_until"]) for r in held) <= killed_at[0] + timedelta(seconds=LEASE_S + 0.5)
     logged = {r["source"] for r in at_kill}
     confirmed = [i for i in ids if api.update_of(i) in api.confirmed]
@@ -145,15 +152,20 @@ async def test_kill_9_mid_delivery_then_restart(api: FakeBotAPI, tmp_path: Path,
     output = log.read_text()
     assert second.returncode == 0, output[-3000:]
     shown = {i: len(shown_answers(api, i)) for i in ids}
-    placeholders_left = [m for m in api.messages.values() if m.get("text") == PLACEHOLDER]
+    # A placeholder Telegram accepted in the instant before the dead process logged its id stays
+    # behind (nobody knows where it is); the tweet then goes into a new one. Nothing else may.
+    logged_refs = {r["answer_ref"] for r in requests(database)}
+    placeholders_left = [f"{m['chat']['id']}:{m['message_id']}" for m in api.messages.values()
+                         if m.get("text") == PLACEHOLDER]
     not_modified = [c for c, why in api.refused if "not modified" in why]
     ignored = output.count("already logged as request")
     print(f"\ncommands {len(ids)}, logged at the kill {len(logged)} ({len(pending)} pending, {len(landed)} "
           f"delivered unrecorded), edits repeated and refused as not modified {len(not_modified)}, "
+          f"placeholders put up but never logged {len(placeholders_left)}, "
           f"ignored as already logged {ignored}; the last command answered {last:.1f} s after the "
           f"restarted bot's first poll")
     assert shown == dict.fromkeys(ids, 1)  # every command shows one answer, none twice
-    assert placeholders_left == []
+    assert not set(placeholders_left) & logged_refs and len(placeholders_left) <= len(ids) - len(logged) + len(pending)
     assert len(not_modified) >= len(landed)  # the landed ones were edited again, harmlessly
     assert unlogged == []  # no update was confirmed before its command was logged
     assert ignored == len(logged)  # each logged command delivered again was recognised
