@@ -637,20 +637,24 @@ class BotCore:
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
             params={**asdict(result.params), **({"shed": result.shed} if result.shed else {})},
-            seed=result.seed,
+            seed=result.seed, queue_ms=result.queue_ms,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
-                NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
+                NewGeneration(text, tokens=tokens, latency_ms=latency, seed=own_seed,
                               shown=index == best, score=score, score_detail=detail)
-                for index, (text, tokens, score, detail) in enumerate(zip(
+                for index, (text, tokens, score, detail, own_seed, latency) in enumerate(zip(
                     result.texts, result.tokens, result.scores or [None] * len(result.texts),
-                    result.score_details or [None] * len(result.texts), strict=False))
+                    result.score_details or [None] * len(result.texts),
+                    result.seeds or [None] * len(result.texts),
+                    result.latencies_ms or [result.latency_ms] * len(result.texts), strict=False))
             ],
         )
         tweet = Tweet(
             generation_id=ids[best], request_id=request_id, text=result.texts[best], side=resolved.side,
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
-            topic=resolved.topic, model=result.model, seed=result.seed,
+            topic=resolved.topic, model=result.model,
+            # The shown tweet's own seed, as logged (and as ``redeliver`` reads it back).
+            seed=(result.seeds[best] if result.seeds else None) or 0,
         )
         return replace(self._tweet_reply(tweet, resolved, plan.casual), request_id=request_id,
                        answer_ref=answer_ref)

@@ -96,6 +96,12 @@ class Completion:
     #: Seconds from the request reaching the engine to this completion's first token (the
     #: in-process engine sets it; remote servers cannot say, so it stays None).
     first_token_s: float | None = field(default=None, compare=False)
+    #: This candidate's own seed, which reproduces it alone (None: the backend cannot say).
+    seed: int | None = field(default=None, compare=False)
+    #: Seconds from the request reaching the backend to its decoding starting (the time it
+    #: queued) and to this candidate being written; None where the backend cannot say.
+    queue_s: float | None = field(default=None, compare=False)
+    done_s: float | None = field(default=None, compare=False)
 
 
 class GenerationError(Exception):

@@ -381,6 +381,8 @@ def _choice(index: int, completion: Completion) -> dict[str, Any]:
                               "finish_reason": completion.finish_reason}
     if completion.logprobs:
         choice["ranking"] = {"logprobs": list(completion.logprobs), "tokens": completion.scored}
+    # This server's extension, as "ranking": what a client logs per candidate.
+    choice["candidate"] = {"seed": completion.seed, "queue_s": completion.queue_s, "done_s": completion.done_s}
     return {"choice": choice, "tokens": completion.tokens}
 
 
