@@ -6,8 +6,8 @@ A reply to one of the bot's tweets ("más enojado", "otra") names the message it
 follow-up from its controls. In a busy group every reply to the bot is such a look-up, so it must
 not scan the whole table.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
