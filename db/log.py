@@ -666,17 +666,20 @@ class GenerationLog:
 
     async def generation_by_message(self, platform: str, message_ref: str) -> LoggedGeneration | None:
         """The tweet a platform message shows (``message_ref`` as ``mark_sent`` stored it, e.g.
-        Telegram's ``chat_id:message_id``): what a reply to that message follows up on."""
+        Telegram's ``chat_id:message_id``, or the placeholder it was edited into, logged before
+        the delivery is): what a reply to that message follows up on."""
         if not message_ref:
             return None
-        query = (
-            select(Generation.id)
-            .join(Request, Generation.request_id == Request.id)
-            .where(Generation.message_ref == message_ref[:128], Request.platform == platform)
-            .order_by(Generation.id.desc()).limit(1)
-        )
+        ref = message_ref[:128]
+        found = None
         async with self.sessions() as session:
-            found = await session.scalar(query)
+            for where in (Generation.message_ref == ref, (Request.answer_ref == ref) & Generation.shown.is_(True)):
+                found = await session.scalar(
+                    select(Generation.id).join(Request, Generation.request_id == Request.id)
+                    .where(where, Request.platform == platform).order_by(Generation.id.desc()).limit(1)
+                )
+                if found is not None:
+                    break
         return None if found is None else await self.generation(found)
 
     async def is_banned(self, platform: str, user_external_id: str) -> bool:

@@ -78,6 +78,8 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_status_created", "status", "created_at"),
         Index("ix_requests_platform_created", "platform", "created_at"),
+        #: A reply to a tweet may name its placeholder before the tweet's own ref is stored.
+        Index("ix_requests_answer_ref", "answer_ref"),
         # A platform that delivers a message again (after a crash) finds it already logged.
         Index("ux_requests_platform_source", "platform", "source", unique=True),
     )

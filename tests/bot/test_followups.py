@@ -119,6 +119,18 @@ async def test_a_reply_to_a_tweet_follows_that_tweet(core: BotCore, log: Generat
     assert generator.requests[-1].prompt.fields.sentimiento == "POSITIVE"
 
 
+async def test_a_reply_that_comes_before_the_delivery_is_recorded_finds_the_placeholder(
+    core: BotCore, log: GenerationLog, generator: FakeGenerator
+) -> None:
+    """The placeholder's ref is logged before the tweet exists; a reply to it may arrive before
+    the front-end has recorded where the tweet landed."""
+    first = await say(core, "/tuit derecha positivo pensiones", GROUP)
+    assert await log.hold(first.tweet.request_id, "-100:44")
+    replying = Origin(**{**GROUP.__dict__, "message_id": "45", "source": "-100:45", "replied_ref": "-100:44"})
+    assert (await core.reply_to_tweet(replying, "más enojado")).kind == "tweet"
+    assert (await requests(log))[-1].parent_id == first.tweet.request_id
+
+
 async def test_chat_that_replies_to_the_bot_gets_nothing_in_groups_and_a_hint_in_private(
     core: BotCore, log: GenerationLog, generator: FakeGenerator
 ) -> None:
