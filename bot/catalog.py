@@ -1,16 +1,16 @@
 """The names users may type (sides, coalitions, parties, sentiments) and what they stand for.
 
-Built once from ``[politics]`` in the config. Everything is compared in a normal form
-(case-folded, accents stripped, punctuation as spaces), so "Chile Vamos", "chile vamos" and
-"CHILE-VAMOS" are one name. Small typos are forgiven (``izquirda``), but conservatively: a real
-word that merely resembles a name ("derecho", "derechos") must stay a topic word.
+Built once from ``[politics]`` in the config, and the sentiment words of the lexicon
+(``bot/lexicon.toml``). Everything is compared in a normal form (case-folded, accents stripped,
+punctuation as spaces), so "Chile Vamos", "chile vamos" and "CHILE-VAMOS" are one name. Small
+typos are forgiven (``izquirda``), but conservatively: a real word that merely resembles a name
+("derecho", "derechos") must stay a topic word.
 """
 
 from __future__ import annotations
 
 import random
-import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,29 +18,12 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from bot.config import PoliticsSettings
+from bot.lexicon import Lexicon, normalize
 
 Kind = Literal["side", "coalition", "party", "sentiment"]
 
-#: Words users write for each of the model's sentiment values (Spanish first, English accepted).
-SENTIMENT_WORDS: dict[str, tuple[str, ...]] = {
-    "POSITIVE": ("positivo", "positiva", "positive", "bueno", "buena", "optimista", "feliz", "alegre"),
-    "NEGATIVE": ("negativo", "negativa", "negative", "malo", "mala", "pesimista", "enojado", "enojada", "enojo"),
-    "NEUTRAL": ("neutral", "neutro", "neutra"),
-    "MIXED": ("mixto", "mixta", "mixed", "ambivalente"),
-}
-
 #: Fuzzy matching only for words at least this long (short aliases like "fa" must be exact).
 FUZZY_MIN_LEN = 5
-
-_NON_WORD = re.compile(r"[^\w@#]+")
-
-
-def normalize(text: str) -> str:
-    """Case-folded, accent-free, punctuation turned into single spaces (``ñ`` becomes ``n``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(_NON_WORD.sub(" ", bare).split())
-
 
 @dataclass(frozen=True)
 class Party:
@@ -67,7 +50,9 @@ class Match:
 class Catalog:
     """Lookups from typed names to canonical sides, coalitions, parties and sentiments."""
 
-    def __init__(self, politics: PoliticsSettings) -> None:
+    def __init__(self, politics: PoliticsSettings, lexicon: Lexicon | None = None) -> None:
+        #: The everyday words read around the names (``bot/lexicon.py``).
+        self.lexicon = lexicon or Lexicon.shipped()
         #: side key → its casual model ("" when it prompts the controlled model).
         self.sides: dict[str, str] = {key: spec.model for key, spec in politics.sides.items()}
         self.coalitions: list[str] = list(politics.coalitions)
@@ -88,7 +73,7 @@ class Catalog:
         for key, party in politics.parties.items():
             exact.append(("party", key, key))
             aliases += [("party", key, alias) for alias in (party.name, *party.aliases) if alias]
-        for value, words in SENTIMENT_WORDS.items():
+        for value, words in self.lexicon.sentiment_words.items():
             aliases += [("sentiment", value, word) for word in words]
         for kind, value, text in [*exact, *aliases]:
             norm = normalize(text)
@@ -96,10 +81,15 @@ class Catalog:
                 names[norm] = Match(kind, value, len(norm.split()), text)
         self._names = names
         self.max_words = max((m.words for m in names.values()), default=1)
+        # Typo candidates by word count and first two letters (a typo must keep those).
+        self._fuzzy_index: dict[tuple[int, str], list[str]] = {}
+        for norm, match in names.items():
+            if len(norm) >= FUZZY_MIN_LEN:
+                self._fuzzy_index.setdefault((match.words, norm[:2]), []).append(norm)
 
     @classmethod
-    def from_settings(cls, politics: PoliticsSettings) -> Catalog:
-        return cls(politics)
+    def from_settings(cls, politics: PoliticsSettings, lexicon: Lexicon | None = None) -> Catalog:
+        return cls(politics, lexicon)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -113,16 +103,22 @@ class Catalog:
             return None
         return self._fuzzy(norm, text, kind)
 
-    def match_at(self, words: list[str], start: int) -> Match | None:
-        """The longest name that begins at ``words[start]`` (multi-word names like "chile vamos")."""
-        for length in range(min(self.max_words, len(words) - start), 0, -1):
-            found = self.find(" ".join(words[start:start + length]), fuzzy=False)
+    def match_at(self, words: Sequence[str], start: int, *, fuzzy: bool = True) -> Match | None:
+        """The longest name that begins at ``words[start]`` (normalized words; multi-word names
+        like "chile vamos"), exact before forgiving a typo; ``typed`` is the words it took."""
+        longest = min(self.max_words, len(words) - start)
+        for length in range(longest, 0, -1):
+            norm = " ".join(words[start:start + length])
+            found = self._names.get(norm)
             if found is not None:
-                return Match(found.kind, found.value, length, found.typed)
-        for length in range(min(self.max_words, len(words) - start), 0, -1):
-            found = self.find(" ".join(words[start:start + length]))
+                return Match(found.kind, found.value, length, norm)
+        if not fuzzy:
+            return None
+        for length in range(longest, 0, -1):
+            norm = " ".join(words[start:start + length])
+            found = self._fuzzy(norm, norm, None)
             if found is not None:
-                return Match(found.kind, found.value, length, found.typed, fuzzy=True)
+                return found
         return None
 
     def suggest(self, text: str, kind: Kind) -> str | None:
@@ -143,11 +139,12 @@ class Catalog:
             return None
         words = len(norm.split())
         candidates = [
-            n for n, m in self._names.items()
-            if m.words == words and (kind is None or m.kind == kind)
-            and len(n) >= FUZZY_MIN_LEN and n[:2] == norm[:2]
+            n for n in self._fuzzy_index.get((words, norm[:2]), ())
+            if (kind is None or self._names[n].kind == kind)
             and (n[-1] == norm[-1] or n[-2:] == norm[:-3:-1])  # or its last two letters swapped
         ]
+        if not candidates:
+            return None
         hits = process.extract(norm, candidates, scorer=OSA.distance, score_cutoff=1, limit=None)
         values = {(self._names[n].kind, self._names[n].value) for n, _, _ in hits}
         if len(values) != 1:

@@ -11,14 +11,18 @@ are relative to the file, so the program runs the same from any working director
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from bot.lexicon import LexiconFile
 from db.config import DatabaseSettings, resolve_database_paths
 from generation.config import (
     ConfigError,
@@ -93,6 +97,23 @@ class BotSettings(Strict):
     #: A request's lease (seconds): the process answering it renews it every third of this
     #: while it works, so a dead process's requests are taken over this long after it died.
     lease_s: float = Field(15, ge=1, le=600)
+    #: An operator's lexicon file (the shape of ``bot/lexicon.toml``) whose words are read
+    #: besides the shipped ones; "" reads the shipped lexicon alone.
+    lexicon: str = ""
+
+    @field_validator("lexicon")
+    @classmethod
+    def _lexicon_reads(cls, value: str) -> str:
+        if value:
+            LexiconFile.read(Path(value))  # a wrong word list stops the start with one line
+        return value
+
+
+def resolve_bot_paths(table: dict[str, Any], base: Path) -> None:
+    """An operator's lexicon file is relative to the config file."""
+    lexicon = table.get("lexicon")
+    if isinstance(lexicon, str) and lexicon and not Path(lexicon).expanduser().is_absolute():
+        table["lexicon"] = str((base / lexicon).resolve())
 
 
 class FrontendLimits(Strict):
@@ -171,12 +192,46 @@ class MonitorSettings(Strict):
     host: str = Field("127.0.0.1", min_length=1)
 
 
+class AdminSettings(Strict):
+    """``politico admin``, the web review desk."""
+
+    #: Addresses (or networks) of reverse proxies whose ``X-Forwarded-For`` names the client.
+    #: Empty: the header is ignored, so nobody can forge an address past the login lockout.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: The desk shows times, and reads date filters, in this zone (an IANA name).
+    timezone: str = "America/Santiago"
+    #: How long a login lasts (hours) unless its admin logs out first.
+    session_hours: float = Field(8, gt=0, le=720)
+    #: How long the review stream keeps a tweet for the admin reviewing it (minutes).
+    claim_minutes: float = Field(5, gt=0, le=120)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. America/Santiago, UTC)") from None
+        return value
+
+
 class Settings(ConfigRoot):
     """The root of ``config.toml``: every table, none unknown."""
 
     model_config = SettingsConfigDict(extra="forbid")
     path_resolvers: ClassVar[Mapping[str, PathResolver]] = {
         "generation": resolve_generation_paths, "database": resolve_database_paths,
+        "bot": resolve_bot_paths,
     }
 
     bot: BotSettings = Field(default_factory=BotSettings)
@@ -189,6 +244,7 @@ class Settings(ConfigRoot):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     game: GameSettings = Field(default_factory=GameSettings)
     monitor: MonitorSettings = Field(default_factory=MonitorSettings)
+    admin: AdminSettings = Field(default_factory=AdminSettings)
 
     @model_validator(mode="after")
     def _sides_use_declared_models(self) -> Settings:

@@ -32,10 +32,13 @@ from rapidfuzz.distance import OSA
 from bot import texts
 from bot.catalog import Catalog, normalize
 from bot.config import Settings
+from bot.followup import apply_change, asks_for_tweet
+from bot.lexicon import Lexicon
 from bot.parser import (
     COMMANDS,
     ParsedCommand,
     ParseError,
+    parse_change,
     parse_command,
     parse_fields,
     split_command,
@@ -174,7 +177,7 @@ class BotCore:
         self.log = log
         self.limiter = limiter
         self.monitor = monitor or Unmonitored()
-        self.catalog = Catalog.from_settings(settings.politics)
+        self.catalog = Catalog.from_settings(settings.politics, Lexicon.load(settings.bot.lexicon))
         self.rng = rng or random.Random()
         self.lease_s = settings.bot.lease_s
         self.max_hold_s = max_hold_seconds(settings.generation)
@@ -251,9 +254,73 @@ class BotCore:
             logger.exception("unexpected error repeating %s", generation_id)
             return self._internal_error(origin.platform)
 
+    async def follow_up(self, origin: Origin, change: str, generation_id: int | None = None) -> Reply:
+        """Another tweet with an earlier one's controls, changed only where ``change`` says
+        ("más enojado", "ahora de izquierda", "sobre salud"; "" or "otra" changes nothing): of
+        the tweet ``generation_id`` (a button), else of the tweet ``origin`` replies to, else of
+        the user's last request in this chat (``/otra más negativo``). The new request's parent
+        is logged."""
+        try:
+            parent = await self._parent(origin, generation_id)
+            if parent is None:
+                return Reply("info", texts.NO_PREVIOUS if generation_id is None else texts.STALE_BUTTON)
+            parent_id, controls = parent
+            parsed = self._changed(ParsedCommand.from_controls(controls), change)
+            return await self._tuit(origin, f"/otra {change}".strip(), parsed, parent_id)
+        except Exception:
+            logger.exception("unexpected error following up on %s", generation_id)
+            return self._internal_error(origin.platform)
+
+    async def reply_to_tweet(self, origin: Origin, text: str) -> Reply:
+        """A plain message that replies to one of the bot's messages (``origin.replied_ref``).
+
+        When it replies to a tweet and asks for another ("más enojado", "otra": see
+        ``bot/followup.py``) it is a follow-up of that tweet; anything else gets nothing in a
+        group, where people reply to the bot's tweets to talk among themselves, and a hint on
+        how to ask in a private chat.
+        """
+        try:
+            generation = await self.log.generation_by_message(origin.platform, origin.replied_ref)
+            if generation is None:
+                return Reply("ignored", "")
+            change = parse_change(text, self.catalog, self.settings.bot.max_command_chars)
+            if isinstance(change, ParseError) or not asks_for_tweet(change):
+                if origin.chat_kind != "private":
+                    return Reply("ignored", "")
+                return Reply("info", change.message if isinstance(change, ParseError) else texts.FOLLOW_UP_HINT)
+            parsed = apply_change(ParsedCommand.from_controls(generation.controls), change, self.catalog)
+            return await self._tuit(origin, f"/otra {text}".strip(), parsed, generation.request_id)
+        except Exception:
+            logger.exception("unexpected error reading a reply %r", text[:64])
+            return self._internal_error(origin.platform)
+
+    async def _parent(self, origin: Origin, generation_id: int | None) -> tuple[int, dict[str, Any]] | None:
+        """(request id, controls) a follow-up starts from (see :meth:`follow_up`)."""
+        generation = None
+        if generation_id is not None:
+            generation = await self.log.generation(generation_id)
+            if generation is None:
+                return None
+        elif origin.replied_ref:
+            generation = await self.log.generation_by_message(origin.platform, origin.replied_ref)
+        if generation is not None:
+            return generation.request_id, generation.controls
+        last = await self.log.last_request(origin.platform, origin.user_id, origin.chat_id)
+        return None if last is None else (last.id, last.controls)
+
+    def _changed(self, earlier: ParsedCommand, change: str) -> ParsedCommand | ParseError:
+        """``earlier`` changed where ``change`` says (nothing when it is empty)."""
+        if not change.strip():
+            return earlier
+        parsed = parse_change(change, self.catalog, self.settings.bot.max_command_chars)
+        return parsed if isinstance(parsed, ParseError) else apply_change(earlier, parsed, self.catalog)
+
     async def press(self, origin: Origin, data: str) -> Reply:
-        """A button under a tweet (callback data ``action:generation_id``)."""
+        """A button under a tweet (callback data ``action:generation_id``, or
+        ``tone:generation_id:SENTIMENT`` for another sentiment)."""
         action, _, raw_id = (data or "").partition(":")
+        if action.strip() == "tone":
+            return await self._tone(origin, raw_id)
         handler = self._actions.get(action.strip())
         # Negative ids are provisional ones handed out while the database was down (db/spool.py).
         if handler is None or not raw_id.strip().removeprefix("-").isdigit():
@@ -357,6 +424,13 @@ class BotCore:
         said = _said(request.status, request.error)
         return None if said is None else replace(said, request_id=request.id, answer_ref=answer_ref)
 
+    async def _tone(self, origin: Origin, data: str) -> Reply:
+        """The same tweet in another sentiment (``generation_id:SENTIMENT``), as a follow-up."""
+        raw_id, _, value = data.partition(":")
+        if not raw_id.strip().removeprefix("-").isdigit() or value not in SENTIMENTS:
+            return Reply("info", texts.STALE_BUTTON)
+        return await self.follow_up(origin, texts.SENTIMENT_NAMES[value], int(raw_id))
+
     def _internal_error(self, platform: str) -> Reply:
         """The reply to a bug (already logged by the caller), counted for the front-end."""
         self.monitor.failed(platform, "internal")
@@ -390,6 +464,9 @@ class BotCore:
             self.monitor.failed(origin.platform, "bad_input")
             return Reply("error", parsed.message)
         if parsed.command == "otra":
+            change = parts[2] if parts else ""
+            if change or origin.replied_ref:  # "/otra más negativo", or /otra replying to a tweet
+                return await self.follow_up(origin, change)
             return await self.again(origin)
         if parsed.command == "ayuda":
             return Reply("help", texts.help_text())
@@ -494,7 +571,9 @@ class BotCore:
         if request.parent_id is not None:
             parent = await self.log.request(request.parent_id)
             if parent is not None:
-                return ParsedCommand.from_controls(parent.controls)
+                parts = split_command(request.raw_command)
+                change = parts[2] if parts and parts[0] == "otra" else ""  # "/otra más enojado"
+                return self._changed(ParsedCommand.from_controls(parent.controls), change)
         parts = split_command(request.raw_command)
         if parts and COMMANDS.get(normalize(parts[0]).replace(" ", "")) == "tuit":
             return parse_command(request.raw_command, self.catalog, len(request.raw_command) + 1)
@@ -511,8 +590,8 @@ class BotCore:
         """
         if parsed.side and not parsed.party and not parsed.coalition:
             side_model = self.catalog.side_model(parsed.side)
-            if side_model:
-                return _Plan(parsed, side_model, PromptSpec("casual"), casual=True)
+            if side_model:  # a casual model's prompt is the tweet's start (its own when none)
+                return _Plan(parsed, side_model, PromptSpec("casual", seed_text=parsed.start), casual=True)
         chosen: dict[str, str] = {}
         if not parsed.party:
             party = self.catalog.pick_party(self.rng, parsed.side, parsed.coalition)
@@ -528,7 +607,8 @@ class BotCore:
             [s for s in SENTIMENTS if s != resolved.sentiment],
         )
         negatives = negatives_for(fields, self.catalog.contrast_parties(resolved.side, 1))
-        spec = PromptSpec("controlled", fields=fields, contrasts=contrasts, negatives=negatives)
+        spec = PromptSpec("controlled", fields=fields, seed_text=resolved.start, contrasts=contrasts,
+                          negatives=negatives)
         return _Plan(resolved, None, spec, casual=False)
 
     async def _generate(self, request_id: int, parsed: ParsedCommand, platform: str, holding: Holding) -> Reply:
@@ -557,20 +637,24 @@ class BotCore:
         ids = await self.log.finish(
             request_id, "ok", **{**summary, "model": result.model, "prompt": result.prompt_text},
             params={**asdict(result.params), **({"shed": result.shed} if result.shed else {})},
-            seed=result.seed,
+            seed=result.seed, queue_ms=result.queue_ms,
             latency_ms=(time.perf_counter() - started) * 1000,
             generations=[
-                NewGeneration(text, tokens=tokens, latency_ms=result.latency_ms, seed=result.seed,
+                NewGeneration(text, tokens=tokens, latency_ms=latency, seed=own_seed,
                               shown=index == best, score=score, score_detail=detail)
-                for index, (text, tokens, score, detail) in enumerate(zip(
+                for index, (text, tokens, score, detail, own_seed, latency) in enumerate(zip(
                     result.texts, result.tokens, result.scores or [None] * len(result.texts),
-                    result.score_details or [None] * len(result.texts), strict=False))
+                    result.score_details or [None] * len(result.texts),
+                    result.seeds or [None] * len(result.texts),
+                    result.latencies_ms or [result.latency_ms] * len(result.texts), strict=False))
             ],
         )
         tweet = Tweet(
             generation_id=ids[best], request_id=request_id, text=result.texts[best], side=resolved.side,
             coalition=resolved.coalition, party=resolved.party, sentiment=resolved.sentiment,
-            topic=resolved.topic, model=result.model, seed=result.seed,
+            topic=resolved.topic, model=result.model,
+            # The shown tweet's own seed, as logged (and as ``redeliver`` reads it back).
+            seed=(result.seeds[best] if result.seeds else None) or 0,
         )
         return replace(self._tweet_reply(tweet, resolved, plan.casual), request_id=request_id,
                        answer_ref=answer_ref)
@@ -579,10 +663,16 @@ class BotCore:
     def _tweet_reply(tweet: Tweet, resolved: ParsedCommand, casual: bool) -> Reply:
         line = texts.understood(resolved, tweet.model, casual)
         generation_id = tweet.generation_id
+        # Another sentiment, one press away (a casual model writes free: it takes none).
+        tones = () if casual else tuple(
+            Button(texts.TONE_LABELS[value], "tone", generation_id, value)
+            for value in SENTIMENTS if value != tweet.sentiment
+        )
         return Reply(
             "tweet", texts.tweet_reply(tweet.text, line), tweet,
             (Button("👍", "up", generation_id), Button("👎", "down", generation_id),
              Button("🔁", "again", generation_id)),
+            choices=tones,
         )
 
     async def _failed(self, request_id: int, exc: Exception, summary: dict[str, Any], seed: int,

@@ -1,11 +1,14 @@
 """The command language: ``/tuit derecha positivo pensiones`` → control fields for the model.
 
-Words are read against the catalog (sides, coalitions, parties, sentiments, multi-word names
-included); ``#tags`` become hashtags, ``@names`` and every other run of words become entities
-(the topic), ``"quoted text"`` becomes a key phrase, and ``partido=UDI`` style fields say it
-explicitly. Explicit fields are strict (an unknown value is an error that says how to write it);
-loose words are forgiving: a name that contradicts what was already chosen ("/tuit derecha
-critica al frente amplio") is simply part of the topic, so users can write naturally.
+``#tags`` become hashtags, ``@names`` entities, ``"quoted text"`` a key phrase, ``partido=UDI``
+style fields say a field explicitly, and ``empieza: "Hoy en La Moneda"`` gives the words the
+tweet starts with. Every other word is plain Spanish, read by ``bot/reading.py`` against the
+catalogue (sides, coalitions, parties) and the lexicon (sentiment words, stances, fillers):
+"/tuit algo feliz sobre el sename", "/tuit como piñera hablando de delincuencia".
+
+Explicit fields are strict (an unknown value is an error that says how to write it); plain
+words are forgiving: a name that contradicts what was already chosen ("/tuit derecha critica al
+frente amplio") is simply part of the topic, so users can write naturally.
 
 Parsing is pure (no randomness, no I/O): choosing a party for ``/tuit`` alone is the core's job.
 """
@@ -15,12 +18,15 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass
 
 from bot import texts
 from bot.catalog import Catalog, Match, normalize
-from generation.prompts import ControlFields
+from bot.command import START_MAX_CHARS, ParsedCommand, ParseError, with_choices
+from bot.reading import BREAK, Slot, Word, read
+
+__all__ = ["COMMANDS", "ParseError", "ParsedCommand", "parse_command", "parse_fields",
+           "split_command", "with_choices"]
 
 #: Typed command name (normalized) → canonical command.
 COMMANDS = {
@@ -39,90 +45,20 @@ FIELD_KEYS = {
     "tema": "topic", "topic": "topic", "entidades": "topic", "entities": "topic",
     "hashtags": "hashtags", "hashtag": "hashtags",
     "frases": "phrases", "frase": "phrases", "phrases": "phrases",
+    "empieza": "start", "comienza": "start", "inicio": "start", "start": "start",
 }
-#: Connector words trimmed from the ends of a topic run ("sobre las pensiones" → "pensiones").
-STOPWORDS = frozenset({
-    "a", "al", "con", "de", "del", "e", "el", "en", "la", "las", "lo", "los", "o", "para", "por",
-    "que", "sobre", "un", "una", "unos", "unas", "y", "acerca", "tuit", "tweet", "about", "on",
-    "the", "of",
-})
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "＂": '"'})
 #: What may stand before "=" in a field: letters only, so "https://x.cl/?a=b" stays a word.
 _FIELD_NAME = re.compile(r"[^\W\d_]+")
 _PUNCT = string.punctuation + "¡¿…“”«»‘’"
+#: Inside a word, these separate topics as a space and a comma would ("salud/educación").
+_SEPARATORS = re.compile(r"[,;/+&|]+")
+#: Ending a word, these end a topic ("salud, educación", "pensiones. Enojado").
+_BREAKING_END = ",;.:!?…"
+#: Words between a start marker and its quoted text (que empiece con «…»).
+_START_CONNECTORS = frozenset({"con", "por", "asi", "with", "como"})
 #: Bidirectional overrides and isolates: invisible, and they can disguise text.
 _BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-
-
-@dataclass(frozen=True)
-class ParseError:
-    """A command that cannot be understood: ``message`` says what was wrong and how to write it."""
-
-    message: str
-    field: str = ""
-
-
-@dataclass(frozen=True)
-class ParsedCommand:
-    """A command and, for ``/tuit``, the controls it asked for ("" / () when not given)."""
-
-    command: str  # tuit, otra, ayuda, opciones, start, or "unknown"
-    name: str = ""  # as typed, without "/" or "@bot"
-    bot: str = ""  # "/tuit@MiBot" → "MiBot": adapters ignore commands addressed to other bots
-    side: str = ""
-    coalition: str = ""
-    party: str = ""
-    sentiment: str = ""
-    entities: tuple[str, ...] = ()
-    hashtags: tuple[str, ...] = ()
-    phrases: tuple[str, ...] = ()
-    #: Typos forgiven, as (what was typed, what it was read as), to show in the reply.
-    corrections: tuple[tuple[str, str], ...] = ()
-    #: Fields the core filled in by chance (for ``/tuit`` alone): said so in the reply.
-    chosen: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def topic(self) -> str:
-        return " ".join(self.entities)
-
-    def to_fields(self) -> ControlFields:
-        """The controlled model's prompt fields (the side is not one: it chooses the model)."""
-        return ControlFields(
-            coalicion=self.coalition, partido=self.party, sentimiento=self.sentiment,
-            entidades=self.entities, hashtags=self.hashtags, frases=self.phrases,
-        )
-
-    def controls(self) -> dict[str, Any]:
-        """The controls as a JSON-able dict (what the log stores and ``/otra`` repeats)."""
-        return {
-            "side": self.side, "coalition": self.coalition, "party": self.party,
-            "sentiment": self.sentiment, "entities": list(self.entities),
-            "hashtags": list(self.hashtags), "phrases": list(self.phrases),
-            "chosen": list(self.chosen),
-        }
-
-    @classmethod
-    def from_controls(cls, controls: dict[str, Any]) -> ParsedCommand:
-        """Rebuild a ``/tuit`` from :meth:`controls` (missing keys are empty)."""
-        return cls(
-            command="tuit", name="tuit",
-            side=str(controls.get("side", "")), coalition=str(controls.get("coalition", "")),
-            party=str(controls.get("party", "")), sentiment=str(controls.get("sentiment", "")),
-            entities=tuple(controls.get("entities", ())), hashtags=tuple(controls.get("hashtags", ())),
-            phrases=tuple(controls.get("phrases", ())),
-        )
-
-    def as_command(self) -> str:
-        """The same request written as a ``/tuit`` command with explicit fields."""
-        parts = ["/tuit"]
-        for key, value in (("lado", self.side), ("coalicion", self.coalition),
-                           ("partido", self.party), ("sentimiento", self.sentiment)):
-            if value:
-                parts.append(f'{key}="{value}"')
-        parts += [f'tema="{e}"' for e in self.entities]
-        parts += [f"#{h}" for h in self.hashtags]
-        parts += [f'"{p}"' for p in self.phrases]
-        return " ".join(parts)
 
 
 # -- tokens --------------------------------------------------------------------------------
@@ -130,42 +66,109 @@ class ParsedCommand:
 
 @dataclass(frozen=True)
 class _Token:
-    kind: str  # word, phrase, field
-    text: str
+    kind: str  # word, phrase, field, start, break
+    text: str = ""
     key: str = ""
     quoted: bool = False
 
 
-def _scan(args: str) -> list[_Token]:
-    """Split into words, ``"phrases"`` and ``key=value`` fields (quotes may be left open)."""
-    tokens: list[_Token] = []
-    i, n = 0, len(args)
-    while i < n:
-        if args[i].isspace():
-            i += 1
-            continue
-        if args[i] == '"':
-            end = args.find('"', i + 1)
-            end = n if end < 0 else end
-            tokens.append(_Token("phrase", args[i + 1:end].strip()))
-            i = end + 1
-            continue
-        start = i
+_BREAK_TOKEN = _Token("break")
+
+
+class _Scanner:
+    """Splits the arguments into words, ``"phrases"``, ``key=value`` fields, the tweet's start
+    (``empieza: …``) and breaks (commas). Quotes may be left open."""
+
+    def __init__(self, args: str, catalog: Catalog) -> None:
+        self.args = args
+        self.lexicon = catalog.lexicon
+        self.tokens: list[_Token] = []
+
+    def scan(self) -> list[_Token]:
+        args, n = self.args, len(self.args)
+        i = 0
+        while i < n:
+            if args[i].isspace():
+                i += 1
+            elif args[i] == '"':
+                text, i = self._quoted(i)
+                self.tokens.append(_Token("phrase", text))
+            else:
+                i = self._word(i)
+        return self._starts_before_phrases(self.tokens)
+
+    def _quoted(self, i: int) -> tuple[str, int]:
+        """The text of the quote opening at ``i`` and where scanning goes on."""
+        end = self.args.find('"', i + 1)
+        end = len(self.args) if end < 0 else end
+        return self.args[i + 1:end].strip(), end + 1
+
+    def _word(self, start: int) -> int:
+        args, n = self.args, len(self.args)
+        i = start
         while i < n and not args[i].isspace() and args[i] != '"':
             i += 1
         word = args[start:i]
         key, eq, value = word.partition("=")
-        if eq and _FIELD_NAME.fullmatch(key):
+        field = bool(eq) and _FIELD_NAME.fullmatch(key) is not None
+        if field and self.lexicon.is_start_marker(key):  # "empieza=…"
+            return self._start(start + len(key) + 1)
+        if word.endswith(":") and self.lexicon.is_start_marker(word.rstrip(":")):  # "empieza: …"
+            return self._start(i)
+        after = i
+        while after < n and args[after].isspace():
+            after += 1
+        if args[after:after + 1] == ":" and self.lexicon.is_start_marker(word):  # "empieza : …"
+            return self._start(after + 1)
+        if word.endswith(":") and normalize(word).replace(" ", "") in FIELD_KEYS:
+            # "sentimiento: negativo", "tema: salud": what follows is read as plain words.
+            self.tokens.append(_BREAK_TOKEN)
+            return i
+        if field:
             if not value and i < n and args[i] == '"':
-                end = args.find('"', i + 1)
-                end = n if end < 0 else end
-                tokens.append(_Token("field", args[i + 1:end].strip(), key=key, quoted=True))
-                i = end + 1
+                text, i = self._quoted(i)
+                self.tokens.append(_Token("field", text, key=key, quoted=True))
             else:
-                tokens.append(_Token("field", value, key=key))
+                self.tokens.append(_Token("field", value, key=key))
+            return i
+        self._add_words(word)
+        return i
+
+    def _start(self, i: int) -> int:
+        """The tweet's start after ``empieza:``: a quoted text, or else the rest of the command."""
+        while i < len(self.args) and self.args[i].isspace():
+            i += 1
+        if i < len(self.args) and self.args[i] == '"':
+            text, i = self._quoted(i)
         else:
-            tokens.append(_Token("word", word))
-    return tokens
+            text, i = self.args[i:].strip(), len(self.args)
+        self.tokens.append(_Token("start", text))
+        return i
+
+    def _add_words(self, word: str) -> None:
+        """A word as typed; commas, slashes and such inside or after it end a topic there."""
+        parts = [word] if "://" in word or word.startswith("www.") else _SEPARATORS.split(word)
+        for index, part in enumerate(parts):
+            if index:
+                self.tokens.append(_BREAK_TOKEN)
+            if part and (part.strip(_PUNCT) or part[0] in "#@"):
+                self.tokens.append(_Token("word", part))
+            if part[-1:] and part[-1] in _BREAKING_END:
+                self.tokens.append(_BREAK_TOKEN)
+
+    def _starts_before_phrases(self, tokens: list[_Token]) -> list[_Token]:
+        """``empieza con "…"``: a start marker and a connector right before a quoted phrase."""
+        out: list[_Token] = []
+        for token in tokens:
+            if token.kind == "phrase":
+                back = len(out)
+                if back and out[-1].kind == "word" and normalize(out[-1].text) in _START_CONNECTORS:
+                    back -= 1
+                if back and out[back - 1].kind == "word" and self.lexicon.is_start_marker(out[back - 1].text):
+                    del out[back - 1:]
+                    token = _Token("start", token.text)
+            out.append(token)
+        return out
 
 
 def _clean_word(word: str) -> str:
@@ -187,15 +190,22 @@ def _check_text(text: str, max_chars: int) -> ParseError | None:
 
 
 class _Builder:
-    """Collects fields: explicit ones strictly, loose words leniently."""
+    """Collects fields: explicit ones strictly, plain words leniently (``bot/reading.py``)."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.values: dict[str, str] = {"side": "", "coalition": "", "party": "", "sentiment": ""}
+        #: The side was implied by a one-sided coalition, not said.
+        self.side_implied = False
         self.entities: list[str] = []
         self.hashtags: list[str] = []
         self.phrases: list[str] = []
+        self.start = ""
         self.corrections: list[tuple[str, str]] = []
+        self.ignored: list[str] = []
+        self.bare: list[str] = []
+        self.again = False
+        self.laughed = False
 
     # explicit -----------------------------------------------------------------------------
 
@@ -204,6 +214,8 @@ class _Builder:
         if target is None:
             return ParseError(texts.err_unknown_field(key), key)
         value = value.strip()
+        if target == "start":
+            return self.set_start(value)
         if not value or not normalize(value):
             return ParseError(texts.err_empty_field(key), key)
         if target == "topic":
@@ -215,12 +227,31 @@ class _Builder:
         if target == "phrases":
             self.phrases.append(value)
             return None
+        if target == "sentiment":
+            stemmed = self.catalog.lexicon.sentiment(value)
+            if stemmed is not None:
+                return self._explicit_set(Match("sentiment", stemmed, 1, value))
         match = self.catalog.find(value, target)  # type: ignore[arg-type]
         if match is None:
             suggestion = self.catalog.suggest(value, target)  # type: ignore[arg-type]
             return ParseError(texts.err_unknown_value(target, value, suggestion), target)
+        return self._explicit_set(match)
+
+    def _explicit_set(self, match: Match) -> ParseError | None:
         problem = self._set(match)
-        return ParseError(problem, target) if problem else None
+        return ParseError(problem, match.kind) if problem else None
+
+    def set_start(self, text: str) -> ParseError | None:
+        """The words the tweet begins with; said once, not empty, at most START_MAX_CHARS."""
+        text = " ".join(text.replace('"', " ").split())
+        if not normalize(text):
+            return ParseError(texts.ERR_START_EMPTY, "start")
+        if len(text) > START_MAX_CHARS:
+            return ParseError(texts.err_start_too_long(len(text), START_MAX_CHARS), "start")
+        if self.start and self.start != text:
+            return ParseError(texts.ERR_TWO_STARTS, "start")
+        self.start = text
+        return None
 
     def _set(self, match: Match) -> str | None:
         """Accept ``match`` if it agrees with what is set; else say why not."""
@@ -231,21 +262,26 @@ class _Builder:
         if match.kind == "party":
             party = self.catalog.parties[match.value]
             self.values["coalition"], self.values["side"] = party.coalition, party.side
-        if match.fuzzy:
-            self.corrections.append((match.typed, match.value))
+        if match.kind == "coalition" and not self.values["side"]:
+            # A coalition whose parties are all of one side implies it ("la nueva mayoría").
+            sides = {p.side for p in self.catalog.parties_where(coalition=match.value)}
+            if len(sides) == 1:
+                self.values["side"], self.side_implied = sides.pop(), True
         return None
 
     def _conflict(self, match: Match) -> str | None:
         current = self.values[match.kind]
+        if match.kind == "side" and self.side_implied and current != match.value:
+            return texts.err_coalition_side(self.values["coalition"], match.value)
         if current and current != match.value:
             return texts.err_two_values(match.kind, current, match.value)
         side, coalition = self.values["side"], self.values["coalition"]
         if match.kind == "party":
             party = self.catalog.parties[match.value]
+            if coalition and party.coalition != coalition:  # first: it may have implied the side
+                return texts.err_party_coalition(party.key, party.coalition, coalition)
             if side and party.side != side:
                 return texts.err_party_side(party.key, party.side, side)
-            if coalition and party.coalition != coalition:
-                return texts.err_party_coalition(party.key, party.coalition, coalition)
         if match.kind in ("side", "coalition") and self.catalog.parties:
             side = match.value if match.kind == "side" else side
             coalition = match.value if match.kind == "coalition" else coalition
@@ -253,56 +289,35 @@ class _Builder:
                 return texts.err_coalition_side(coalition, side)
         return None
 
-    # loose words --------------------------------------------------------------------------
+    # plain words --------------------------------------------------------------------------
 
-    def loose(self, runs: list[list[str]]) -> None:
-        """Read runs of plain words. Names are taken by kind (sides and sentiments, then
-        coalitions, then parties) after the explicit fields, so a party named like a common
-        word ("país") never overrides a side; names that disagree become topic words."""
-        runs_items: list[list[str | Match]] = []
-        for words in runs:
-            items: list[str | Match] = []
-            i = 0
-            while i < len(words):
-                match = self.catalog.match_at(words, i)
-                items.append(words[i] if match is None else match)
-                i += 1 if match is None else match.words
-            runs_items.append(items)
-        for kinds in (("side", "sentiment"), ("coalition",), ("party",)):
-            for items in runs_items:
-                for index, item in enumerate(items):
-                    if isinstance(item, Match) and item.kind in kinds:
-                        refused = self._set(item) is not None
-                        items[index] = item.typed if refused else ""
-        for items in runs_items:
-            run: list[str] = []
-            for item in [*items, ""]:
-                if isinstance(item, str) and item:
-                    run.append(item)
-                else:
-                    self._topic(run)
-                    run = []
-
-    def _topic(self, run: list[str]) -> None:
-        while run and normalize(run[0]) in STOPWORDS:
-            run = run[1:]
-        while run and normalize(run[-1]) in STOPWORDS:
-            run = run[:-1]
-        if run:
-            self.entities.append(" ".join(run))
+    def plain(self, slots: list[Slot]) -> None:
+        """Read the plain words, after every explicit field (which they never override)."""
+        reading = read(slots, self.catalog, lambda match: self._set(match) is None,
+                       self.values["sentiment"])
+        if reading.sentiment:
+            self.values["sentiment"] = reading.sentiment
+        self.entities += reading.entities
+        self.bare += reading.bare
+        self.ignored += reading.ignored
+        self.corrections += reading.corrections
+        self.again = self.again or reading.again
+        self.laughed = self.laughed or reading.laughed
 
     def result(self, command: str, name: str, bot: str) -> ParsedCommand:
         return ParsedCommand(
             command=command, name=name, bot=bot, **self.values,
             entities=tuple(dict.fromkeys(self.entities)), hashtags=tuple(dict.fromkeys(self.hashtags)),
-            phrases=tuple(dict.fromkeys(self.phrases)), corrections=tuple(self.corrections),
+            phrases=tuple(dict.fromkeys(self.phrases)), start=self.start,
+            corrections=tuple(self.corrections), ignored=tuple(dict.fromkeys(self.ignored)),
+            again=self.again, bare_topics=tuple(dict.fromkeys(self.bare)), laughed=self.laughed,
         )
 
 
 def _parse_args(args: str, catalog: Catalog, name: str, bot: str) -> ParsedCommand | ParseError:
     builder = _Builder(catalog)
-    tokens = _scan(args)
-    runs: list[list[str]] = [[]]  # runs of plain words, split by anything else
+    tokens = _Scanner(args, catalog).scan()
+    slots: list[Slot] = []  # plain words, and breaks where anything else stood
     meaningful = False
     index = 0
     while index < len(tokens):
@@ -311,15 +326,18 @@ def _parse_args(args: str, catalog: Catalog, name: str, bot: str) -> ParsedComma
         if token.kind == "word" and token.text[:1] not in "#@":
             cleaned = _clean_word(token.text)
             if cleaned:
-                runs[-1].append(cleaned)
+                slots.append(Word(cleaned, normalize(cleaned)))
                 meaningful = True
             continue
-        if runs[-1]:
-            runs.append([])
+        slots.append(BREAK)
+        error: ParseError | None = None
         if token.kind == "phrase":
             if normalize(token.text):
                 builder.phrases.append(token.text)
                 meaningful = True
+        elif token.kind == "start":
+            meaningful = True
+            error = builder.set_start(token.text)
         elif token.kind == "field":
             meaningful = True
             value = token.text
@@ -328,9 +346,7 @@ def _parse_args(args: str, catalog: Catalog, name: str, bot: str) -> ParsedComma
                 value, extra = _longest_name(catalog, target, value, tokens[index:])
                 index += extra
             error = builder.explicit(token.key, value)
-            if error is not None:
-                return error
-        else:
+        elif token.kind == "word":
             body = _clean_word(token.text[1:])
             if body:
                 meaningful = True
@@ -338,9 +354,11 @@ def _parse_args(args: str, catalog: Catalog, name: str, bot: str) -> ParsedComma
                     builder.hashtags.append(body)
                 else:
                     builder.entities.append("@" + body)
+        if error is not None:
+            return error
     if args.strip() and not meaningful:
         return ParseError(texts.ERR_ONLY_PUNCTUATION)
-    builder.loose(runs)
+    builder.plain(slots)
     return builder.result("tuit", name, bot)
 
 
@@ -387,6 +405,15 @@ def parse_command(text: str, catalog: Catalog, max_chars: int) -> ParsedCommand 
     return _parse_args(args, catalog, name, bot)
 
 
+def parse_change(text: str, catalog: Catalog, max_chars: int) -> ParsedCommand | ParseError:
+    """What a follow-up says ("más enojado", "ahora de izquierda", "sobre salud", "otra"): read
+    like the arguments of ``/tuit``, with the same rules and messages."""
+    problem = _check_text(text, max_chars)
+    if problem is not None:
+        return problem
+    return _parse_args(text.translate(_QUOTES), catalog, "otra", "")
+
+
 def parse_fields(catalog: Catalog, max_chars: int, **options: str | None) -> ParsedCommand | ParseError:
     """Structured options (Discord slash command: ``lado="derecha"``, ``tema="salud"``) read
     with the same rules and messages as typed ``key=value`` fields."""
@@ -401,9 +428,3 @@ def parse_fields(catalog: Catalog, max_chars: int, **options: str | None) -> Par
         if error is not None:
             return error
     return builder.result("tuit", "tuit", "")
-
-
-def with_choices(parsed: ParsedCommand, **chosen: str) -> ParsedCommand:
-    """``parsed`` with fields filled in by the core (recorded so the reply can say so)."""
-    filled = {k: v for k, v in chosen.items() if v and not getattr(parsed, k)}
-    return replace(parsed, **filled, chosen=tuple(dict.fromkeys((*parsed.chosen, *filled))))

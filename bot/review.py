@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Protocol
 
 from bot.catalog import normalize
@@ -64,6 +65,7 @@ class ChatReview:
 
     def __init__(self, settings: Settings, store: ReviewStore) -> None:
         self.store = store
+        self._claim = timedelta(minutes=settings.admin.claim_minutes)
         self._admins = {
             "telegram": {str(i) for i in settings.telegram.admins},
             "discord": {str(i) for i in settings.discord.admins},
@@ -131,7 +133,8 @@ class ChatReview:
     # -- commands -----------------------------------------------------------------------------
 
     async def next_item(self, origin: Origin, head: str = "") -> Reply:
-        found = await self.store.next_pending()
+        # Claimed for this admin, as the web desk's stream does: two admins never get one tweet.
+        found = await self.store.next_pending(admin=_admin(origin), claim=self._claim)
         if found is None:
             return Reply("info", "\n\n".join(filter(None, (head, QUEUE_EMPTY))))
         counts = await self.store.counts()

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.command import START_MAX_CHARS, ParsedCommand
 from bot.types import FICTION_LABEL
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
-    from bot.parser import ParsedCommand
 
 SENTIMENT_NAMES = {"POSITIVE": "positivo", "NEGATIVE": "negativo", "NEUTRAL": "neutral", "MIXED": "mixto"}
+#: Buttons under a tweet that ask for it again in another sentiment (Discord).
+TONE_LABELS = {"POSITIVE": "😊 positivo", "NEGATIVE": "😠 negativo", "NEUTRAL": "😐 neutral", "MIXED": "🤔 mixto"}
 _KIND_SINGULAR = {"side": "lado", "coalition": "coalición", "party": "partido", "sentiment": "sentimiento"}
 _KIND_PLURAL = {"side": "lados", "coalition": "coaliciones", "party": "partidos", "sentiment": "sentimientos"}
 _OPTIONS_CMD = "Escribe /opciones para ver la lista."
@@ -25,6 +27,14 @@ EXAMPLES = (
     '/tuit chile vamos "más seguridad" carabineros',
     "/tuit partido=PDC sentimiento=mixto tema=salud",
 )
+#: Written as people write in a group chat: /ayuda shows these first.
+EVERYDAY_EXAMPLES = (
+    "/tuit algo feliz sobre el sename",
+    "/tuit como piñera hablando de delincuencia, bien enojado",
+    '/tuit izquierda en contra de las AFP empieza: "Hoy marchamos"',
+)
+#: What a reply to one of the bot's tweets may say to get another one, changed.
+FOLLOW_UP_EXAMPLES = "«más enojado», «ahora de izquierda», «sobre salud» u «otra»"
 
 START = (
     "¡Hola! Escribo tuits ficticios de políticos chilenos con modelos GPT-2.\n"
@@ -34,17 +44,26 @@ START = (
 
 
 def help_text() -> str:
+    everyday = "\n".join(f"  {e}" for e in EVERYDAY_EXAMPLES)
     examples = "\n".join(f"  {e}" for e in EXAMPLES)
     return (
-        "Cómo pedir un tuit ficticio:\n"
-        "  /tuit [lado] [coalición] [partido] [sentimiento] [tema…] [#hashtags] [\"frases\"]\n"
+        "Cómo pedir un tuit ficticio: escríbelo como lo dirías.\n"
+        f"{everyday}\n"
         "Todo es opcional y en cualquier orden; sin nada elijo al azar.\n"
-        "  • lado: derecha, centro, izquierda\n"
-        "  • sentimiento: positivo, negativo, neutral o mixto\n"
-        "  • #hashtag y @mención van tal cual; las demás palabras son el tema\n"
-        "  • \"texto entre comillas\": una frase que el tuit debería decir\n"
-        "  • campos explícitos: lado=, coalicion=, partido=, sentimiento=, tema=, hashtags=, frases=\n"
-        f"Ejemplos:\n{examples}\n"
+        "  • lado: derecha, centro, izquierda, o un partido, coalición o candidato (kast, goic…)\n"
+        "  • sentimiento: positivo, negativo, neutral o mixto, o como lo dirías: enojado, feliz, "
+        "triste, en contra de…, a favor de…, en tono crítico\n"
+        "  • tema: lo que sigue a «sobre» o «hablando de», o las palabras que no reconozco; "
+        "separa varios con comas o «y»\n"
+        "  • #hashtag y @mención van tal cual; \"texto entre comillas\": una frase que el tuit "
+        "debería decir\n"
+        "  • empieza: \"tus palabras\": el tuit parte con ellas (hasta "
+        f"{START_MAX_CHARS} caracteres)\n"
+        "  • campos explícitos: lado=, coalicion=, partido=, sentimiento=, tema=, hashtags=, frases=, "
+        "empieza=\n"
+        f"Más ejemplos:\n{examples}\n"
+        f"Para cambiar un tuit, respóndele: {FOLLOW_UP_EXAMPLES}. "
+        "/otra más negativo hace lo mismo con tu último tuit.\n"
         "Otros comandos: /otra (otro tuit como el anterior), /opciones (lados, coaliciones, "
         "partidos), /ayuda.\n"
         "Juego para grupos: /adivina muestra un tuit real y uno ficticio; voten cuál es el real. "
@@ -66,7 +85,8 @@ def options_text(catalog: Catalog) -> str:
     lines.append("Partidos:")
     for party in catalog.parties.values():
         lines.append(f"  • {party.key}: {party.name} ({party.side})")
-    lines.append("Sentimientos: positivo, negativo, neutral, mixto (también en inglés).")
+    lines.append("Sentimientos: positivo, negativo, neutral, mixto (también en inglés), o como lo "
+                 "dirías: enojado, furiosa, feliz, triste, preocupado, en contra de…, a favor de…")
     return "\n".join(lines)
 
 
@@ -92,7 +112,7 @@ def err_too_long(length: int, limit: int) -> str:
 def err_unknown_field(key: str) -> str:
     return (
         f"No conozco el campo «{key}». Los campos son lado=, coalicion=, partido=, "
-        "sentimiento=, tema=, hashtags= y frases= (ej.: partido=PDC)."
+        "sentimiento=, tema=, hashtags=, frases= y empieza= (ej.: partido=PDC)."
     )
 
 
@@ -124,6 +144,20 @@ def err_coalition_side(coalition: str, side: str) -> str:
     return f"{coalition} no tiene partidos de {side}. {_OPTIONS_CMD}"
 
 
+ERR_START_EMPTY = (
+    'Después de «empieza:» escribe cómo parte el tuit, por ejemplo: '
+    '/tuit derecha empieza: "Hoy en La Moneda"'
+)
+ERR_TWO_STARTS = "Pediste dos comienzos para el tuit; deja uno solo después de «empieza:»."
+
+
+def err_start_too_long(length: int, limit: int) -> str:
+    return (
+        f"El comienzo del tuit es muy largo ({length} caracteres; el máximo es {limit}). "
+        'Deja solo las primeras palabras, por ejemplo: empieza: "Hoy en La Moneda"'
+    )
+
+
 def _show(kind: str, value: str) -> str:
     return SENTIMENT_NAMES.get(value, value) if kind == "sentiment" else value
 
@@ -143,6 +177,12 @@ RATED_UP = "¡Gracias! 👍 anotado."
 RATED_DOWN = "Gracias, 👎 anotado."
 NOT_AVAILABLE = "Esa acción no está disponible aquí."
 EXPIRED = "Se me pasó responder tu pedido a tiempo. Pídelo de nuevo con /tuit"
+#: A reply to one of the bot's tweets that asks for nothing the bot can read (private chats
+#: only: in a group, people reply to the bot's tweets to talk among themselves).
+FOLLOW_UP_HINT = (
+    f"Para otro tuit como ese, respóndele por ejemplo {FOLLOW_UP_EXAMPLES}. "
+    "Para uno nuevo, usa /tuit"
+)
 
 
 def rate_limited(wait_s: float) -> str:
@@ -185,10 +225,14 @@ def understood(parsed: ParsedCommand, model: str = "", casual: bool = False) -> 
         parts.append(" ".join(f"#{h}" for h in parsed.hashtags))
     if parsed.phrases:
         parts.append(" ".join(f"“{p}”" for p in parsed.phrases))
+    if parsed.start:
+        parts.append(f"empieza: «{parsed.start}»")
     line = "Entendí: " + (" · ".join(parts) if parts else "un tuit al azar")
     if parsed.corrections:
         line += " (" + ", ".join(f"«{typed}» = {SENTIMENT_NAMES.get(value, value)}"
             for typed, value in parsed.corrections) + ")"
+    if parsed.ignored:
+        line += " · no usé: " + ", ".join(f"«{word}»" for word in parsed.ignored)
     if casual:
         line += f" — modelo {model}"
         if parsed.entities or parsed.hashtags or parsed.phrases or parsed.sentiment:

@@ -19,7 +19,9 @@ FICTION_LABEL = "🤖 Tuit ficticio · este político no existe"
 ReplyKind = Literal[
     "tweet", "help", "options", "error", "busy", "rate_limited", "info", "ignored", "update"
 ]
-ButtonAction = Literal["up", "down", "again", "approve", "reject", "flag", "vote_a", "vote_b", "reveal"]
+ButtonAction = Literal[
+    "up", "down", "again", "tone", "approve", "reject", "flag", "vote_a", "vote_b", "reveal"
+]
 #: Where a sent message is, as the front-end that sent it needs it to edit it later (ids as
 #: text); ``ref`` is the ``chat:message`` form the log stores.
 MessageRef = dict[str, str]
@@ -46,6 +48,9 @@ class Origin:
     #: Called once the command is durably logged (or found logged before): Telegram confirms an
     #: update to its server only then, so a crash cannot lose a command it had fetched.
     on_logged: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+    #: The message this one replies to, when it replies to one of the bot's (Telegram
+    #: ``chat_id:message_id``): a reply to a tweet asks for a follow-up of that tweet.
+    replied_ref: str = ""
     #: Puts up the message the answer will later replace ("✍️ escribiendo…", a deferred
     #: response) and says where it is (None: it could not). The core calls it once a tweet is
     #: to be written and logs where it is before the tweet exists, so that whoever delivers the
@@ -68,10 +73,13 @@ class Button:
     label: str
     action: ButtonAction
     generation_id: int
+    #: What the press chooses, for actions that take one (``tone:12:NEGATIVE``).
+    value: str = ""
 
     @property
     def data(self) -> str:
-        return f"{self.action}:{self.generation_id}"
+        tail = f":{self.value}" if self.value else ""
+        return f"{self.action}:{self.generation_id}{tail}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,9 @@ class Reply:
     text: str
     tweet: Tweet | None = None
     buttons: tuple[Button, ...] = ()
+    #: Changes offered under a tweet (another sentiment), as a second row of buttons where a
+    #: platform cannot take them by reply (Discord); Telegram users reply to the tweet instead.
+    choices: tuple[Button, ...] = ()
     #: Called by the front-end once the reply is sent, with where it went (a game round keeps
     #: it, to reveal the round in place when its time is up).
     on_sent: Callable[[MessageRef], Awaitable[None]] | None = field(default=None, compare=False, repr=False)

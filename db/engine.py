@@ -2,7 +2,7 @@
 
 SQLite gets WAL (readers never block the writer, and a crash mid-write loses nothing
 committed), ``synchronous=NORMAL`` (safe with WAL, much faster than FULL), a busy timeout (other
-processes wait for the lock instead of failing) and foreign keys. Write transactions start with
+processes wait for the lock instead of failing), foreign keys, and the search's folding function. Write transactions start with
 ``BEGIN IMMEDIATE`` so two concurrent writers queue on the busy timeout instead of one failing
 when it upgrades a read lock ("database is locked").
 """
@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from db.fold import SQLITE_FUNCTION, fold_text
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -44,6 +46,8 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         ):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+        # The desk's accent-insensitive search (db/fold.py): SQLite has no translate().
+        dbapi_connection.create_function(SQLITE_FUNCTION, 1, fold_text, deterministic=True)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:

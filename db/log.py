@@ -664,6 +664,24 @@ class GenerationLog:
             party=request.party, sentiment=request.sentiment, request_latency_ms=request.latency_ms,
         )
 
+    async def generation_by_message(self, platform: str, message_ref: str) -> LoggedGeneration | None:
+        """The tweet a platform message shows (``message_ref`` as ``mark_sent`` stored it, e.g.
+        Telegram's ``chat_id:message_id``, or the placeholder it was edited into, logged before
+        the delivery is): what a reply to that message follows up on."""
+        if not message_ref:
+            return None
+        ref = message_ref[:128]
+        found = None
+        async with self.sessions() as session:
+            for where in (Generation.message_ref == ref, (Request.answer_ref == ref) & Generation.shown.is_(True)):
+                found = await session.scalar(
+                    select(Generation.id).join(Request, Generation.request_id == Request.id)
+                    .where(where, Request.platform == platform).order_by(Generation.id.desc()).limit(1)
+                )
+                if found is not None:
+                    break
+        return None if found is None else await self.generation(found)
+
     async def is_banned(self, platform: str, user_external_id: str) -> bool:
         """Whether the user is banned; False while the database is unreachable (the bot keeps
         answering during an outage, and its writes wait in the spool)."""

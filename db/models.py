@@ -78,6 +78,8 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_status_created", "status", "created_at"),
         Index("ix_requests_platform_created", "platform", "created_at"),
+        #: A reply to a tweet may name its placeholder before the tweet's own ref is stored.
+        Index("ix_requests_answer_ref", "answer_ref"),
         # A platform that delivers a message again (after a crash) finds it already logged.
         Index("ux_requests_platform_source", "platform", "source", unique=True),
     )
@@ -132,6 +134,8 @@ class Generation(Base):
     __table_args__ = (
         Index("ix_generations_created", "created_at"),
         Index("ix_generations_review", "review_status", "created_at"),
+        #: A reply to a tweet names the message that shows it (``LoggedGeneration.message_ref``).
+        Index("ix_generations_message_ref", "message_ref"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -156,6 +160,10 @@ class Generation(Base):
     sending_at: Mapped[datetime | None] = mapped_column(default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The admin reviewing it in the desk's review stream, until ``claimed_until``: a claim
+    #: keeps two admins off the same tweet and lapses by itself if the admin walks away.
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
 
     request: Mapped[Request] = relationship(back_populates="generations")
 
@@ -174,24 +182,35 @@ class Rating(Base):
 
 
 class Review(Base):
-    """An admin's decision on a generation."""
+    """An admin's decision on a generation (``undone``: an earlier decision taken back)."""
 
     __tablename__ = "reviews"
-    __table_args__ = (Index("ix_reviews_generation", "generation_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_reviews_generation", "generation_id", "created_at"),
+        Index("ix_reviews_audit", "audit_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     generation_id: Mapped[int] = mapped_column(ForeignKey("generations.id", ondelete="CASCADE"))
     admin: Mapped[str] = mapped_column(String(128))
-    decision: Mapped[str] = mapped_column(String(16))  # approved / rejected / flagged
+    decision: Mapped[str] = mapped_column(String(16))  # approved / rejected / flagged / undone
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Why it was rejected (a code from ``db.review.REJECT_REASONS``); "" for other decisions.
+    reason: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    #: The audit entry of the action that wrote it: one per decision, however many tweets it
+    #: covered, so a bulk decision can be undone from that entry.
+    audit_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class AuditEntry(Base):
     """Every admin action (reviews, bans, exports, publications, logins), append-only."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_created", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_created", "created_at"),
+        Index("ix_audit_admin", "admin", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -199,6 +218,36 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str] = mapped_column(String(128), default="")
     detail: Mapped[dict] = mapped_column(default=dict)
+
+
+class AdminUser(Base):
+    """A named account of the web desk, so the audit says who did what."""
+
+    __tablename__ = "admin_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: argon2; never the password.
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AdminSession(Base):
+    """A desk login, kept on the server so that logging out (or a password change, or
+    "close every session") ends it: the cookie only names it, by a token whose hash is here."""
+
+    __tablename__ = "admin_sessions"
+    __table_args__ = (Index("ix_admin_sessions_admin", "admin", "revoked_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: SHA-256 of the cookie's token: a copy of this table opens no session.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    admin: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class GameRound(Base):

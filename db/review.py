@@ -3,85 +3,73 @@
 One ``ReviewStore`` serves both the web desk and the chat commands, so a decision taken in
 Telegram shows on the web at once and both leave the same audit trail. Rows are returned as
 frozen dataclasses (not ORM objects) so templates and chat replies never touch a session.
-Nothing here knows about bots or HTTP.
+Which requests a filter selects is ``db/review_query.py``'s; stats, exports and the audit trail
+have their own modules. Nothing here knows about bots or HTTP.
+
+Every decision, however many tweets it covers, is one audit entry that remembers each tweet's
+state before it, and each review row points at that entry: so a bulk decision is undone from
+its entry, tweet by tweet, where nobody has decided again since.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import Select, case, delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
+from db.audit import AuditFilters, AuditPage, audit_page
 from db.game import forget_votes
 from db.models import AuditEntry, Chat, Generation, Rating, Request, Review, User, utcnow
-
-DECISIONS = ("approved", "rejected", "flagged")
-REVIEW_STATES = ("pending", *DECISIONS)
-REQUEST_STATUSES = ("pending", "ok", "error", "busy", "rate_limited", "blocked", "expired")
-MAX_PER_PAGE = 200
-#: The fields of each exported row, in order (CSV header, JSONL keys).
-EXPORT_COLUMNS = (
-    "request_id", "generation_id", "created_at", "platform", "model", "side", "coalition",
-    "party", "sentiment", "raw_command", "controls", "prompt", "params", "status", "error",
-    "candidate", "seed", "shown", "text", "tokens", "latency_ms", "review_status", "up", "down",
+from db.review_export import export_rows
+from db.review_query import (
+    DECISIONS,
+    MAX_ID,
+    REVIEW_STATES,
+    Author,
+    Filters,
+    matching,
+    order_by,
+    vote_count,
 )
+from db.review_stats import Stats, stats
+
+#: Why a tweet is rejected: the code stored, and what the desk says.
+REJECT_REASONS = {
+    "offensive": "ofensivo o discriminatorio",
+    "misinformation": "desinformación o datos falsos",
+    "person": "ataca o expone a una persona",
+    "incoherent": "incoherente o mal escrito",
+    "off_request": "no corresponde a lo pedido",
+    "copied": "copia un tuit real",
+    "other": "otro motivo (ver la nota)",
+}
+#: The reason "approve the shown one, reject the rest" gives the rest.
+NOT_CHOSEN = "not_chosen"
+REASON_NAMES = {**REJECT_REASONS, NOT_CHOSEN: "no elegido: se aprobó el mostrado"}
+#: A review row that takes an earlier decision back (its tweet returns to its state before).
+UNDONE = "undone"
 
 
 @dataclass(frozen=True)
-class Filters:
-    """What the desk's list, stats and exports are narrowed to; empty fields don't filter.
+class Decided:
+    """What a decision covered: the tweets (sorted ids) and its audit entry (None: nothing)."""
 
-    ``since`` and ``until`` are whole days (UTC), both included.
-    """
+    ids: list[int]
+    audit_id: int | None = None
 
-    status: str = ""
-    review: str = ""
-    platform: str = ""
-    model: str = ""
-    side: str = ""
-    coalition: str = ""
-    party: str = ""
-    sentiment: str = ""
-    since: date | None = None
-    until: date | None = None
-    text: str = ""
-
-    @classmethod
-    def from_mapping(cls, params: Mapping[str, str]) -> Filters:
-        """Build filters from query-string values; unknown keys and bad dates are ignored."""
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            raw = str(params.get(item.name, "") or "").strip()[:200]
-            if not raw:
-                continue
-            if item.name in ("since", "until"):
-                try:
-                    values[item.name] = date.fromisoformat(raw)
-                except ValueError:
-                    continue
-            else:
-                values[item.name] = raw
-        return cls(**values)
-
-    def as_query(self) -> dict[str, str]:
-        """The non-empty filters as query-string values (round-trips with ``from_mapping``)."""
-        query = {}
-        for key, value in asdict(self).items():
-            if value:
-                query[key] = value.isoformat() if isinstance(value, date) else str(value)
-        return query
+    def __bool__(self) -> bool:
+        return bool(self.ids)
 
 
 @dataclass(frozen=True)
 class Row:
     """One line of the desk's list: a request and (when it produced one) a generated tweet,
-    with the ranker's ``score`` (None: not ranked)."""
+    with the ranker's ``score`` (None: not ranked) and who is reviewing it now, if anyone."""
 
     request_id: int
     generation_id: int | None
@@ -101,6 +89,8 @@ class Row:
     up: int
     down: int
     score: float | None = None
+    chat: str = ""
+    claimed_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +131,8 @@ class ReviewInfo:
     decision: str
     note: str
     created_at: datetime
+    reason: str = ""
+    audit_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +153,9 @@ class GenerationInfo:
     #: The ranker's score and its parts (None: not ranked).
     score: float | None = None
     score_detail: dict[str, float] | None = None
+    #: Who reviews it now in the stream ("" when nobody's claim is running).
+    claimed_by: str = ""
+    claimed_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +190,15 @@ class Detail:
     def generation(self, generation_id: int) -> GenerationInfo | None:
         return next((g for g in self.generations if g.id == generation_id), None)
 
+    @property
+    def shown(self) -> GenerationInfo | None:
+        """The tweet users saw (the one under review)."""
+        return next((g for g in self.generations if g.shown), None)
+
+    @property
+    def others(self) -> list[GenerationInfo]:
+        return [g for g in self.generations if not g.shown]
+
 
 @dataclass(frozen=True)
 class Forgotten:
@@ -214,80 +218,91 @@ class Forgotten:
         return bool(self.requests or self.ratings or self.profile or self.votes)
 
 
-@dataclass(frozen=True)
-class ModelStats:
-    model: str
-    generations: int
-    reviewed: int
-    approved: int
-    up: int
-    down: int
-
-    @property
-    def approval_rate(self) -> float | None:
-        return self.approved / self.reviewed if self.reviewed else None
-
-    @property
-    def up_rate(self) -> float | None:
-        return self.up / (self.up + self.down) if self.up + self.down else None
-
-
-@dataclass(frozen=True)
-class Stats:
-    """Aggregates for the stats page, over the same filtered set as the list."""
-
-    per_day: list[tuple[str, int]]
-    per_status: list[tuple[str, int]]
-    per_sentiment: list[tuple[str, int]]
-    per_review: list[tuple[str, int]]
-    per_model: list[ModelStats]
-    total: ModelStats = field(default_factory=lambda: ModelStats("", 0, 0, 0, 0, 0))
-
-
 class ReviewStore:
-    """Review queries and admin actions over the generation log."""
+    """Review queries and admin actions over the generation log.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    ``zone`` is the desk's time zone: date filters and stats by day read whole days there.
+    """
+
+    def __init__(self, engine: AsyncEngine, zone: tzinfo = UTC) -> None:
         self.engine = engine
+        self.zone = zone
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def search(self, filters: Filters, page: int = 1, per_page: int = 50) -> Page:
-        """One page of the filtered requests, newest first, each with its matching rows (the
-        shown tweet first, then the other candidates in order)."""
-        per_page = max(1, min(per_page, MAX_PER_PAGE))
-        page = max(1, page)
-        base = _filtered(filters)
-        requests = base.with_only_columns(Request.id, Request.created_at).distinct()
+    async def search(self, filters: Filters, page: int = 1, per_page: int = 50, sort: str = "-date") -> Page:
+        """One page of the filtered requests in ``sort`` order (:data:`db.review_query.SORTS`),
+        each with all its tweets (the shown one first, then the other candidates in order).
+        A page past the last is the last."""
+        per_page = max(1, min(per_page, 200))
+        requests = matching(filters, self.zone)
         async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(requests.subquery()))
+            total = int(await session.scalar(select(func.count()).select_from(requests.subquery())) or 0)
+            pages = max(1, -(-total // per_page))
+            page = max(1, min(page, pages))
             ids = list(await session.scalars(
-                requests.order_by(Request.created_at.desc(), Request.id.desc())
-                .limit(per_page).offset((page - 1) * per_page)
+                requests.order_by(*order_by(sort)).limit(per_page).offset((page - 1) * per_page)
             ))
-            query = (
-                _row_columns(base.where(Request.id.in_(ids)))
-                .order_by(Request.created_at.desc(), Request.id.desc(), Generation.shown.desc(),
-                          Generation.candidate)
-            )
-            rows = [_row(r) for r in (await session.execute(query)).all()] if ids else []
-        return Page(rows=rows, total=int(total or 0), page=page, per_page=per_page)
+            rows = await _rows(session, ids) if ids else []
+        return Page(rows=rows, total=total, page=page, per_page=per_page)
 
-    async def next_pending(self, skip: Sequence[int] = ()) -> Detail | None:
-        """The oldest shown tweet nobody has reviewed yet (``skip`` leaves some out)."""
-        query = (
-            select(Generation.request_id, Generation.id)
-            .join(Request, Request.id == Generation.request_id)
-            .where(*_queue_conditions())
-            .order_by(Generation.created_at, Generation.id)
-            .limit(1)
-        )
-        if skip:
-            query = query.where(Generation.id.not_in(list(skip)))
+    async def matching_shown(self, filters: Filters) -> list[int]:
+        """The shown tweets of the answered requests ``filters`` selects: what a decision on
+        "every tweet that matches" covers (the review queue's items, as the counters count)."""
         async with self._sessions() as session:
-            found = (await session.execute(query)).first()
-        return await self.detail(found[0]) if found else None
+            return list(await session.scalars(self._shown_of(filters).order_by(Generation.id)))
+
+    async def count_matching_shown(self, filters: Filters) -> int:
+        """How many :meth:`matching_shown` would return."""
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(self._shown_of(filters).subquery())) or 0)
+
+    def _shown_of(self, filters: Filters) -> Any:
+        return (
+            select(Generation.id)
+            .join(Request, Request.id == Generation.request_id)
+            .where(Generation.shown.is_(True), Request.status == "ok",
+                   Request.id.in_(matching(filters, self.zone)))
+        )
+
+    async def next_pending(
+        self, skip: Sequence[int] = (), admin: str | None = None, claim: timedelta = timedelta(minutes=5)
+    ) -> Detail | None:
+        """The oldest shown tweet nobody has reviewed yet and nobody else is reviewing.
+
+        With ``admin``, it is claimed for them for ``claim`` (their own running claim comes
+        first, so a reload shows the same tweet): a conditional UPDATE, so of two admins asking
+        at once each gets a different tweet. ``skip`` leaves some out.
+        """
+        for _ in range(20):  # another admin may win a race; the next candidate is tried then
+            now = utcnow()
+            async with self._sessions() as session:
+                found = (await session.execute(_queue_query(now, skip, admin))).first()
+            if found is None:
+                return None
+            generation_id, request_id = found
+            if admin is not None:
+                async with self._sessions.begin() as session:
+                    claimed = await session.execute(
+                        update(Generation)
+                        .where(Generation.id == generation_id, Generation.review_status == "pending",
+                               _free(now, admin))
+                        .values(claimed_by=admin, claimed_until=now + claim)
+                    )
+                if not claimed.rowcount:
+                    continue
+            return await self.detail(int(request_id))
+        return None
+
+    async def release(self, generation_id: int, admin: str) -> None:
+        """Give up ``admin``'s claim on a tweet (skipping it), so another admin may take it."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Generation)
+                .where(Generation.id == generation_id, Generation.claimed_by == admin)
+                .values(claimed_by=None, claimed_until=None)
+            )
 
     async def counts(self) -> dict[str, int]:
         """Shown tweets of answered requests per review state (``pending`` is the queue)."""
@@ -302,6 +317,8 @@ class ReviewStore:
         return {state: int(found.get(state, 0)) for state in REVIEW_STATES}
 
     async def detail(self, request_id: int) -> Detail | None:
+        if not 0 < request_id <= MAX_ID:
+            return None
         async with self._sessions() as session:
             request = await session.get(Request, request_id)
             if request is None:
@@ -324,9 +341,11 @@ class ReviewStore:
                     .where(Review.generation_id.in_(ids))
                     .order_by(Review.created_at, Review.id)
                 ):
-                    reviews[review.generation_id].append(
-                        ReviewInfo(review.admin, review.decision, review.note, review.created_at)
-                    )
+                    reviews[review.generation_id].append(ReviewInfo(
+                        review.admin, review.decision, review.note, review.created_at, review.reason,
+                        review.audit_id,
+                    ))
+        now = utcnow()
         return Detail(
             request_id=request.id,
             created_at=request.created_at,
@@ -335,7 +354,7 @@ class ReviewStore:
             user=user.display_name if user else "",
             user_ref=f"{user.platform}:{user.external_id}" if user else "",
             user_banned=bool(user and user.banned),
-            chat=(chat.title or f"{chat.kind} {chat.external_id}") if chat else "",
+            chat=chat_name(chat),
             raw_command=request.raw_command,
             controls=dict(request.controls or {}),
             side=request.side,
@@ -368,12 +387,16 @@ class ReviewStore:
                     reviews=reviews[g.id],
                     score=g.score,
                     score_detail=dict(g.score_detail) if g.score_detail else None,
+                    claimed_by=(g.claimed_by or "") if _running(g.claimed_until, now) else "",
+                    claimed_until=g.claimed_until if _running(g.claimed_until, now) else None,
                 )
                 for g in generations
             ],
         )
 
     async def request_of(self, generation_id: int) -> int | None:
+        if not 0 < generation_id <= MAX_ID:
+            return None
         async with self._sessions() as session:
             return await session.scalar(
                 select(Generation.request_id).where(Generation.id == generation_id)
@@ -396,169 +419,90 @@ class ReviewStore:
                 found[name] = [v for v in values if v]
         return found
 
-    async def export_rows(self, filters: Filters) -> AsyncIterator[dict[str, Any]]:
-        """Every filtered row with what reproduces it (prompt, parameters, seed), oldest first."""
-        query = (
-            _filtered(filters)
-            .with_only_columns(
-                Request.id,
-                Generation.id,
-                Request.created_at,
-                Request.platform,
-                Request.model,
-                Request.side,
-                Request.coalition,
-                Request.party,
-                Request.sentiment,
-                Request.raw_command,
-                Request.controls,
-                Request.prompt,
-                Request.params,
-                Request.status,
-                Request.error,
-                Generation.candidate,
-                Generation.seed,
-                Request.seed,
-                Generation.shown,
-                Generation.text,
-                Generation.tokens,
-                Generation.latency_ms,
-                Generation.review_status,
-                _vote_count(1),
-                _vote_count(-1),
-            )
-            .order_by(Request.created_at, Request.id, Generation.candidate)
-        )
-        async with self._sessions() as session:
-            result = await session.stream(query)
-            async for r in result:
-                yield {
-                    "request_id": r[0],
-                    "generation_id": r[1],
-                    "created_at": r[2].isoformat() if r[2] else "",
-                    "platform": r[3],
-                    "model": r[4],
-                    "side": r[5],
-                    "coalition": r[6],
-                    "party": r[7],
-                    "sentiment": r[8],
-                    "raw_command": r[9],
-                    "controls": r[10] or {},
-                    "prompt": r[11],
-                    "params": r[12] or {},
-                    "status": r[13],
-                    "error": r[14],
-                    "candidate": r[15],
-                    "seed": r[16] if r[16] is not None else r[17],
-                    "shown": r[18],
-                    "text": r[19],
-                    "tokens": r[20],
-                    "latency_ms": r[21],
-                    "review_status": r[22],
-                    "up": int(r[23] or 0),
-                    "down": int(r[24] or 0),
-                }
+    def export_rows(self, filters: Filters) -> AsyncIterator[dict[str, Any]]:
+        """Every filtered request's tweets with what reproduces and judges them, oldest first."""
+        return export_rows(self._sessions, filters, self.zone)
 
     async def stats(self, filters: Filters) -> Stats:
-        """Counts per day, status, sentiment, review state and model, plus approval / 👍 rates."""
-        base = _filtered(filters)
-        rows = base.with_only_columns(
-            Request.id.label("request_id"),
-            func.date(Request.created_at).label("day"),
-            Request.status.label("status"),
-            Request.sentiment.label("sentiment"),
-            Request.model.label("model"),
-            Generation.id.label("generation_id"),
-            Generation.review_status.label("review_status"),
-            _vote_count(1).label("up"),
-            _vote_count(-1).label("down"),
-        ).subquery()
+        return await stats(self._sessions, filters, self.zone)
 
-        async def grouped(session: AsyncSession, column: Any) -> list[tuple[str, int]]:
-            query = select(column, func.count()).group_by(column).order_by(column)
-            return [(str(k) if k is not None else "", int(n)) for k, n in await session.execute(query)]
+    async def audit_trail(self, limit: int = 100) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries."""
+        return list((await self.audit_page(AuditFilters(), 1, limit)).entries)
 
-        approved = func.sum(case((rows.c.review_status == "approved", 1), else_=0))
-        reviewed = func.sum(case((rows.c.review_status.in_(DECISIONS), 1), else_=0))
-        per_model_query = (
-            select(
-                rows.c.model,
-                func.count(rows.c.generation_id),
-                reviewed,
-                approved,
-                func.coalesce(func.sum(rows.c.up), 0),
-                func.coalesce(func.sum(rows.c.down), 0),
-            )
-            .group_by(rows.c.model)
-            .order_by(rows.c.model)
-        )
-        async with self._sessions() as session:
-            per_day = await grouped(session, rows.c.day)
-            per_status = await grouped(session, rows.c.status)
-            per_sentiment = await grouped(session, rows.c.sentiment)
-            per_review = [
-                (k, n)
-                for k, n in await grouped(session, rows.c.review_status)
-                if k  # requests without a tweet have no review state
-            ]
-            per_model = [
-                ModelStats(m or "", int(g or 0), int(rv or 0), int(a or 0), int(u or 0), int(d or 0))
-                for m, g, rv, a, u, d in await session.execute(per_model_query)
-            ]
-        total = ModelStats(
-            "",
-            *(sum(getattr(m, name) for m in per_model) for name in ("generations", "reviewed", "approved", "up", "down")),
-        )
-        return Stats(per_day, per_status, per_sentiment, per_review, per_model, total)
+    async def audit_page(self, filters: AuditFilters, page: int = 1, per_page: int = 50) -> AuditPage:
+        return await audit_page(self._sessions, filters, page, per_page, self.zone)
 
     # -- acting --------------------------------------------------------------------------------
 
     async def decide(
-        self, generation_ids: Iterable[int], decision: str, admin: str, note: str = ""
-    ) -> list[int]:
+        self, generation_ids: Iterable[int], decision: str, admin: str, note: str = "",
+        reason: str = "", client: str = "",
+    ) -> Decided:
         """Record ``decision`` on each existing generation; returns the ids it applied to.
 
-        Each generation gets a review row (its history) and an audit entry; the latest decision
-        becomes its ``review_status``.
+        Each generation gets a review row (its history); the decision, whatever it covered, one
+        audit entry. ``reason`` (a :data:`REJECT_REASONS` code) goes with a rejection only.
         """
         if decision not in DECISIONS:
             raise ValueError(f"unknown decision {decision!r}")
-        wanted = sorted({int(i) for i in generation_ids})
+        if reason and (decision != "rejected" or reason not in REASON_NAMES):
+            raise ValueError(f"reason {reason!r} does not go with {decision!r}")
+        wanted = _ids(generation_ids)
         if not wanted:
-            return []
-        note = note.strip()[:2000]
+            return Decided([])
         async with self._sessions.begin() as session:
-            found = list(
-                await session.scalars(select(Generation.id).where(Generation.id.in_(wanted)))
-            )
-            if not found:
-                return []
-            now = utcnow()
-            await session.execute(
-                update(Generation).where(Generation.id.in_(found)).values(review_status=decision)
-            )
-            for generation_id in found:
-                session.add(
-                    Review(
-                        generation_id=generation_id,
-                        admin=admin,
-                        decision=decision,
-                        note=note,
-                        created_at=now,
-                    )
-                )
-                session.add(
-                    AuditEntry(
-                        created_at=now,
-                        admin=admin,
-                        action="review",
-                        target=f"generation:{generation_id}",
-                        detail={"decision": decision, "note": note},
-                    )
-                )
-        return sorted(found)
+            found = list(await session.scalars(select(Generation.id).where(Generation.id.in_(wanted))))
+            return await _record(session, {g: decision for g in found}, {g: reason for g in found},
+                                 admin, note, client)
 
-    async def set_banned(self, platform: str, external_id: str, banned: bool, admin: str) -> bool:
+    async def approve_shown(self, generation_ids: Iterable[int], admin: str, note: str = "",
+                            client: str = "") -> Decided:
+        """For each request of these tweets: approve the tweet users saw and reject the other
+        candidates (reason :data:`NOT_CHOSEN`); one audit entry. Returns every id decided."""
+        wanted = _ids(generation_ids)
+        if not wanted:
+            return Decided([])
+        async with self._sessions.begin() as session:
+            requests = select(Generation.request_id).where(Generation.id.in_(wanted))
+            rows = (await session.execute(
+                select(Generation.id, Generation.shown)
+                .join(Request, Request.id == Generation.request_id)
+                .where(Generation.request_id.in_(requests), Request.status == "ok")
+            )).all()
+            decisions = {g: "approved" if shown else "rejected" for g, shown in rows}
+            reasons = {g: "" if shown else NOT_CHOSEN for g, shown in rows}
+            return await _record(session, decisions, reasons, admin, note, client, bulk="approve_shown")
+
+    async def undo(self, audit_id: int, admin: str, client: str = "") -> list[int] | None:
+        """Take back the decision of audit entry ``audit_id``: each of its tweets returns to
+        its state before, unless someone decided on it since (that later decision stands).
+        Returns the tweets restored; None when the entry is not a decision."""
+        if not 0 < audit_id <= MAX_ID:
+            return None
+        async with self._sessions.begin() as session:
+            entry = await session.get(AuditEntry, audit_id)
+            if entry is None or entry.action != "review":
+                return None
+            before = {int(k): str(v) for k, v in (entry.detail or {}).get("before", {}).items()}
+            latest = await _latest_reviews(session, list(before))
+            restored = sorted(g for g, review_audit in latest.items() if review_audit == audit_id)
+            now = utcnow()
+            undo = AuditEntry(created_at=now, admin=admin[:128], action="undo", target=f"audit:{audit_id}",
+                              detail=_with_client({"ids": restored}, client))
+            session.add(undo)
+            await session.flush()
+            for generation_id in restored:
+                await session.execute(
+                    update(Generation).where(Generation.id == generation_id)
+                    .values(review_status=before[generation_id])
+                )
+                session.add(Review(generation_id=generation_id, admin=admin, decision=UNDONE,
+                                   note=f"deshace la entrada {audit_id}", created_at=now, audit_id=undo.id))
+        return restored
+
+    async def set_banned(self, platform: str, external_id: str, banned: bool, admin: str,
+                         client: str = "") -> bool:
         """Ban or unban a platform user (creating the row for someone not seen yet).
 
         Returns whether anything changed (banning a banned user changes nothing).
@@ -580,6 +524,7 @@ class ReviewStore:
                     admin=admin,
                     action="ban" if banned else "unban",
                     target=f"user:{platform}:{external_id}",
+                    detail=_with_client({}, client),
                 )
             )
         return True
@@ -636,7 +581,8 @@ class ReviewStore:
             votes=votes,
         )
 
-    async def mark_published(self, generation_id: int, admin: str, destinations: list[str]) -> None:
+    async def mark_published(self, generation_id: int, admin: str, destinations: list[str],
+                             client: str = "") -> None:
         async with self._sessions.begin() as session:
             await session.execute(
                 update(Generation)
@@ -648,7 +594,7 @@ class ReviewStore:
                     admin=admin,
                     action="publish",
                     target=f"generation:{generation_id}",
-                    detail={"to": destinations},
+                    detail=_with_client({"to": destinations}, client),
                 )
             )
 
@@ -666,131 +612,138 @@ class ReviewStore:
                 )
             )
 
-    async def audit_trail(self, limit: int = 100) -> list[AuditEntry]:
-        async with self._sessions() as session:
-            return list(
-                await session.scalars(
-                    select(AuditEntry)
-                    .order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc())
-                    .limit(limit)
-                )
-            )
+
+# -- helpers -----------------------------------------------------------------------------------
 
 
-# -- query building ----------------------------------------------------------------------------
-
-_Author = aliased(User)
-
-
-def _queue_conditions() -> list[Any]:
-    return [
-        Generation.review_status == "pending",
-        Generation.shown.is_(True),
-        Request.status == "ok",
-    ]
+def chat_name(chat: Chat | None) -> str:
+    return (chat.title or f"{chat.kind} {chat.external_id}") if chat else ""
 
 
-def _filtered(filters: Filters) -> Select[Any]:
-    """Requests (with their tweets, when any) narrowed by ``filters``."""
+def _ids(values: Iterable[int]) -> list[int]:
+    return sorted({int(i) for i in values if 0 < int(i) <= MAX_ID})
+
+
+def _with_client(detail: dict[str, Any], client: str) -> dict[str, Any]:
+    return {**detail, "client": client} if client else detail
+
+
+def _running(until: datetime | None, now: datetime) -> bool:
+    if until is None:
+        return False
+    return (until if until.tzinfo else until.replace(tzinfo=UTC)) > now
+
+
+def _free(now: datetime, admin: str | None) -> Any:
+    """Nobody else's claim is running on the current ``Generation`` row."""
+    free = or_(Generation.claimed_until.is_(None), Generation.claimed_until <= now)
+    return or_(free, Generation.claimed_by == admin) if admin else free
+
+
+def _queue_query(now: datetime, skip: Sequence[int], admin: str | None) -> Any:
+    """The next tweet to review: ``admin``'s own running claim first, then the oldest free one."""
     query = (
-        select(Request.id)
+        select(Generation.id, Generation.request_id)
+        .join(Request, Request.id == Generation.request_id)
+        .where(Generation.review_status == "pending", Generation.shown.is_(True), Request.status == "ok",
+               _free(now, admin))
+    )
+    if skip:
+        query = query.where(Generation.id.not_in([int(g) for g in skip]))
+    mine = [case((Generation.claimed_by == admin, 0), else_=1)] if admin else []  # NULL-proof
+    return query.order_by(*mine, Generation.created_at, Generation.id).limit(1)
+
+
+async def _record(
+    session: AsyncSession, decisions: Mapping[int, str], reasons: Mapping[int, str], admin: str,
+    note: str, client: str, bulk: str = "",
+) -> Decided:
+    """Write one decision over ``decisions`` (tweet → state): its audit entry (with each tweet's
+    state before, for undo), a review row per tweet, the new states, and claims released."""
+    if not decisions:
+        return Decided([])
+    ids = sorted(decisions)
+    note = note.strip()[:2000]
+    before = dict((await session.execute(
+        select(Generation.id, Generation.review_status).where(Generation.id.in_(ids))
+    )).all())
+    now = utcnow()
+    kinds = set(decisions.values())
+    detail: dict[str, Any] = {
+        "decision": bulk or next(iter(kinds)), "note": note, "ids": ids,
+        "before": {str(g): before[g] for g in ids},
+    }
+    if bulk:
+        detail["decisions"] = {str(g): decisions[g] for g in ids}
+    if any(reasons.values()):
+        detail["reason"] = next(r for r in reasons.values() if r)
+    entry = AuditEntry(
+        created_at=now, admin=admin[:128], action="review",
+        target=f"generation:{ids[0]}" if len(ids) == 1 else f"generations:{len(ids)}",
+        detail=_with_client(detail, client),
+    )
+    session.add(entry)
+    await session.flush()
+    for state in kinds:
+        chosen = [g for g in ids if decisions[g] == state]
+        await session.execute(
+            update(Generation).where(Generation.id.in_(chosen))
+            .values(review_status=state, claimed_by=None, claimed_until=None)
+        )
+    for generation_id in ids:
+        session.add(Review(generation_id=generation_id, admin=admin[:128], decision=decisions[generation_id],
+                           note=note, reason=reasons.get(generation_id, ""), created_at=now,
+                           audit_id=entry.id))
+    return Decided(ids, entry.id)
+
+
+async def _latest_reviews(session: AsyncSession, ids: list[int]) -> dict[int, int | None]:
+    """Each tweet's latest review's audit entry id."""
+    if not ids:
+        return {}
+    newest = (
+        select(func.max(Review.id)).where(Review.generation_id.in_(ids)).group_by(Review.generation_id)
+    )
+    rows = await session.execute(select(Review.generation_id, Review.audit_id).where(Review.id.in_(newest)))
+    return dict(rows.all())
+
+
+async def _rows(session: AsyncSession, ids: list[int]) -> list[Row]:
+    """The list's rows of requests ``ids``, in that order, the shown tweet first in each."""
+    query = (
+        select(
+            Request.id, Generation.id, Request.created_at, Request.platform, Author.display_name,
+            Author.external_id, Request.model, Request.side, Request.coalition, Request.party,
+            Request.sentiment, Request.status, Request.error, Generation.text, Generation.review_status,
+            Generation.shown, vote_count(1), vote_count(-1), Generation.score, Chat,
+            Generation.claimed_by, Generation.claimed_until, Generation.candidate,
+        )
         .select_from(Request)
         .outerjoin(Generation, Generation.request_id == Request.id)
-        .outerjoin(_Author, _Author.id == Request.user_id)
+        .outerjoin(Author, Author.id == Request.user_id)
+        .outerjoin(Chat, Chat.id == Request.chat_id)
+        .where(Request.id.in_(ids))
     )
-    for name in ("status", "platform", "model", "side", "coalition", "party", "sentiment"):
-        value = getattr(filters, name)
-        if value:
-            query = query.where(getattr(Request, name) == value)
-    if filters.review:
-        query = query.where(Generation.review_status == filters.review)
-    if filters.since:
-        query = query.where(Request.created_at >= datetime.combine(filters.since, time(), UTC))
-    if filters.until:
-        end = datetime.combine(filters.until + timedelta(days=1), time(), UTC)
-        query = query.where(Request.created_at < end)
-    if filters.text:
-        pattern = "%" + _escape_like(filters.text) + "%"
-        query = query.where(
-            or_(
-                Generation.text.ilike(pattern, escape="\\"),
-                Request.raw_command.ilike(pattern, escape="\\"),
-            )
+    position = {request_id: index for index, request_id in enumerate(ids)}
+    now = utcnow()
+    found = sorted((await session.execute(query)).all(),
+                   key=lambda r: (position[r[0]], not r[15], r[22] if r[22] is not None else 0))
+    return [
+        Row(
+            request_id=r[0], generation_id=r[1], created_at=r[2], platform=r[3], user=r[4] or r[5] or "",
+            model=r[6], side=r[7], coalition=r[8], party=r[9], sentiment=r[10], status=r[11], error=r[12],
+            text=r[13], review_status=r[14], shown=bool(r[15]), up=int(r[16] or 0), down=int(r[17] or 0),
+            score=r[18], chat=chat_name(r[19]),
+            claimed_by=(r[20] or "") if _running(r[21], now) else "",
         )
-    return query
-
-
-def _vote_count(value: int) -> Any:
-    sign = Rating.value > 0 if value > 0 else Rating.value < 0
-    return (
-        select(func.count(Rating.id))
-        .where(Rating.generation_id == Generation.id, sign)
-        .correlate(Generation)
-        .scalar_subquery()
-    )
-
-
-def _row_columns(query: Select[Any]) -> Select[Any]:
-    return query.with_only_columns(
-        Request.id,
-        Generation.id,
-        Request.created_at,
-        Request.platform,
-        _Author.display_name,
-        _Author.external_id,
-        Request.model,
-        Request.side,
-        Request.coalition,
-        Request.party,
-        Request.sentiment,
-        Request.status,
-        Request.error,
-        Generation.text,
-        Generation.review_status,
-        Generation.shown,
-        _vote_count(1),
-        _vote_count(-1),
-        Generation.score,
-    )
-
-
-def _row(r: Any) -> Row:
-    return Row(
-        request_id=r[0],
-        generation_id=r[1],
-        created_at=r[2],
-        platform=r[3],
-        user=r[4] or r[5] or "",
-        model=r[6],
-        side=r[7],
-        coalition=r[8],
-        party=r[9],
-        sentiment=r[10],
-        status=r[11],
-        error=r[12],
-        text=r[13],
-        review_status=r[14],
-        shown=bool(r[15]) if r[15] is not None else False,
-        up=int(r[16] or 0),
-        down=int(r[17] or 0),
-        score=r[18],
-    )
+        for r in found
+    ]
 
 
 async def _votes(session: AsyncSession, ids: list[int]) -> dict[int, tuple[int, int]]:
     if not ids:
         return {}
     query = (
-        select(
-            Rating.generation_id,
-            func.sum(case((Rating.value > 0, 1), else_=0)),
-            func.sum(case((Rating.value < 0, 1), else_=0)),
-        )
-        .where(Rating.generation_id.in_(ids))
-        .group_by(Rating.generation_id)
+        select(Generation.id, vote_count(1), vote_count(-1)).where(Generation.id.in_(ids))
     )
     return {g: (int(u or 0), int(d or 0)) for g, u, d in await session.execute(query)}
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

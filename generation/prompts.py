@@ -99,10 +99,11 @@ def context_segments(fields: ControlFields) -> list[Segment]:
     ]
 
 
-def prompt_text(fields: ControlFields) -> str:
-    """The controlled prompt as one string (what a text-only completions server receives)."""
+def prompt_text(fields: ControlFields, start: str = "") -> str:
+    """The controlled prompt as one string (what a text-only completions server receives);
+    ``start`` is the tweet's first words, written after the tweet marker."""
     segments = context_segments(fields.for_generation())
-    return "".join(s.text for s in segments) + f" {TWEET} "
+    return "".join(s.text for s in segments) + _tweet_marker().text + start.strip()
 
 
 @dataclass
@@ -127,11 +128,27 @@ def _tweet_marker() -> Segment:
     return Segment(TWEET, f" {TWEET} ")
 
 
-def encode_prompt(tokenizer: Tokenizer, fields: ControlFields) -> Encoded:
-    """Ids and token types of a generation prompt: context segments then ``" [TWEET] "``."""
+def split_tweet_start(segment_text: str) -> tuple[str, str]:
+    """A prompt's text segment as :func:`encode_prompt` tokenizes it, piece by piece: the tweet
+    marker's (``" [TWEET] Hoy en…"``) is the marker and the tweet's start; any other is itself."""
+    marker = _tweet_marker().text
+    start = segment_text[len(marker):].strip() if segment_text.startswith(marker) else ""
+    return (marker, start) if start else (segment_text, "")
+
+
+def encode_prompt(tokenizer: Tokenizer, fields: ControlFields, start: str = "") -> Encoded:
+    """Ids and token types of a generation prompt: context segments then ``" [TWEET] "``, then
+    ``start`` (the tweet's first words, for the model to go on from).
+
+    The start is tokenized on its own after the marker, exactly as a training tweet is
+    (``encode_example``), so the model continues a sequence of the kind it learnt from.
+    """
     out = Encoded()
     for segment in [*context_segments(fields.for_generation()), _tweet_marker()]:
         out.extend(_encode_segment(tokenizer, segment), tokenizer.convert_tokens_to_ids(segment.marker), False)
+    if start.strip():
+        out.extend(tokenizer.encode(start.strip(), add_special_tokens=False),
+                   tokenizer.convert_tokens_to_ids(TWEET), False)
     return out
 
 

@@ -55,6 +55,10 @@ class Contrast:
 class PromptSpec:
     """A prompt before tokenization: controlled (control fields) or casual (BOS + seed text).
 
+    ``seed_text`` is the tweet's start either way: a casual model's whole prompt, and for a
+    controlled model the words after the tweet marker (``empieza: "Hoy en La Moneda"``); the
+    contrast and negative prompts end with it too, so every prompt scores the same continuation.
+
     ``contrasts`` asks the backend to rank: each candidate is also scored after these other
     controlled prompts (the other sides, the other sentiments), and a tweet that the requested
     controls explain better than the contrasts fits the request (``generation/decoding/ranking.py``).
@@ -71,7 +75,7 @@ class PromptSpec:
     def text(self) -> str:
         """The prompt as plain text, for servers that tokenize it themselves."""
         if self.kind == "controlled":
-            return prompt_text(self.fields)
+            return prompt_text(self.fields, self.seed_text)
         return self.seed_text
 
 
@@ -92,6 +96,12 @@ class Completion:
     #: Seconds from the request reaching the engine to this completion's first token (the
     #: in-process engine sets it; remote servers cannot say, so it stays None).
     first_token_s: float | None = field(default=None, compare=False)
+    #: This candidate's own seed, which reproduces it alone (None: the backend cannot say).
+    seed: int | None = field(default=None, compare=False)
+    #: Seconds from the request reaching the backend to its decoding starting (the time it
+    #: queued) and to this candidate being written; None where the backend cannot say.
+    queue_s: float | None = field(default=None, compare=False)
+    done_s: float | None = field(default=None, compare=False)
 
 
 class GenerationError(Exception):

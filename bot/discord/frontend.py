@@ -146,11 +146,12 @@ class DiscordFrontend:
             hashtags: str | None = None,
             frases: str | None = None,
             texto: str | None = None,
+            empieza: str | None = None,
         ) -> None:
             origin = self.origin(interaction)
             options = {
                 "lado": lado, "coalicion": coalicion, "partido": partido, "sentimiento": sentimiento,
-                "tema": tema, "hashtags": hashtags, "frases": frases,
+                "tema": tema, "hashtags": hashtags, "frases": frases, "empieza": empieza,
             }
             if texto and texto.strip():
                 fields = " ".join(f'{k}="{_unquote(v)}"' for k, v in options.items() if v and v.strip())
@@ -164,7 +165,8 @@ class DiscordFrontend:
             partido="sigla del partido (IND-RN, PDC, …)", sentimiento="el tono del tuit",
             tema="de qué habla (palabras separadas por comas)", hashtags="#hashtags que debe usar",
             frases="una frase que el tuit debería decir",
-            texto="todo en una línea, como en Telegram: derecha positivo pensiones",
+            texto="todo en una línea, como lo dirías: algo feliz sobre el sename",
+            empieza="las primeras palabras del tuit (hasta 80 caracteres)",
         )(tuit)
         tuit = app_commands.choices(lado=sides, sentimiento=sentiments)(tuit)
         tuit = app_commands.autocomplete(coalicion=self._coalitions, partido=self._parties)(tuit)
@@ -172,8 +174,12 @@ class DiscordFrontend:
             name="tuit", description="Un tuit ficticio de un político chileno que no existe", callback=tuit,
         ))
 
-        async def otra(interaction: discord.Interaction) -> None:
-            await self._answer(interaction, self.core.again(self.origin(interaction)))
+        async def otra(interaction: discord.Interaction, cambio: str | None = None) -> None:
+            origin = self.origin(interaction)
+            change = (cambio or "").strip()
+            await self._answer(interaction, self.core.follow_up(origin, change) if change else self.core.again(origin))
+
+        otra = app_commands.describe(cambio="qué cambiar del anterior: más enojado, ahora de izquierda, sobre salud")(otra)
 
         async def ayuda(interaction: discord.Interaction) -> None:
             await self._answer(interaction, self.core.handle(Incoming(self.origin(interaction), "/ayuda")))
@@ -399,15 +405,18 @@ class DiscordFrontend:
 
 
 def buttons_view(reply: Reply) -> discord.ui.View | None:
-    """The reply's buttons as one row; stopped, so discord.py leaves their presses to us."""
-    buttons = [b for b in reply.buttons if len(b.data) <= CUSTOM_ID][:5]
-    if not buttons:
+    """The reply's buttons as one row and its choices (another sentiment: Discord cannot take a
+    change by reply) as a second; stopped, so discord.py leaves their presses to us."""
+    rows = [[b for b in row if len(b.data) <= CUSTOM_ID][:5] for row in (reply.buttons, reply.choices)]
+    if not any(rows):
         return None
     view = discord.ui.View(timeout=None)
-    for button in buttons:
-        view.add_item(discord.ui.Button(
-            label=button.label[:BUTTON_LABEL], custom_id=button.data, style=discord.ButtonStyle.secondary
-        ))
+    for number, row in enumerate(r for r in rows if r):
+        for button in row:
+            view.add_item(discord.ui.Button(
+                label=button.label[:BUTTON_LABEL], custom_id=button.data,
+                style=discord.ButtonStyle.secondary, row=number,
+            ))
     view.stop()
     return view
 

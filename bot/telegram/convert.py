@@ -36,7 +36,17 @@ def message_origin(message: Message, user: User) -> Origin:
         message_id=str(message.message_id),
         reply_ref={"chat_id": str(chat.id), "message_id": str(message.message_id)},
         source=f"{chat.id}:{message.message_id}",
+        replied_ref=replied_ref(message),
     )
+
+
+def replied_ref(message: Message) -> str:
+    """``chat_id:message_id`` of the bot's message that ``message`` replies to ("" when it
+    replies to no bot): a reply to one of the bot's tweets follows up on that tweet."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or not replied.from_user.is_bot:
+        return ""
+    return f"{replied.chat.id}:{replied.message_id}"
 
 
 def update_origin(update: Update) -> Origin | None:

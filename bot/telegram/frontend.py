@@ -157,6 +157,9 @@ class TelegramFrontend:
         self.application.add_handler(
             MessageHandler(filters.UpdateType.MESSAGE & filters.COMMAND, self._on_command)
         )
+        self.application.add_handler(MessageHandler(
+            filters.UpdateType.MESSAGE & filters.REPLY & filters.TEXT & ~filters.COMMAND, self._on_reply
+        ))
         self.application.add_handler(CallbackQueryHandler(self._on_button))
         self.application.add_handler(InlineQueryHandler(self._on_inline))
         self.application.add_error_handler(self._on_error)
@@ -241,6 +244,22 @@ class TelegramFrontend:
             return
         reply, notice = await self._while_working(
             message.chat_id, message.message_id, self.core.handle(Incoming(origin, text)), origin.placeholder
+        )
+        await self.deliver(reply, message.chat_id, message.message_id, notice=notice)
+
+    async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Plain text replying to one of this bot's messages ("más enojado", "otra"): a
+        follow-up of the tweet it replies to, when it asks for one (``core.reply_to_tweet``).
+        In groups a bot in privacy mode still receives replies to its own messages."""
+        message = update.message
+        origin = self._origin(update)
+        replied = message.reply_to_message if message is not None else None
+        if message is None or origin is None or replied is None or replied.from_user is None \
+                or replied.from_user.id != context.bot.id:
+            return
+        reply, notice = await self._while_working(
+            message.chat_id, message.message_id, self.core.reply_to_tweet(origin, message.text or ""),
+            origin.placeholder,
         )
         await self.deliver(reply, message.chat_id, message.message_id, notice=notice)
 

@@ -78,13 +78,20 @@ def parts(text: str, completion: Completion, contrasts: Sequence[Contrast], topi
     return out
 
 
+#: Each part's sign in the sum, in the order it is added: penalties count against.
+SIGNS = {"fit": 1, "side": 1, "lean": 1, "sentiment": 1, "topic": 1, "open": -1, "real": 1,
+         "unknown": -1, "copied": -1}
+
+
+def weighted(detail: dict[str, float], weights: RankingSettings) -> dict[str, float]:
+    """Each part as it enters the sum: its value × its weight, with its sign (the admin desk
+    shows these, so the sum it shows is the sum ranked)."""
+    return {name: sign * (getattr(weights, name) * detail.get(name, 0.0)) for name, sign in SIGNS.items()}
+
+
 def total(detail: dict[str, float], weights: RankingSettings) -> float:
     """The weighted sum; ``open``, ``unknown`` and ``copied`` count against."""
-    return (weights.fit * detail.get("fit", 0.0) + weights.side * detail.get("side", 0.0)
-            + weights.lean * detail.get("lean", 0.0)
-            + weights.sentiment * detail.get("sentiment", 0.0) + weights.topic * detail.get("topic", 0.0)
-            - weights.open * detail.get("open", 0.0) + weights.real * detail.get("real", 0.0)
-            - weights.unknown * detail.get("unknown", 0.0) - weights.copied * detail.get("copied", 0.0))
+    return sum(weighted(detail, weights).values())
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,8 @@ class Ranked:
     tokens: int
     score: float
     detail: dict[str, float]
+    #: Its place among the candidates given to :func:`rank` (before ranking).
+    index: int = 0
 
 
 def rank(
@@ -108,7 +117,7 @@ def rank(
     judge = judge if weights.consults_judge else None
     for text, completion in candidates:
         detail = parts(text, completion, contrasts, topics, judge, party) if weights.enabled else {}
-        ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail))
+        ranked.append(Ranked(text, completion.tokens, total(detail, weights), detail, len(ranked)))
     order = sorted(range(len(ranked)), key=lambda i: (-ranked[i].score, i))
     return [ranked[i] for i in order]
 

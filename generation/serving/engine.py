@@ -87,6 +87,9 @@ class _Job:
     results: list[RowResult | None] = field(default_factory=list)
     left: int = 0
     first_token_s: float | None = None
+    #: Seconds it waited before decoding, and each candidate's seconds to written.
+    queue_s: float | None = None
+    done_s: list[float | None] = field(default_factory=list)
     settled: bool = False
 
     def rows(self, params: SamplingParams) -> list[Row]:
@@ -332,7 +335,8 @@ class _Worker:
                     if not room or (len(batch) and batch.typed != (job.token_type_ids is not None)):
                         break
                     self.inbox.popleft()
-            self.engine._stats.observe("queue_wait_seconds", time.monotonic() - job.submitted)
+            job.queue_s = time.monotonic() - job.submitted
+            self.engine._stats.observe("queue_wait_seconds", job.queue_s)
             try:
                 params = _fit(lm, table, job)
             except ValueError as exc:
@@ -341,7 +345,7 @@ class _Worker:
             if params.num_beams > 1:
                 self._beams(lm, table, job, params)
                 continue
-            job.results, job.left = [None] * job.n, job.n
+            job.results, job.left, job.done_s = [None] * job.n, job.n, [None] * job.n
             try:
                 batch.join(job.rows(params), [(job, i) for i in range(job.n)])
             except Exception as exc:  # the batch may be half-changed: it is given up below
@@ -362,7 +366,8 @@ class _Worker:
         try:
             results = [beam_generate(lm, table, row) for row in job.rows(params)]
             job.first_token_s = time.monotonic() - job.submitted
-            self.settle(job, [_completion(r, (), job.first_token_s) for r in results])
+            job.done_s = [job.first_token_s] * len(results)
+            self.settle(job, [_completion(r, (), job, i) for i, r in enumerate(results)])
         except Exception as exc:
             log.error("beam search on %s failed: %s", self.model, exc, exc_info=True)
             self.settle(job, exc)
@@ -395,6 +400,7 @@ class _Worker:
         if job.settled:
             return
         job.results[index] = done.result
+        job.done_s[index] = time.monotonic() - job.submitted
         job.left -= 1
         if job.left:
             return
@@ -411,7 +417,7 @@ class _Worker:
             if device_fault(exc):  # ...unless it broke the device
                 self.engine._fault(self.model, exc)
             return
-        self.settle(job, [_completion(r, s, job.first_token_s) for r, s in zip(results, scores, strict=True)])
+        self.settle(job, [_completion(r, s, job, i) for i, (r, s) in enumerate(zip(results, scores, strict=True))])
 
     def _fail_waiting(self, exc: BaseException) -> None:
         with self.wake:
@@ -484,10 +490,12 @@ def _scores(lm: LoadedModel, job: _Job, results: list[RowResult]) -> list[tuple[
     return [tuple(have[p] for p in range(len(prompts))) for have in known]
 
 
-def _completion(result: RowResult, logprobs: tuple[float, ...], first_token_s: float | None) -> Completion:
+def _completion(result: RowResult, logprobs: tuple[float, ...], job: _Job, index: int) -> Completion:
+    """Candidate ``index`` of ``job`` as answered: with its own seed and timings."""
     finish = "stop" if result.finish_reason == "stop" else "length"
     scored = len(result.token_ids) + 1 if logprobs else 0  # the tweet and its EOS
-    return Completion(result.text, len(result.token_ids), finish, logprobs, scored, first_token_s)
+    return Completion(result.text, len(result.token_ids), finish, logprobs, scored, job.first_token_s,
+                      seed=candidate_seed(job.seed, index), queue_s=job.queue_s, done_s=job.done_s[index])
 
 
 class Engine:

@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from generation.logs import configure_logging
-from generation.prompts import CONTROL_TOKENS, Encoded
+from generation.prompts import CONTROL_TOKENS, Encoded, split_tweet_start
 from generation.registry import LoadedModel, ModelLoadError
 from generation.serving.backends.local import LocalBackend, encode_casual
 from generation.serving.metrics import ServerMetrics
@@ -179,8 +179,10 @@ def encode_controlled_text(tokenizer: Any, text: str) -> Prompt:
     out = Encoded()
     bounds = [0, *(start for start, _ in starts[1:]), len(text)]
     for (_, marker), begin, end in zip(starts, bounds[:-1], bounds[1:], strict=True):
-        ids = tokenizer.encode(text[begin:end], add_special_tokens=False)
-        out.extend(ids, tokenizer.convert_tokens_to_ids(marker), False)
+        for part in split_tweet_start(text[begin:end]):
+            if part:
+                out.extend(tokenizer.encode(part, add_special_tokens=False),
+                           tokenizer.convert_tokens_to_ids(marker), False)
     return Prompt(out.input_ids, out.token_type_ids)
 
 
@@ -383,6 +385,8 @@ def _choice(index: int, completion: Completion) -> dict[str, Any]:
                               "finish_reason": completion.finish_reason}
     if completion.logprobs:
         choice["ranking"] = {"logprobs": list(completion.logprobs), "tokens": completion.scored}
+    # This server's extension, as "ranking": what a client logs per candidate.
+    choice["candidate"] = {"seed": completion.seed, "queue_s": completion.queue_s, "done_s": completion.done_s}
     return {"choice": choice, "tokens": completion.tokens}
 
 

@@ -64,6 +64,13 @@ class TweetResult:
     #: Seconds from the engine taking the accepted tweets' round to its first token (the
     #: in-process engine says; remote backends cannot, so None).
     first_token_s: float | None = None
+    #: Each accepted text's own seed (None where the backend cannot say), and milliseconds
+    #: from the request to that text being written (its round's end where the backend cannot
+    #: say more): candidates of a retry took longer than the first round's.
+    seeds: list[int | None] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    #: Milliseconds the request waited for the engine, over its rounds (None: unknown).
+    queue_ms: float | None = None
     #: Candidates asked for that the backend did not write (a loaded engine or server shed them).
     shed: int = 0
 
@@ -133,22 +140,28 @@ class TweetGenerator:
             params = replace(params, guide=prompt.fields.topics())
         if spec.kind == "casual" and not prompt.seed_text:
             prompt = replace(prompt, seed_text=spec.seed_text)
-        # A casual prompt's seed text is the start of the tweet; the model only continues it.
-        prefix = prompt.seed_text if spec.kind == "casual" else ""
+        # The seed text is the start of the tweet (a casual prompt, or the words after a
+        # controlled prompt's tweet marker); the model only continues it.
+        prefix = prompt.seed_text
         seed = req.seed if req.seed is not None else secrets.randbelow(2**31)
         post = self.settings.postprocess
         if spec.kind != "controlled" or not self.settings.ranking.enabled:
             prompt = replace(prompt, contrasts=())
         accepted: list[tuple[str, Completion]] = []
+        latencies: list[float] = []
+        queued: list[float] = []
         rejected: list[tuple[str, str]] = []
         tries = 0
         wanted = req.n
         while len(accepted) < wanted and tries < post.max_tries:
             asked = wanted - len(accepted)
+            round_start = time.perf_counter() - started
             completions = await self.backend.complete(name, prompt, params, retry_seed(seed, tries), asked)
+            round_end = time.perf_counter() - started
             # An engine under load may answer fewer (``shed_candidates``): that is the request now.
             wanted -= asked - len(completions)
             tries += 1
+            queued += [c.queue_s for c in completions[:1] if c.queue_s is not None]
             for completion in completions:
                 text = clean(prefix + completion.text, post.max_chars)
                 reason = rejection_reason(text, post)
@@ -156,6 +169,8 @@ class TweetGenerator:
                     rejected.append((text, reason))
                 else:
                     accepted.append((text, completion))
+                    done = round_end if completion.done_s is None else round_start + completion.done_s
+                    latencies.append(done * 1000)
         if not accepted:
             reasons = sorted({reason for _, reason in rejected})
             raise BlockedOutput(f"no acceptable tweet in {tries} tries ({', '.join(reasons)})")
@@ -177,6 +192,9 @@ class TweetGenerator:
             shed=req.n - wanted,
             scores=[r.score for r in ranked],
             score_details=[r.detail for r in ranked],
+            seeds=[accepted[r.index][1].seed for r in ranked],
+            latencies_ms=[latencies[r.index] for r in ranked],
+            queue_ms=sum(queued) * 1000 if queued else None,
         )
 
     async def aclose(self) -> None:

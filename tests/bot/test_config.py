@@ -28,6 +28,9 @@ def test_overrides_are_typed_validated_and_win_over_the_environment(
     assert changed.database.url == "sqlite+aiosqlite:////tmp/x.db" and changed.rate_limits.redis_url == ""
     assert changed.politics == settings.politics and changed.logging == settings.logging
     assert settings.bot.candidates == 2  # the original is untouched
+    admin = with_overrides(settings, ["admin.trusted_proxies=['127.0.0.1', '10.0.0.0/8']", "admin.timezone='UTC'"]).admin
+    assert (admin.trusted_proxies, admin.timezone) == (["127.0.0.1", "10.0.0.0/8"], "UTC")
+    assert (settings.admin.trusted_proxies, settings.admin.timezone) == ([], "America/Santiago")  # the defaults
 
 
 @pytest.mark.parametrize(("assignment", "named"), [
@@ -35,6 +38,9 @@ def test_overrides_are_typed_validated_and_win_over_the_environment(
     ("bot.candidates=99", "bot.candidates"),
     ("bot.candidates", "KEY=VALUE"),
     ("bot.candidates.x=1", "bot.candidates is not a table"),
+    ("admin.timezone='Marte/Olympus'", "admin.timezone"),
+    ("admin.trusted_proxies=['10.0.0.300']", "admin.trusted_proxies"),
+    ("admin.trusted_proxy=[]", "admin.trusted_proxy: unknown key"),
 ])
 def test_a_wrong_override_is_one_line_naming_it(tmp_path: Path, assignment: str, named: str) -> None:
     settings = load_settings(write_config(tmp_path, tmp_path / "model"))

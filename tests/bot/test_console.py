@@ -72,6 +72,19 @@ def test_json_prints_one_object_per_answer(config_path: Path) -> None:
     assert (first["side"], first["party"], first["sentiment"], first["entities"]) == ("centro", "PDC", "MIXED", ["salud"])
 
 
+def test_otra_with_a_change_and_a_tweet_that_starts_with_your_words(config_path: Path) -> None:
+    lines = ('/tuit derecha feliz pensiones empieza: "Hoy en La Moneda"\n/otra más negativo\n'
+             "/otra ahora sobre salud\n")
+    done = politico("chat", "--config", str(config_path), "--json", stdin=lines)
+    assert done.returncode == 0, done.stderr
+    first, angrier, health = (json.loads(line) for line in done.stdout.splitlines())
+    assert first["text"].startswith("Hoy en La Moneda") and first["controls"]["start"] == "Hoy en La Moneda"
+    assert (first["controls"]["sentiment"], angrier["controls"]["sentiment"]) == ("POSITIVE", "NEGATIVE")
+    assert angrier["controls"]["party"] == first["controls"]["party"] and angrier["controls"]["entities"] == ["pensiones"]
+    assert angrier["text"].startswith("Hoy en La Moneda")
+    assert (health["controls"]["entities"], health["controls"]["sentiment"]) == (["salud"], "NEGATIVE")
+
+
 def test_config_error_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "config.toml"
     bad.write_text('[generation]\nbackend = "quantum"\n', encoding="utf-8")

@@ -394,15 +394,19 @@ async def test_the_best_ranked_candidate_is_shown_and_every_score_stored(setting
     assert all(f.entidades == ("pensiones",) and f.sentimiento == "NEGATIVE" for f in negatives)
 
 
-async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
+def with_casual_right(settings: Settings) -> Settings:
+    """``settings`` where the right has a casual model of its own ("casual-derecha")."""
     sides = dict(settings.politics.sides)
     sides["derecha"] = SideSpec(aliases=list(sides["derecha"].aliases), model="casual-derecha")
     models = {**settings.generation.models, "casual-derecha": ModelSpec(path="x", kind="casual")}
-    custom = settings.model_copy(update={
+    return settings.model_copy(update={
         "politics": PoliticsSettings(sides=sides, coalitions=settings.politics.coalitions, parties=settings.politics.parties),
         "generation": GenerationSettings(models=models, default_model="demo"),
     })
-    core = BotCore(custom, generator, log, MemoryRateLimiter())
+
+
+async def test_a_side_with_its_own_model_uses_it(settings: Settings, log: GenerationLog, generator: FakeGenerator) -> None:
+    core = BotCore(with_casual_right(settings), generator, log, MemoryRateLimiter())
     reply = await say(core, "/tuit derecha")
     assert reply.kind == "tweet" and "casual-derecha" in reply.text
     assert generator.requests[0].model == "casual-derecha" and generator.requests[0].prompt.kind == "casual"

@@ -92,7 +92,7 @@ def test_small_typos_are_forgiven_and_reported(catalog: Catalog, typed: str, fie
     assert parsed.corrections == ((typed, value),)
 
 
-@pytest.mark.parametrize("word", ["derecho", "derechos", "centros", "comunistas", "posiciones", "izquierdista"])
+@pytest.mark.parametrize("word", ["derecho", "derechos", "centros", "comunismo", "posiciones", "izquierdos"])
 def test_real_words_near_names_stay_topic(catalog: Catalog, word: str) -> None:
     parsed = parse(f"/tuit {word}", catalog)
     assert parsed.entities == (word,) and parsed.side == parsed.party == parsed.sentiment == ""
@@ -147,7 +147,9 @@ def test_explicit_field_wins_over_loose_word(catalog: Catalog) -> None:
     ("/tuit partido=XYZ", "No conozco el partido «XYZ»"),
     ("/tuit partido=UDY", "¿Quisiste decir «UDI»?"),
     ("/tuit lado=arriba", "No conozco el lado «arriba»"),
-    ("/tuit sentimiento=furioso", "sentimiento"),
+    ("/tuit sentimiento=verde", "No conozco el sentimiento «verde»"),
+    ("/tuit derecha empieza:", "Después de «empieza:»"),
+    ("/tuit empieza: \"" + "palabra " * 12 + "\"", "comienzo del tuit es muy largo"),
     ("/tuit color=rojo", "No conozco el campo «color»"),
     ("/tuit sentimiento=", "le falta el valor"),
     ("/tuit lado=derecha partido=PAIS", "PAIS es de izquierda"),

@@ -34,7 +34,8 @@ async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscor
         assert f"/guilds/{GUILD_ID}/commands" in sync.path
         tuit = next(c for c in fake.commands if c["name"] == "tuit")
         options = {o["name"]: o for o in tuit["options"]}
-        assert set(options) == {"lado", "coalicion", "partido", "sentimiento", "tema", "hashtags", "frases", "texto"}
+        assert set(options) == {"lado", "coalicion", "partido", "sentimiento", "tema", "hashtags", "frases", "texto",
+                                "empieza"}
         assert [c["value"] for c in options["lado"]["choices"]] == ["derecha", "centro", "izquierda"]
         assert options["partido"]["autocomplete"] and options["coalicion"]["autocomplete"]
 
@@ -42,8 +43,10 @@ async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscor
         answer = await answered(fake, interaction)
         assert callback(fake, interaction["token"]).body["type"] == 5  # deferred at once
         assert FICTION_LABEL in answer.body["content"]
-        ids = [b["custom_id"] for row in answer.body["components"] for b in row["components"]]
-        assert [i.split(":")[0] for i in ids] == ["up", "down", "again"]
+        buttons, tones = ([b["custom_id"] for b in row["components"]] for row in answer.body["components"])
+        assert [i.split(":")[0] for i in buttons] == ["up", "down", "again"]
+        assert [i.split(":")[2] for i in tones] == ["NEGATIVE", "NEUTRAL", "MIXED"]  # another sentiment
+        ids = buttons
         generation = await eventually(lambda: frontend.app.log.generation(int(ids[0].split(":")[1])),
                                       lambda g: g is not None and bool(g.message_ref))
         assert generation is not None and generation.side == "izquierda" and generation.message_ref
@@ -61,7 +64,7 @@ async def test_slash_commands_are_synced_and_tuit_takes_options(fake: FakeDiscor
 async def test_buttons_rate_regenerate_and_refuse_junk(fake: FakeDiscord, start_discord: StartDiscord) -> None:
     async with start_discord():
         answer = await answered(fake, await fake.slash("tuit"))
-        up, _, again = (b["custom_id"] for row in answer.body["components"] for b in row["components"])
+        up, _, again = (b["custom_id"] for b in answer.body["components"][0]["components"])
         pressed = await fake.click(up, answer.message)
         response = await fake.wait_for(lambda: callback(fake, pressed["token"]))
         assert response.body["type"] == 4 and "👍" in response.body["data"]["content"]
@@ -224,4 +227,36 @@ async def test_free_text_and_options_combine(fake: FakeDiscord, start_discord: S
         generation = await frontend.app.log.generation(int(first_id.split(":")[1]))
         assert generation.coalition == "Frente Amplio" and generation.side == "izquierda"
         assert "pensiones" in str(generation.controls)
+    assert fake.violations == []
+
+
+async def generation_behind(frontend: DiscordFrontend, answer: Call):
+    """The logged tweet a follow-up message shows (from its first button's id)."""
+    first_id = answer.body["components"][0]["components"][0]["custom_id"]
+    return await frontend.app.log.generation(int(first_id.split(":")[1]))
+
+
+async def test_follow_ups_from_a_sentiment_button_and_from_otra_with_a_change(fake: FakeDiscord, start_discord: StartDiscord) -> None:
+    async with start_discord() as frontend:
+        log = frontend.app.log
+        answer = await answered(fake, await fake.slash("tuit", {"texto": "derecha feliz pensiones"}))
+        first = await generation_behind(frontend, answer)
+        negative = next(b["custom_id"] for b in answer.body["components"][1]["components"]
+                        if b["custom_id"].endswith(":NEGATIVE"))
+        retoned = await answered(fake, await fake.click(negative, answer.message))
+        assert FICTION_LABEL in retoned.body["content"] and "negativo" in retoned.body["content"]
+        second = await generation_behind(frontend, retoned)
+        assert (second.sentiment, second.party, second.controls["entities"]) == ("NEGATIVE", first.party, ["pensiones"])
+        assert (await log.request(second.request_id)).parent_id == first.request_id
+
+        changed = await answered(fake, await fake.slash("otra", {"cambio": "ahora sobre salud, en tono neutral"}))
+        third = await generation_behind(frontend, changed)
+        assert (third.sentiment, third.party, third.controls["entities"]) == ("NEUTRAL", first.party, ["salud"])
+        assert (await log.request(third.request_id)).parent_id == second.request_id
+        otra = next(c for c in fake.commands if c["name"] == "otra")
+        assert [o["name"] for o in otra["options"]] == ["cambio"]
+
+        started = await answered(fake, await fake.slash("tuit", {"lado": "izquierda", "empieza": "Compañeras y compañeros"}))
+        assert "Compañeras y compañeros" in started.body["content"]
+        assert (await generation_behind(frontend, started)).text.startswith("Compañeras y compañeros")
     assert fake.violations == []

@@ -8,6 +8,7 @@ process, on its Nth tweet edit, after the fake Bot API applied it (so it dies wi
 chat it never heard about, tweets stored but not delivered, requests being written and webhook
 calls unanswered). Nothing is restarted: the live bot takes the dead one's requests over.
 
+A third of the commands arrive after the bot died (the balancer skips its closed port).
 Every command must show exactly one answer (no placeholder left, nothing twice), the shared
 per-user limit must hold across both processes, everything shown must be in the log, and the
 live process's /metrics must show the takeovers, the retries and the shed answers.
@@ -35,6 +36,7 @@ from tests.scaleout.conftest import Program, start_servers
 from tests.support.ports import free_port
 from tests.support.services import REDIS_HOST, REDIS_PORT, require
 from tests.support.shipped import SHIPPED_CONFIG, shipped_env
+from tests.support.waiting import until
 from tests.telegram.helpers import final_answer, shown_answers, text_of
 
 SECRET = "secreto-del-webhook"
@@ -107,9 +109,14 @@ async def test_the_fleet_answers_everyone_once_through_a_dead_bot_and_a_dead_ser
             commands += [(uid, f"/tuit centro tema {n}") for uid in users[:EAGER] for n in range(EAGER_COMMANDS - 1)]
             updates = [message_update(n + 1, api.new_message_id(), uid, text) for n, (uid, text) in enumerate(commands)]
             started = time.monotonic()
+            first, then = updates[:len(updates) * 2 // 3], updates[len(updates) * 2 // 3:]
             async with Balancer([f"http://127.0.0.1:{p}" for p in ports]) as balancer, \
                     aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-                tries = await asyncio.gather(*(deliver(session, f"{balancer.url}/tg", u, SECRET) for u in updates))
+                url = f"{balancer.url}/tg"
+                tries = await asyncio.gather(*(deliver(session, url, u, SECRET) for u in first))
+                # The rest arrive once the bot is dead: the balancer finds its port closed.
+                await until(lambda: "bot" in killed, "the bot to be killed on its tweet edit", timeout=150)
+                tries += await asyncio.gather(*(deliver(session, url, u, SECRET) for u in then))
             message_ids = [u["message"]["message_id"] for u in updates]
             await api.wait_for(lambda: all(final_answer(api, m) for m in message_ids), timeout=150)
             answered_s = time.monotonic() - started
@@ -125,6 +132,7 @@ async def test_the_fleet_answers_everyone_once_through_a_dead_bot_and_a_dead_ser
 
     logs = "\n".join(bot.log()[-3000:] for bot in bots)
     assert set(killed) == {"server", "bot"}, f"a fault never happened: {killed}\n{logs}"
+    assert (f"http://127.0.0.1:{ports[0]}", 0) in balancer.passed  # the dead bot's port, skipped
     assert codes[0] == -signal.SIGKILL and codes[1] == 0, logs
     live_log = bots[1].log()
     assert " ERROR " not in live_log and "Traceback" not in live_log, live_log[-5000:]

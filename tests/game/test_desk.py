@@ -48,7 +48,7 @@ def client_for(url: str) -> TestClient:
 def login(client: TestClient) -> None:
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert token
-    response = client.post("/login", data={"password": PASSWORD, "csrf": token.group(1), "next": "/"},
+    response = client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf": token.group(1), "next": "/"},
                            follow_redirects=False)
     assert response.status_code == 303
 
@@ -61,18 +61,18 @@ def test_the_game_page_needs_login_and_shows_each_models_figures(tmp_path: Path)
         assert refused.status_code == 303 and refused.headers["location"].startswith("/login?next=%2Fgame")
         login(client)
         page = client.get("/game").text
-        assert '<a href="/game">' in page  # in the menu
-        figures = re.search(r'<table class="log" id="figures">.*?</table>', page, re.S).group(0)
-        cells = re.findall(r"<td>([^<]*)</td>", figures)
+        assert '<a href="/game" aria-current="page">' in page  # in the menu
+        figures = re.search(r'<table class="log cards" id="figures">.*?</table>', page, re.S).group(0)
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", figures)
         assert cells == ["demo", "2", "4", "2", "50%"]
         assert 'aria-label="Votos engañados por día"' in page and "<rect" in page
-        most = re.search(r'<table class="log" id="most-fooling">.*?</table>', page, re.S).group(0)
+        most = re.search(r'<table class="log cards" id="most-fooling">.*?</table>', page, re.S).group(0)
         assert "El tuit que engañó &lt;script&gt;" in most and EVIL not in page
         assert "nadie creyó" not in most and FICTION_LABEL in most
         other = client.get("/game", params={"model": "otro"}).text
-        assert "<td>otro</td>" in other and "0%" in other and "Ningún tuit ficticio ha engañado" in other
+        assert '<td data-label="Modelo">otro</td>' in other and "0%" in other and "Ningún tuit ficticio ha engañado" in other
         unknown = client.get("/game", params={"model": "<b>x</b>"})
-        assert unknown.status_code == 200 and "<td>demo</td>" in unknown.text
+        assert unknown.status_code == 200 and '<td data-label="Modelo">demo</td>' in unknown.text
 
 
 def test_the_game_page_without_rounds(tmp_path: Path) -> None:
@@ -92,6 +92,7 @@ def test_the_game_page_in_chromium(tmp_path: Path, browser) -> None:  # noqa: F8
         page.on("response", lambda response: failed.append(response.url)
                 if response.status >= 400 and not response.url.endswith("/favicon.ico") else None)
         page.goto(f"{base}/game")
+        page.fill("input[name=name]", "admin")
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/game")

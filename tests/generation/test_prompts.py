@@ -9,6 +9,7 @@ import pytest
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel, ModelRegistry
 from generation.serving.backends.local import encode, encode_casual
+from generation.serving.server import encode_controlled_text
 from generation.types import PromptSpec
 
 # The example of shared/docs/thesis-format.md, as fields and as the documented text.
@@ -62,9 +63,26 @@ def test_controlled_prompt_leaves_out_empty_fields_and_defaults_sentiment(lm: Lo
     assert tok.decode(ids) == " [PARTIDO] RD [SENTIMIENTO] NEUTRAL [TWEET] "
 
 
-def test_controlled_model_ignores_a_casual_seed_text(lm: LoadedModel) -> None:
-    ids, _ = encode(lm, PromptSpec("casual", seed_text="Hola"))
-    assert lm.tokenizer.decode(ids) == " [SENTIMIENTO] NEUTRAL [TWEET] "
+def test_a_start_goes_after_the_tweet_marker_tokenized_as_training_tweets_are(lm: LoadedModel) -> None:
+    tok = lm.tokenizer
+    plain, plain_types = encode(lm, PromptSpec("controlled", FIELDS))
+    ids, types = encode(lm, PromptSpec("controlled", FIELDS, seed_text="Hoy en La Moneda"))
+    start = tok.encode("Hoy en La Moneda", add_special_tokens=False)
+    tweet = tok.convert_tokens_to_ids("[TWEET]")
+    assert ids == [*plain, *start] and types == [*plain_types, *[tweet] * len(start)]
+    assert tok.decode(ids) == DOCUMENTED + "Hoy en La Moneda"
+    # Any seed text is the tweet's start, whatever kind of prompt asked for it.
+    assert encode(lm, PromptSpec("casual", seed_text="Hola"))[0][-len(tok.encode("Hola")):] == tok.encode("Hola")
+
+
+def test_politico_serve_rebuilds_a_prompt_with_a_start_from_its_text(lm: LoadedModel) -> None:
+    """The remote backend sends ``PromptSpec.text()``: the server must cut it back into the very
+    ids and types the in-process backend makes, the start tokenized apart from the marker."""
+    # " [TWEET] salud…" in one piece would tokenize otherwise (" s" is one token here).
+    for prompt in (PromptSpec("controlled", FIELDS, seed_text="salud digna para las familias"),
+                   PromptSpec("controlled", FIELDS), PromptSpec("controlled", seed_text="#Chile ")):
+        rebuilt = encode_controlled_text(lm.tokenizer, prompt.text())
+        assert (rebuilt.ids, rebuilt.token_types) == encode(lm, prompt)
 
 
 def test_casual_prompt_is_bos_then_seed_text(registry: ModelRegistry) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from generation.decoding.ranking import contrasts_for, names, parts, rank, total
+from generation.decoding.ranking import contrasts_for, names, parts, rank, total, weighted
 from generation.decoding.scoring import score_candidates
 from generation.prompts import ControlFields
 from generation.registry import LoadedModel, ModelRegistry
@@ -39,6 +39,18 @@ def test_parts_measure_fit_contrast_topic_and_ending() -> None:
     assert (detail["topic"], detail["open"]) == (1.0, 0.0)
     cut = parts("Pensiones dignas para", Completion("x", 3), CONTRASTS, ["#vivienda"])
     assert cut == {"topic": 0.0, "open": 1.0}  # no scores from this backend: text parts only
+
+
+def test_each_part_enters_the_sum_with_its_weight_and_sign() -> None:
+    """What the admin desk shows per part adds up to exactly the score ranked."""
+    weights = RankingSettings(fit=0.5, side=6, sentiment=0.5, topic=16, open=3, real=3, unknown=2, lean=4, copied=4)
+    detail = {"fit": -2.5, "side": -0.25, "sentiment": -0.5, "topic": 0.5, "open": 1.0, "real": -0.75,
+              "unknown": 1.0, "lean": -0.1, "copied": 1.0}
+    terms = weighted(detail, weights)
+    assert terms["side"] == -1.5 and terms["topic"] == 8.0
+    assert terms["open"] == -3.0 and terms["unknown"] == -2.0 and terms["copied"] == -4.0  # penalties
+    assert sum(terms.values()) == total(detail, weights)
+    assert weighted({}, weights) == dict.fromkeys(terms, 0.0)
 
 
 def test_weights_decide_and_ties_keep_sampling_order() -> None:

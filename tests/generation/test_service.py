@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from generation.decoding.sampling import candidate_seed
 from generation.prompts import ControlFields
 from generation.serving.backends import build_backend
 from generation.serving.backends.local import LocalBackend
@@ -151,6 +152,9 @@ async def test_over_the_local_backend_the_same_seed_gives_the_same_tweets(tiny_m
         first = await generator.generate(request)
         second = await generator.generate(request)
         assert first.texts == second.texts and len(first.texts) == 2
+        # The engine says each candidate's own seed and timings; the retry seed of try 0 is 123.
+        assert sorted(first.seeds) == sorted(candidate_seed(123, i) for i in range(2))
+        assert first.queue_ms is not None and all(ms >= first.queue_ms for ms in first.latencies_ms)
         casual = await generator.generate(TweetRequest("casual", PromptSpec("casual"), seed=1, overrides={"top_p": 1.0}))
         assert casual.texts[0].startswith("Hoy")
     finally:
@@ -177,3 +181,32 @@ async def test_time_to_first_token_is_carried_when_the_backend_says() -> None:
     assert (await generator.generate(TweetRequest(None, PROMPT, seed=1, n=2))).first_token_s == 0.25
     remote_like = TweetGenerator(settings(), FakeBackend([[GOOD]]))
     assert (await remote_like.generate(TweetRequest(None, PROMPT, seed=1))).first_token_s is None
+
+
+async def test_each_candidate_keeps_its_own_seed_and_latency_in_ranked_order() -> None:
+    """The ranker reorders candidates; each keeps the seed and timings the backend gave it."""
+
+    @dataclass
+    class OwnSeeds(FakeBackend):
+        async def complete(self, model, prompt, params, seed, n=1) -> list[Completion]:
+            done = await super().complete(model, prompt, params, seed, n)
+            return [replace(c, seed=seed * 10 + i, queue_s=0.125, done_s=(1.0, 0.5)[i]) for i, c in enumerate(done)]
+
+    guided = PromptSpec("controlled", ControlFields(partido="UDI", entidades=("pensiones",)))
+    backend = OwnSeeds([[GOOD, GOOD + " y las pensiones"]])
+    result = await TweetGenerator(settings(), backend).generate(TweetRequest(None, guided, seed=7, n=2))
+    assert result.texts[0].endswith("pensiones")  # names the topic: ranked first
+    assert result.seeds == [71, 70]
+    second, first = result.latencies_ms
+    assert second >= 500 and first >= 1000 and first - second == pytest.approx(500)
+    assert result.queue_ms == pytest.approx(125)
+
+
+async def test_a_backend_that_cannot_say_gives_each_candidate_its_rounds_end() -> None:
+    """No seeds or timings from the backend: seeds unknown, no queue time, and a retry's
+    candidate is logged as finishing after the first round's."""
+    backend = FakeBackend([[GOOD, "corto"], [GOOD + " hoy"]])
+    result = await TweetGenerator(settings(), backend).generate(TweetRequest(None, PROMPT, seed=7, n=2))
+    assert result.tries == 2 and result.seeds == [None, None] and result.queue_ms is None
+    by_text = dict(zip(result.texts, result.latencies_ms, strict=True))
+    assert by_text[GOOD + " hoy"] >= by_text[GOOD] >= 0

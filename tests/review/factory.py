@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from db.models import Generation, Rating, Request, User
+from db.models import Chat, Generation, Rating, Request, User
 
 
 class LogFactory:
@@ -42,12 +42,23 @@ class LogFactory:
         sentiment: str = "positivo",
         created_at: datetime | None = None,
         candidates: int = 1,
+        chat: str = "",
     ) -> tuple[int, list[int]]:
-        """A request (and its tweets unless ``text`` is None); returns (request id, generation ids)."""
+        """A request (and its tweets unless ``text`` is None) in a group named ``chat`` ("" none);
+        returns (request id, generation ids)."""
         user_id = await self.user(platform, user, user_name)
         when = created_at or datetime(2026, 11, 1, 12, next(self._clock) % 60, tzinfo=UTC)
         async with self._sessions.begin() as session:
+            chat_id = None
+            if chat:
+                found = await session.scalar(select(Chat).where(Chat.platform == platform, Chat.title == chat))
+                if found is None:
+                    found = Chat(platform=platform, external_id=f"-{chat[:60]}", kind="group", title=chat)
+                    session.add(found)
+                    await session.flush()
+                chat_id = found.id
             request = Request(
+                chat_id=chat_id,
                 created_at=when,
                 finished_at=when,
                 platform=platform,

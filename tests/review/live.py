@@ -1,4 +1,5 @@
-"""Run an ASGI app in a uvicorn thread on 127.0.0.1 (for a real browser), and a fake REST server."""
+"""Run the desk in a uvicorn thread on 127.0.0.1 (for HTTP clients and a real browser), and a
+fake REST server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uvicorn
 from argon2 import PasswordHasher
 from starlette.types import ASGIApp
 
+from bot.admin.cli import server_config
 from tests.support.ports import listening_socket
 
 
@@ -23,10 +25,10 @@ def cheap_hash(password: str) -> str:
 
 @contextmanager
 def serve(app: ASGIApp) -> Iterator[str]:
-    """Serve ``app`` until the block ends; yields its base URL."""
+    """Serve ``app`` as ``politico admin`` does until the block ends; yields its base URL."""
     sock = listening_socket()  # bound before the server starts: no other process can take it
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

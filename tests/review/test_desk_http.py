@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import re
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.models import Generation
 from db.review import ReviewStore
+from generation.settings import RankingSettings
 from tests.review.factory import LogFactory
 from tests.review.live import cheap_hash, fake_rest
 
@@ -59,7 +59,7 @@ def _csrf(client: TestClient, path: str = "/login") -> str:
 
 
 def _login(client: TestClient, password: str = PASSWORD) -> Any:
-    return client.post("/login", data={"password": password, "csrf": _csrf(client), "next": "/"},
+    return client.post("/login", data={"name": "admin", "password": password, "csrf": _csrf(client), "next": "/"},
                        follow_redirects=False)
 
 
@@ -93,7 +93,7 @@ def test_login_needs_the_login_forms_token_and_next_stays_on_site(url: str) -> N
     asyncio.run(_seed(url))
     with _client(url) as client:
         assert client.post("/login", data={"password": PASSWORD}).status_code == 403
-        response = client.post("/login", data={"password": PASSWORD, "csrf": _csrf(client),
+        response = client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf": _csrf(client),
                                                 "next": "//evil.example/"}, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/"
         assert "default-src 'none'" in client.get("/").headers["content-security-policy"]
@@ -134,15 +134,6 @@ def test_publish_failure_is_reported_not_recorded(url: str) -> None:
             assert "publicado " not in page.text
 
 
-def test_csv_export_defuses_formulas(url: str) -> None:
-    asyncio.run(_seed(url, "=HYPERLINK(\"http://x\")", "normal"))
-    with _client(url) as client:
-        _login(client)
-        rows = list(csv.DictReader(io.StringIO(client.get("/export.csv").text)))
-        assert [r["text"] for r in rows] == ["'=HYPERLINK(\"http://x\")", "normal"]
-        assert client.get("/export.xml").status_code == 404
-
-
 def test_nearest_training_tweet_from_the_model_card(tmp_path: Path) -> None:
     folder = tmp_path / "modelo"
     folder.mkdir()
@@ -156,16 +147,16 @@ def test_nearest_training_tweet_from_the_model_card(tmp_path: Path) -> None:
     assert index.nearest("otro", "x") is None and index.nearest("nada", "x") is None
 
 
-def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    with pytest.raises(LookupError):
-        password_hash_from_env({})
+async def test_password_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    assert password_hash_from_env({}) is None  # accounts then come from the database only
     with pytest.raises(LookupError):
         password_hash_from_env({HASH_ENV: "plaintext"})
-    assert AdminAuth(password_hash_from_env({PASSWORD_ENV: "x"})).check("x", "c") == "ok"
+    from_env = password_hash_from_env({PASSWORD_ENV: "x"})
+    assert await AdminAuth(from_env).check("admin", "x", "c", from_env) == "ok"
     monkeypatch.setattr("sys.stdin", io.StringIO("clave\n"))
     assert cli.main(["hash-password"]) == 0
     printed = capsys.readouterr().out.strip()
-    assert AdminAuth(password_hash_from_env({HASH_ENV: printed})).check("clave", "c") == "ok"
+    assert await AdminAuth(printed).check("admin", "clave", "c", password_hash_from_env({HASH_ENV: printed})) == "ok"
 
 
 def test_admin_command_refuses_to_start_without_a_password(
@@ -174,7 +165,8 @@ def test_admin_command_refuses_to_start_without_a_password(
     monkeypatch.delenv(HASH_ENV, raising=False)
     monkeypatch.delenv(PASSWORD_ENV, raising=False)
     assert cli.main(["--config", str(desk_config)]) == 2
-    assert HASH_ENV in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "politico admin add-user" in error and HASH_ENV in error
 
 
 @pytest.fixture
@@ -240,14 +232,14 @@ def test_the_register_groups_candidates_under_their_request_with_scores_and_span
     with _client(url) as client:
         _login(client)
         page = client.get("/").text
-        assert page.count('<tbody class="request"') == 1 and "1 solicitud(es)" in page
-        shown_at, folded_at = page.index("primero (1)"), page.index("<details>")
+        assert page.count('<tbody class="request"') == 1 and '<strong id="total">1</strong> solicitud ·' in page
+        shown_at, folded_at = page.index("primero (1)"), page.index("<details>", page.index('<tbody class="request"'))
         assert shown_at < folded_at  # the tweet users saw first, the others folded below it
-        folded = page[folded_at:page.index("</details>")]
-        assert "2 candidato(s) más" in folded and "primero (2)" in folded and ">primero " in folded
+        folded = page[folded_at:page.index("</details>", folded_at)]
+        assert "2 candidatos más" in folded and "primero (2)" in folded and ">primero " in folded
         assert "primero (1)" not in folded
-        assert re.search(r'class="score">1\.25<', page) and re.search(r'class="score">0\.50<', folded)
-        assert re.search(r'class="score">—<', folded)  # never scored
+        assert re.search(r'data-label="puntaje">1\.25<', page) and re.search(r'data-label="puntaje">0\.50<', folded)
+        assert re.search(r'data-label="puntaje">—<', folded)  # never scored
         assert "POSITIVE" not in page.replace('value="POSITIVE"', "")  # only as the filter's value
         assert "· positivo ·" in page and '<option value="POSITIVE">positivo</option>' in page
         assert "sentimiento positivo" in client.get("/requests/1").text
@@ -255,16 +247,26 @@ def test_the_register_groups_candidates_under_their_request_with_scores_and_span
         assert "positivo" in stats and "POSITIVE" not in stats.replace('value="POSITIVE"', "")
 
 
-def test_the_request_page_shows_every_candidates_score_its_parts_and_which_was_shown(url: str) -> None:
+def test_the_request_page_shows_every_candidates_weighted_parts_in_spanish_and_which_was_shown(url: str) -> None:
+    """Each part as the ranker added it (weight × value, penalties negative), so the sum shown
+    is the score; a stored score the current weights no longer give is pointed out."""
     asyncio.run(_seed_candidates(url))
-    with _client(url) as client:
+    ranking = RankingSettings(side=6.0, real=3.0, topic=16.0)
+    with _client(url, ranking=ranking) as client:
         _login(client)
         page = client.get("/requests/1").text
-    table = page[page.index('<table class="ranking">'):page.index("</table>")]
-    assert [h for h in re.findall(r"<th>(\w+)</th>", table)] == [
-        "candidato", "mostrado", "puntaje", "side", "real", "topic", "texto"]
-    rows = table.split("<tr")[2:]
-    assert "mostrado" not in rows[0] and "✅ mostrado" in rows[1] and 'class="shown"' in rows[1]
-    assert re.findall(r'class="score">([^<]+)<', rows[1]) == ["1.25", "-0.01", "-0.12", "1.00"]
-    assert re.findall(r'class="score">([^<]+)<', rows[2]) == ["—", "—", "—", "—"]  # never scored
+    table = page[page.index('<table class="ranking cards">'):page.index("</table>", page.index('<table class="ranking'))]
+    assert re.findall(r"<th(?: title=\"[^\"]*\")?>([^<]+)</th>", table.split("</thead>")[0]) == [
+        "candidato", "suma", "sector (modelo)", "temas", "parece real"]  # in the order they are summed
+    rows = table.split("<tbody>")[1].split("<tr")[1:]
+    assert "✅ mostrado" not in rows[0] and "✅ mostrado" in rows[1] and 'class="shown"' in rows[1]
+    def cells(row: str) -> list[str]:
+        return [cell.strip() for cell in re.findall(r'class="score[^"]*"[^>]*>([^<]+)<', row)]
+
+    # Shown: side −0.01 × 6, topic 1 × 16, real −0.125 × 3: −0.06 + 16 − 0.375 = 15.565 (15.56 in binary).
+    assert cells(rows[1]) == ["+15.56", "−0.06", "+16.00", "−0.38"]
+    assert "≠ 1.25: los pesos cambiaron" in rows[1]  # it was ranked with other weights
+    assert cells(rows[0]) == ["−2.70", "−1.50", "—", "−1.20"] and "≠ 0.50" in rows[0]
+    assert cells(rows[2])[0] == "—"  # never scored
+    assert re.findall(r'<th class="score"[^>]*>([^<]+)</th>', table) == ["+6.00", "+16.00", "+3.00"]
     assert "812 ms" in page and "812.46" not in page  # whole milliseconds

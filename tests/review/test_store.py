@@ -26,7 +26,7 @@ async def test_queue_serves_oldest_pending_shown_tweet(store: ReviewStore, facto
     assert pending.user_ref == "telegram:100"
 
     assert await store.counts() == {"pending": 2, "approved": 0, "rejected": 0, "flagged": 0}
-    assert await store.decide([g1], "approved", "telegram:1", "bien") == [g1]
+    assert (await store.decide([g1], "approved", "telegram:1", "bien")).ids == [g1]
     after = await store.next_pending()
     assert after is not None and after.generation(g2) is not None
     assert (await store.next_pending(skip=[g2])) is None
@@ -36,8 +36,8 @@ async def test_queue_serves_oldest_pending_shown_tweet(store: ReviewStore, facto
 async def test_decisions_keep_history_and_audit(store: ReviewStore, factory: LogFactory) -> None:
     request_id, (g1,) = await factory.tweet()
     _, (g2,) = await factory.tweet()
-    assert await store.decide([g1, g2, 999_999], "rejected", "web", "nota") == [g1, g2]
-    assert await store.decide([g1], "flagged", "web") == [g1]
+    assert (await store.decide([g1, g2, 999_999], "rejected", "web", "nota")).ids == [g1, g2]
+    assert (await store.decide([g1], "flagged", "web")).ids == [g1]
     detail = await store.detail(request_id)
     assert detail is not None
     g = detail.generation(g1)
@@ -45,10 +45,13 @@ async def test_decisions_keep_history_and_audit(store: ReviewStore, factory: Log
     assert [r.decision for r in g.reviews] == ["rejected", "flagged"]
     assert g.reviews[0].note == "nota"
     trail = await store.audit_trail()
-    assert sorted(e.target for e in trail if e.action == "review") == sorted(
-        [f"generation:{g1}", f"generation:{g2}", f"generation:{g1}"]
-    )
-    assert await store.decide([], "approved", "web") == []
+    # One entry per decision, however many tweets it covered, with each tweet's state before.
+    assert [(e.target, e.detail["ids"], e.detail["before"]) for e in reversed(trail) if e.action == "review"] == [
+        ("generations:2", [g1, g2], {str(g1): "pending", str(g2): "pending"}),
+        (f"generation:{g1}", [g1], {str(g1): "rejected"}),
+    ]
+    assert [r.audit_id for r in g.reviews] == [e.id for e in reversed(trail)]
+    assert not await store.decide([], "approved", "web")
 
 
 async def test_unknown_decision_is_refused(store: ReviewStore, factory: LogFactory) -> None:
@@ -155,7 +158,7 @@ async def test_stats_and_export(store: ReviewStore, factory: LogFactory) -> None
     assert dict(stats.per_status) == {"ok": 2, "rate_limited": 1}
     assert dict(stats.per_review) == {"approved": 1, "rejected": 1}
     demo = next(m for m in stats.per_model if m.model == "demo")
-    assert (demo.generations, demo.approved, demo.up, demo.approval_rate, demo.up_rate) == (1, 1, 2, 1.0, 1.0)
+    assert (demo.shown, demo.approved, demo.up, demo.approval_rate, demo.up_rate) == (1, 1, 2, 1.0, 1.0)
     assert stats.total.approval_rate == 0.5
     assert stats.total.up_rate == 2 / 3
     assert (await store.stats(Filters(model="otro"))).total.approval_rate == 0.0
@@ -164,3 +167,4 @@ async def test_stats_and_export(store: ReviewStore, factory: LogFactory) -> None
     assert [r["text"] for r in rows] == ["a", "b"]
     assert rows[0]["params"] == {"temperature": 0.9, "top_p": 0.9}
     assert (rows[0]["up"], rows[0]["review_status"], rows[0]["seed"]) == (2, "approved", 1234)
+    assert (rows[0]["reviewer"], rows[1]["reviewer"]) == ("web", "web")

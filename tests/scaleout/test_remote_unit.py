@@ -328,3 +328,18 @@ async def test_a_cancelled_probe_lets_the_next_request_probe() -> None:
     assert (await remote.complete("demo", PROMPT, PARAMS, seed=3))[0].text == " tuit 0"
     assert breaker.state == "closed"
     await remote.aclose()
+
+
+async def test_each_candidates_seed_and_timings_come_back_when_the_server_says() -> None:
+    def answered(request: httpx.Request) -> httpx.Response:
+        choices = [{"index": 0, "text": " uno", "candidate": {"seed": 11, "queue_s": 0.25, "done_s": 1.5}},
+                   {"index": 1, "text": " dos", "candidate": {"seed": "11", "queue_s": True, "done_s": None}},
+                   {"index": 2, "text": " tres"}]
+        return httpx.Response(200, json={"choices": choices})
+
+    remote = backend(Endpoints(a=answered, b=answered))
+    one, two, three = await remote.complete("demo", PROMPT, PARAMS, seed=1, n=3)
+    assert (one.seed, one.queue_s, one.done_s) == (11, 0.25, 1.5)
+    assert (two.seed, two.queue_s, two.done_s) == (None, None, None)  # not numbers: not believed
+    assert (three.seed, three.queue_s, three.done_s) == (None, None, None)  # vLLM says nothing
+    await remote.aclose()

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from generation.decoding.sampling import candidate_seed
 from generation.prompts import ControlFields, prompt_text
 from generation.serving.server import CompletionRequest
 from tests.scaleout.conftest import API_KEY, ServeProcess, start_servers
@@ -206,6 +207,12 @@ def test_rank_contrasts_score_every_choice(client: httpx.Client) -> None:
         assert len(ranking["logprobs"]) == 2 and all(lp < 0 for lp in ranking["logprobs"])
         assert ranking["tokens"] >= 1
     assert "ranking" not in complete(client, max_tokens=4, seed=5)["choices"][0]
+
+
+def test_every_choice_says_its_own_seed_and_timings(client: httpx.Client) -> None:
+    choices = complete(client, n=2, seed=5, max_tokens=4)["choices"]
+    assert [c["candidate"]["seed"] for c in choices] == [candidate_seed(5, i) for i in range(2)]
+    assert all(c["candidate"]["done_s"] >= c["candidate"]["queue_s"] >= 0 for c in choices)
 
 
 def test_negative_prompts_guide_the_choices(client: httpx.Client) -> None:

@@ -173,4 +173,11 @@ async def test_kill_9_mid_delivery_then_restart(api: FakeBotAPI, tmp_path: Path,
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         statuses = dict(db.execute("SELECT status, count(*) FROM requests GROUP BY status").fetchall())
+        logged_tweets = dict(db.execute("SELECT message_ref, text FROM generations WHERE shown").fetchall())
     assert statuses == {"ok": len(ids)}
+    # Everything shown is logged, with the message it is in (what a reply to it is matched by),
+    # the edits refused as "not modified" included.
+    for message_id in ids:
+        [answer] = shown_answers(api, message_id)
+        ref = f"{answer['chat']['id']}:{answer['message_id']}"
+        assert ref in logged_tweets and answer["text"].startswith(logged_tweets[ref].strip()), ref

@@ -31,13 +31,12 @@ def encode(lm: LoadedModel, prompt: PromptSpec) -> tuple[list[int], list[int] | 
     segments, a casual one BOS plus seed text.
     """
     if lm.spec.kind == "controlled":
-        encoded = encode_prompt(lm.tokenizer, prompt.fields)
-        return encoded.input_ids, encoded.token_type_ids
+        return _ids(lm, prompt.fields, prompt.seed_text)
     return encode_casual(lm.tokenizer, prompt.seed_text), None
 
 
-def _ids(lm: LoadedModel, fields: ControlFields) -> tuple[list[int], list[int]]:
-    encoded = encode_prompt(lm.tokenizer, fields)
+def _ids(lm: LoadedModel, fields: ControlFields, start: str) -> tuple[list[int], list[int]]:
+    encoded = encode_prompt(lm.tokenizer, fields, start)
     return encoded.input_ids, encoded.token_type_ids
 
 
@@ -66,9 +65,9 @@ class LocalBackend:
         ids, types = encode(lm, prompt)
         contrasts, negatives = [], []
         if lm.spec.kind == "controlled":
-            contrasts = [_ids(lm, contrast.fields) for contrast in prompt.contrasts]
+            contrasts = [_ids(lm, contrast.fields, prompt.seed_text) for contrast in prompt.contrasts]
             if params.contrast_guidance > 0:
-                negatives = [_ids(lm, fields) for fields in prompt.negatives]
+                negatives = [_ids(lm, fields, prompt.seed_text) for fields in prompt.negatives]
         return await self.engine.generate(model, ids, types, params, seed, n, contrasts, negatives)
 
     async def aclose(self) -> None:

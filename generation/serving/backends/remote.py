@@ -23,7 +23,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -171,6 +171,9 @@ class MalformedResponse(GenerationError):
     """A 200 answer that is not a completions body the bot can use (another endpoint may be)."""
 
 
+_N = TypeVar("_N", int, float)
+
+
 def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
     """Completions from a response body, at most ``n`` and at least one (fewer than ``n`` when
     the server shed some); token counts come from ``usage`` when choices lack them."""
@@ -193,9 +196,17 @@ def parse_choices(payload: dict[str, Any], n: int) -> list[Completion]:
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         ranking = choice.get("ranking") or {}
         logprobs = tuple(float(v) for v in ranking.get("logprobs") or ())
+        own = choice.get("candidate")  # politico serve's seed and timings; vLLM sends none
+        own = own if isinstance(own, dict) else {}
         out.append(Completion(text=text, tokens=tokens, finish_reason=finish, logprobs=logprobs,
-                              scored=int(ranking.get("tokens") or 0)))
+                              scored=int(ranking.get("tokens") or 0), seed=_number(own.get("seed"), int),
+                              queue_s=_number(own.get("queue_s"), float), done_s=_number(own.get("done_s"), float)))
     return out
+
+
+def _number(value: object, kind: type[_N]) -> _N | None:
+    """A number a server sent, or None for anything else (a server is not trusted to be right)."""
+    return kind(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def error_message(response: httpx.Response) -> str:
@@ -263,9 +274,9 @@ class RemoteBackend:
             raise UnknownModel(model)
         body = request_body(self._served[model], prompt.text(), params, seed, n)
         if prompt.contrasts:  # politico serve's extension; vLLM ignores it (no scores come back)
-            body["rank_contrasts"] = [prompt_text(c.fields) for c in prompt.contrasts]
+            body["rank_contrasts"] = [prompt_text(c.fields, prompt.seed_text) for c in prompt.contrasts]
         if prompt.negatives and params.contrast_guidance > 0:  # politico serve's extension too
-            body.update(negative_prompts=[prompt_text(f) for f in prompt.negatives],
+            body.update(negative_prompts=[prompt_text(f, prompt.seed_text) for f in prompt.negatives],
                         contrast_guidance=params.contrast_guidance)
         deadline = time.monotonic() + self._timeout_s
         timed_out = False
