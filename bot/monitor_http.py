@@ -63,16 +63,19 @@ class MonitorServer:
         ])
 
     async def health(self, request: Request) -> Response:
-        """200 while the front-ends run and the engine takes work; 503 starting or draining."""
+        """200 while the front-ends run and the engine takes work; 503 starting or draining, or
+        ``unhealthy`` for good once a device error broke the in-process engine (the process wants
+        a restart: let the supervisor's liveness probe see it)."""
         stats = self.engine_stats() if self.engine_stats is not None else {}
-        closed = bool(stats.get("closed"))
-        healthy = self.phase == "running" and not closed
+        closed, fault = bool(stats.get("closed")), stats.get("fault")
+        healthy = self.phase == "running" and not closed and not fault
         body = {
-            "status": "ok" if healthy else ("draining" if closed else self.phase),
+            "status": "ok" if healthy else ("unhealthy" if fault else "draining" if closed else self.phase),
             "frontends": self.frontends,
             # A remote backend's models and queue are its servers' to report.
             "models": stats.get("models_loaded"),
             "queue_depth": stats.get("queue_depth"),
+            **({"fault": fault} if fault else {}),
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 

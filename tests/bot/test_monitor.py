@@ -194,3 +194,16 @@ def test_a_wrong_value_is_refused_in_one_line(tmp_path: Path, extra: str, named:
         load_settings(write_config(tmp_path, tmp_path / "no-model", extra))
     message = str(refused.value)
     assert named in message and "\n" not in message
+
+
+async def test_a_broken_engine_makes_the_bot_unhealthy_for_good() -> None:
+    """A device error (engine.stats()["fault"]) is 503 ``unhealthy`` with the fault, whatever
+    the phase: the supervisor's liveness probe restarts the process."""
+    stats = {"closed": False, "fault": "CUDA error: an illegal memory access", "models_loaded": ["demo"],
+             "queue_depth": 0}
+    monitor = MonitorServer(BotMetrics(), lambda: stats, "127.0.0.1", 0)
+    monitor.running(["telegram"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=monitor.app()), base_url="http://bot") as http:
+        health = await http.get("/health")
+    assert health.status_code == 503
+    assert health.json()["status"] == "unhealthy" and health.json()["fault"] == stats["fault"]
