@@ -344,6 +344,19 @@ def _photo(photo: Any) -> list[dict[str, Any]]:
     return [{"file_id": file_id, "file_unique_id": "u", "width": 1, "height": 1}]
 
 
+def message_update(update_id: int, message_id: int, user_id: int, text: str) -> dict[str, Any]:
+    """An update carrying a command typed in a private chat, as Telegram posts it to a webhook
+    (the tests that play Telegram for webhook processes send these themselves)."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": message_id, "date": int(time.time()), "text": text,
+            "chat": {"id": user_id, "type": "private"}, "from": user(user_id),
+            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
+        },
+    }
+
+
 def user(user_id: int) -> dict[str, Any]:
     return {"id": user_id, "is_bot": False, "first_name": f"Usuaria {user_id}", "language_code": "es"}
 

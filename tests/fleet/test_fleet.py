@@ -30,7 +30,7 @@ import httpx
 
 from bot.telegram.frontend import PLACEHOLDER
 from db.migrate import upgrade
-from tests.fakes.telegram_api import TOKEN, Call, FakeBotAPI, user
+from tests.fakes.telegram_api import TOKEN, Call, FakeBotAPI, message_update
 from tests.fleet.balancer import Balancer, deliver
 from tests.scaleout.conftest import Program, start_servers
 from tests.support.ports import free_port
@@ -48,16 +48,6 @@ LEASE_S = 5
 #: The server is killed once this many placeholders are up; the bot on its Nth tweet edit.
 KILL_SERVER_AT, KILL_BOT_AT = 8, 3
 
-
-def message_update(update_id: int, message_id: int, user_id: int, text: str) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": message_id, "date": int(time.time()), "text": text,
-            "chat": {"id": user_id, "type": "private"}, "from": user(user_id),
-            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
-        },
-    }
 
 
 def tweet_edit(call: Call) -> bool:

@@ -3,18 +3,25 @@ fake REST server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import uvicorn
 from argon2 import PasswordHasher
+from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 from bot.admin.cli import server_config
+from db.engine import create_engine
+from db.review import ReviewStore
 from tests.support.ports import listening_socket
 
 
@@ -69,3 +76,30 @@ def fake_rest(status: int = 200) -> Iterator[tuple[str, list[tuple[str, dict, di
     finally:
         server.shutdown()
         server.server_close()
+
+
+def run_apart(coroutine: Any) -> Any:
+    """Run a coroutine to completion on its own thread (Playwright's sync API and Starlette's
+    TestClient own the calling thread's loop)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def store_call(url: str, method: str, *args: Any) -> Any:
+    """One ``ReviewStore`` call on the database at ``url``, from a test outside any loop."""
+    async def run() -> Any:
+        engine = create_engine(url)
+        try:
+            return await getattr(ReviewStore(engine), method)(*args)
+        finally:
+            await engine.dispose()
+
+    return run_apart(run())
+
+
+def signed_in(client: TestClient, password: str, name: str = "admin") -> TestClient:
+    """``client`` logged in to the desk through its login form (CSRF token included)."""
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    client.post("/login", data={"name": name, "password": password, "csrf": token.group(1), "next": "/"})
+    return client

@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
+from db.engine import create_engine
 from db.game import GameStore, NewRound
+from db.migrate import upgrade
 from db.models import Chat, GameRound, Generation, Rating, Request, User
 from db.review import ReviewStore
 from generation.decoding.ranking import total
@@ -74,6 +76,16 @@ def _parts(rng: random.Random, text: str, topic: str) -> dict[str, float]:
         "real": round(rng.uniform(-2.0, 0.5), 3), "unknown": float(rng.random() < 0.1),
         "lean": round(rng.uniform(-1.5, 0.0), 3), "copied": float(rng.random() < 0.05),
     }
+
+
+async def seed_busy_log(url: str) -> Scenario:
+    """A fresh database at ``url`` holding the busy bot's log."""
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        return await write_busy_log(engine)
+    finally:
+        await engine.dispose()
 
 
 async def write_busy_log(engine: AsyncEngine) -> Scenario:

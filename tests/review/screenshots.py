@@ -16,24 +16,14 @@ from pathlib import Path
 from bot.admin.app import create_app
 from bot.admin.auth import AdminAuth
 from db.engine import create_engine
-from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.review.live import cheap_hash, serve
-from tests.review.scenario import WEIGHTS, Scenario, desk_pages, write_busy_log
+from tests.review.scenario import WEIGHTS, desk_pages, seed_busy_log
 from tests.review.test_desk import CHROMIUM, CHROMIUM_ARGS
 
 PASSWORD = "capturas de pantalla"
 SHOWN = ("list", "stream", "request", "stats", "game")
 SCREENS = {390: {"width": 390, "height": 844}, 1440: {"width": 1440, "height": 900}}
-
-
-async def _seed(url: str) -> Scenario:
-    await upgrade(url)
-    engine = create_engine(url)
-    try:
-        return await write_busy_log(engine)
-    finally:
-        await engine.dispose()
 
 
 def take(out: Path) -> list[Path]:
@@ -43,7 +33,7 @@ def take(out: Path) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'desk.db'}"
-        scenario = asyncio.run(_seed(url))
+        scenario = asyncio.run(seed_busy_log(url))
         app = create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)), ranking=WEIGHTS)
         pages = desk_pages(scenario)
         with serve(app) as base, sync_playwright() as playwright:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.review import Filters, ReviewStore
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash, serve
+from tests.review.live import cheap_hash, run_apart, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,12 +44,6 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-def _run(coroutine: Any) -> Any:
-    """Run a coroutine to completion on its own thread: Playwright's sync API owns this one's loop."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 async def _seed(url: str) -> dict[str, Any]:
     await upgrade(url)
     engine = create_engine(url)
@@ -69,7 +61,7 @@ async def _seed(url: str) -> dict[str, Any]:
 def desk(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any], str]]:
     """A seeded SQLite log and the desk serving it; yields (base URL, seeded ids, db URL)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}"
-    ids = _run(_seed(url))
+    ids = run_apart(_seed(url))
     app = create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))
     with serve(app) as base:
         yield base, ids, url
@@ -86,7 +78,7 @@ def _store_call(url: str, method: str, *args: Any) -> Any:
         finally:
             await engine.dispose()
 
-    return _run(run())
+    return run_apart(run())
 
 
 def _login(page: Any, base: str) -> None:

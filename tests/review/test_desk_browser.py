@@ -16,23 +16,12 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash, serve
-from tests.review.scenario import WEIGHTS, desk_pages, write_busy_log
-from tests.review.test_desk import _run, browser  # noqa: F401  (the module's Chromium)
+from tests.review.live import cheap_hash, run_apart, serve, store_call
+from tests.review.scenario import WEIGHTS, desk_pages, seed_busy_log
+from tests.review.test_desk import browser  # noqa: F401  (the module's Chromium)
 
 PASSWORD = "secreta"
 PHONE = {"width": 390, "height": 844}
-
-
-def _store(url: str, method: str, *args: Any) -> Any:
-    async def run() -> Any:
-        engine = create_engine(url)
-        try:
-            return await getattr(ReviewStore(engine), method)(*args)
-        finally:
-            await engine.dispose()
-
-    return _run(run())
 
 
 async def _seed(url: str, requests: int, candidates: int) -> list[list[int]]:
@@ -48,7 +37,7 @@ async def _seed(url: str, requests: int, candidates: int) -> list[list[int]]:
 def small(tmp_path: Path) -> Iterator[tuple[str, str, list[list[int]]]]:
     """Four requests of three candidates each; yields (base URL, db URL, tweet ids per request)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}"
-    made = _run(_seed(url, 4, 3))
+    made = run_apart(_seed(url, 4, 3))
     with serve(create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))) as base:
         yield base, url, made
 
@@ -99,7 +88,7 @@ def test_the_review_stream_with_hotkeys(browser: Any, small: Any) -> None:  # no
     press(page, "f")  # the shown one, flagged: the skipped one comes back at the end
     assert shown_id(page) == shown[2]
 
-    states = {g: _store(url, "detail", r + 1).generation(g) for r, ids in enumerate(made) for g in ids}
+    states = {g: store_call(url, "detail", r + 1).generation(g) for r, ids in enumerate(made) for g in ids}
     assert states[shown[0]].review_status == "approved"
     assert (states[shown[1]].review_status, states[shown[1]].reviews[-1].reason) == ("rejected", "misinformation")
     assert states[shown[2]].review_status == "pending"
@@ -125,9 +114,9 @@ def test_select_acts_on_visible_rows_and_every_match_asks_first(browser: Any, sm
     with page.expect_navigation():
         page.click("#bulk button[value=flagged]")
     assert "4 tuits marcados para revisar." in page.inner_text(".flash")
-    assert _store(url, "counts")["flagged"] == 4
+    assert store_call(url, "counts")["flagged"] == 4
     for request_id, ids in enumerate(made, start=1):  # the folded candidates were left alone
-        detail = _store(url, "detail", request_id)
+        detail = store_call(url, "detail", request_id)
         assert [detail.generation(g).review_status for g in ids] == ["flagged", "pending", "pending"]
 
     page.goto(base + "/?review=flagged")
@@ -136,14 +125,14 @@ def test_select_acts_on_visible_rows_and_every_match_asks_first(browser: Any, sm
     with page.expect_navigation():
         page.click("#bulk button[value=rejected]")
     assert "¿Rechazar 4 tuits?" in page.inner_text("h1")  # named and asked, not done
-    assert _store(url, "counts")["rejected"] == 0
+    assert store_call(url, "counts")["rejected"] == 0
     with page.expect_navigation():
         page.click("#confirm")
     assert "4 tuits rechazados." in page.inner_text(".flash")
-    assert _store(url, "counts") == {"pending": 0, "approved": 0, "rejected": 4, "flagged": 0}
+    assert store_call(url, "counts") == {"pending": 0, "approved": 0, "rejected": 4, "flagged": 0}
     with page.expect_navigation():
         page.click(".flash button")  # undo, from the flash
-    assert _store(url, "counts")["flagged"] == 4
+    assert store_call(url, "counts")["flagged"] == 4
     page.close()
 
 
@@ -167,7 +156,7 @@ def test_logout_ends_a_saved_session(browser: Any, small: Any) -> None:  # noqa:
     response = copy.request.post(base + "/decide", form={"csrf": token, "ids": str(made[0][0]),
                                                           "decision": "approved"})
     assert response.status == 403
-    assert _store(url, "counts")["approved"] == 0
+    assert store_call(url, "counts")["approved"] == 0
     copy.close()
 
 
@@ -176,15 +165,7 @@ def busy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     """The busy bot's log (81 requests, 344 candidates, 4 rounds) behind the desk."""
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('busy') / 'desk.db'}"
 
-    async def seed() -> Any:
-        await upgrade(url)
-        engine = create_engine(url)
-        try:
-            return await write_busy_log(engine)
-        finally:
-            await engine.dispose()
-
-    scenario = _run(seed())
+    scenario = run_apart(seed_busy_log(url))
     app = create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)), ranking=WEIGHTS)
     with serve(app) as base:
         yield base, scenario

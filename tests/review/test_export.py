@@ -7,7 +7,6 @@ import asyncio
 import csv
 import io
 import json
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from db.migrate import upgrade
 from db.review import ReviewStore
 from db.review_export import EXPORT_COLUMNS
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash
+from tests.review.live import cheap_hash, signed_in
 
 PASSWORD = "secreta"
 TEXTS = ["@usuario hola, ¿cómo va la educación?", "=HYPERLINK(\"http://x\")", "-2+3+cmd|' /C calc'!A0",
@@ -58,9 +57,7 @@ def client(tmp_path: Path) -> TestClient:
 
     asyncio.run(seed())
     with TestClient(create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))) as client:
-        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-        client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf": token, "next": "/"})
-        yield client
+        yield signed_in(client, PASSWORD)
 
 
 def test_csv_has_a_bom_and_guards_only_cells_that_would_run(client: TestClient) -> None:

@@ -15,7 +15,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash
+from tests.review.live import cheap_hash, signed_in
 
 PASSWORD = "secreta"
 HUGE = "99999999999999999999"
@@ -34,9 +34,7 @@ def client(tmp_path: Path) -> TestClient:
     asyncio.run(seed())
     app = create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))
     with TestClient(app, raise_server_exceptions=False) as client:
-        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
-        client.post("/login", data={"name": "admin", "password": PASSWORD, "csrf": token, "next": "/"})
-        yield client
+        yield signed_in(client, PASSWORD)
 
 
 def csrf(client: TestClient) -> str:

@@ -22,7 +22,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash, serve
+from tests.review.live import cheap_hash, serve, store_call
 
 PASSWORD = "una clave bastante larga"
 
@@ -42,17 +42,6 @@ async def _seed(url: str) -> list[int]:
     await AdminAccounts(engine).add("camila", cheap_hash(PASSWORD))
     await engine.dispose()
     return shown
-
-
-def _store(url: str, method: str, *args: Any) -> Any:
-    async def run() -> Any:
-        engine = create_engine(url)
-        try:
-            return await getattr(ReviewStore(engine), method)(*args)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
 
 
 @pytest.fixture
@@ -100,8 +89,8 @@ def test_a_cookie_saved_before_logout_opens_nothing_and_decides_nothing(desk: An
             assert response.status_code == 303 and response.headers["location"].startswith("/login"), path
         refused = thief.post("/decide", data={"csrf": token, "ids": str(first), "decision": "approved"})
         assert refused.status_code == 403 and "iniciar sesión" in refused.text
-    assert _store(url, "counts")["approved"] == 0
-    actions = [(e.admin, e.action) for e in reversed(_store(url, "audit_trail"))]
+    assert store_call(url, "counts")["approved"] == 0
+    actions = [(e.admin, e.action) for e in reversed(store_call(url, "audit_trail"))]
     assert actions == [("camila", "login"), ("camila", "logout")]
 
 
@@ -127,7 +116,7 @@ def test_a_password_change_and_close_every_session_end_sessions(desk: Any, url: 
         assert cli.main(["password", "camila", "--config", str(config_path)]) == 0
         assert phone.get("/").status_code == 303
         assert _login(phone, password="la clave de la consola").status_code == 303
-    actions = [e.action for e in _store(url, "audit_trail")]
+    actions = [e.action for e in store_call(url, "audit_trail")]
     assert "password" in actions and "sessions_closed" in actions
 
 
@@ -148,7 +137,7 @@ def test_named_accounts_sign_what_they_decide(desk: Any, url: str, config_path: 
         benja.post("/decide", data={"csrf": _csrf(benja, "/"), "ids": str(second), "decision": "rejected",
                                     "reason": "offensive"})
         assert "desde 127.0.0.1" in camila.get("/audit").text
-    reviews = {e.target: (e.admin, e.detail["client"]) for e in _store(url, "audit_trail") if e.action == "review"}
+    reviews = {e.target: (e.admin, e.detail["client"]) for e in store_call(url, "audit_trail") if e.action == "review"}
     assert reviews == {f"generation:{first}": ("camila", "127.0.0.1"), f"generation:{second}": ("benja", "127.0.0.1")}
 
 
@@ -161,7 +150,7 @@ def test_a_forged_forwarded_for_neither_resets_nor_dodges_the_lockout(desk: Any,
         locked = _login(client, **{"X-Forwarded-For": "203.0.113.77"})
         assert locked.status_code == 429 and "Demasiados intentos" in locked.text
         assert client.get("/").status_code == 303  # still no session
-    failures = [e.detail for e in _store(url, "audit_trail") if e.action == "login_failed"]
+    failures = [e.detail for e in store_call(url, "audit_trail") if e.action == "login_failed"]
     assert {d["client"] for d in failures} == {"127.0.0.1"}  # the invented addresses were not believed
 
 
@@ -175,7 +164,7 @@ def test_a_trusted_proxy_names_the_client(url: str) -> None:
         assert _login(proxy, **{"X-Forwarded-For": "198.51.100.7"}).status_code == 429
         # Another client behind the same proxy is not locked out by the first one.
         assert _login(proxy, **{"X-Forwarded-For": "203.0.113.5, 127.0.0.1"}).status_code == 303
-    logins = [e.detail["client"] for e in _store(url, "audit_trail") if e.action == "login"]
+    logins = [e.detail["client"] for e in store_call(url, "audit_trail") if e.action == "login"]
     assert logins == ["203.0.113.5"]
 
 

@@ -23,7 +23,7 @@ import httpx
 
 from db.migrate import upgrade
 from tests.conftest import write_config
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI, user
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI, message_update
 from tests.scaleout.conftest import Program, free_port, start_servers
 from tests.support.services import REDIS_HOST, REDIS_PORT, require
 from tests.telegram.helpers import final_answer, shown_answers
@@ -39,16 +39,6 @@ def listening(port: int) -> bool:
     except OSError:
         return False
 
-
-def message_update(update_id: int, message_id: int, user_id: int, text: str) -> dict:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": message_id, "date": int(time.time()), "text": text,
-            "chat": {"id": user_id, "type": "private"}, "from": user(user_id),
-            "entities": [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}],
-        },
-    }
 
 
 async def test_two_bot_processes_answer_every_update_once(

@@ -13,7 +13,7 @@ from telegram import Bot, Update
 
 from bot.telegram.webhook import WebhookIntake
 from bot.types import FICTION_LABEL
-from tests.fakes.telegram_api import TOKEN, FakeBotAPI, user
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI, message_update, user
 from tests.support.bots import StartTelegram
 from tests.support.ports import on_free_port
 from tests.support.waiting import until
@@ -41,13 +41,6 @@ async def test_webhook_mode_takes_updates_with_the_secret_only(api: FakeBotAPI, 
         assert len(api.replies_to(77)) == 1
     assert api.violations == []
 
-
-def _update(update_id: int, message_id: int) -> dict:
-    return {"update_id": update_id, "message": {
-        "message_id": message_id, "date": int(time.time()), "text": "/tuit izquierda",
-        "chat": {"id": 5, "type": "private"}, "from": user(5),
-        "entities": [{"type": "bot_command", "offset": 0, "length": 5}],
-    }}
 
 
 async def test_the_call_is_answered_once_the_command_is_logged_and_a_stop_closes_the_port_first(
@@ -81,7 +74,7 @@ async def test_the_call_is_answered_once_the_command_is_logged_and_a_stop_closes
                 await intake.stop()
 
         async with on_free_port(intake_on) as (port, intake), httpx.AsyncClient(timeout=30) as client:
-            call = asyncio.create_task(client.post(f"http://127.0.0.1:{port}/tg", json=_update(1, 80)))
+            call = asyncio.create_task(client.post(f"http://127.0.0.1:{port}/tg", json=message_update(1, 80, 5, "/tuit izquierda")))
             await until(lambda: bool(intake._handlers), "the call to reach the intake")
             # Not logged yet: the call cannot be answered (how long a wrong answer is given to
             # show up is all this wait decides).
