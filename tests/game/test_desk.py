@@ -16,8 +16,8 @@ from db.game import GameStore
 from db.migrate import upgrade
 from db.review import ReviewStore
 from tests.game.test_store import new_round
-from tests.review.live import cheap_hash, serve
-from tests.review.test_desk import _run, browser  # noqa: F401  (the Chromium fixture)
+from tests.review.live import cheap_hash, run_apart, serve
+from tests.review.test_desk import browser  # noqa: F401  (the Chromium fixture)
 
 PASSWORD = "secreta"
 EVIL = "<script>window.pwned = 1</script>"
@@ -85,7 +85,7 @@ def test_the_game_page_without_rounds(tmp_path: Path) -> None:
 
 def test_the_game_page_in_chromium(tmp_path: Path, browser) -> None:  # noqa: F811
     url = f"sqlite+aiosqlite:///{tmp_path / 'desk.db'}"
-    _run(seed(url))
+    run_apart(seed(url))
     with serve(create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))) as base:
         page = browser.new_page()
         failed: list[str] = []  # every resource of the page loads (the browser's own favicon aside)

@@ -86,11 +86,15 @@ def run_apart(coroutine: Any) -> Any:
 
 
 def store_call(url: str, method: str, *args: Any) -> Any:
-    """One ``ReviewStore`` call on the database at ``url``, from a test outside any loop."""
+    """One ``ReviewStore`` call on the database at ``url``, from a test outside any loop; a
+    streaming method's rows come back as a list."""
     async def run() -> Any:
         engine = create_engine(url)
         try:
-            return await getattr(ReviewStore(engine), method)(*args)
+            result = getattr(ReviewStore(engine), method)(*args)
+            if hasattr(result, "__aiter__"):
+                return [row async for row in result]
+            return await result
         finally:
             await engine.dispose()
 

@@ -18,7 +18,7 @@ from db.engine import create_engine
 from db.migrate import upgrade
 from db.review import Filters, ReviewStore
 from tests.review.factory import LogFactory
-from tests.review.live import cheap_hash, run_apart, serve
+from tests.review.live import cheap_hash, run_apart, serve, store_call
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -65,20 +65,6 @@ def desk(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any], str]]:
     app = create_app(ReviewStore(create_engine(url)), AdminAuth(cheap_hash(PASSWORD)))
     with serve(app) as base:
         yield base, ids, url
-
-
-def _store_call(url: str, method: str, *args: Any) -> Any:
-    async def run() -> Any:
-        engine = create_engine(url)
-        try:
-            result = getattr(ReviewStore(engine), method)(*args)
-            if hasattr(result, "__aiter__"):
-                return [row async for row in result]
-            return await result
-        finally:
-            await engine.dispose()
-
-    return run_apart(run())
 
 
 def _login(page: Any, base: str) -> None:
@@ -130,7 +116,7 @@ def test_login_filter_approve_bulk_reject_export(browser: Any, desk: Any, tmp_pa
     page.click("#bulk button[value=rejected]")
     page.wait_for_load_state()
     assert "2 tuits rechazados." in page.inner_text(".flash")
-    rejected = _store_call(url, "search", Filters(review="rejected"))
+    rejected = store_call(url, "search", Filters(review="rejected"))
     assert sorted(row.text for row in rejected.rows) == ["negativo 0", "negativo 1"]
     assert page.inner_text("#pending-count") == "3"
 
@@ -147,7 +133,7 @@ def test_login_filter_approve_bulk_reject_export(browser: Any, desk: Any, tmp_pa
     lines = Path(download.value.path()).read_text("utf-8").splitlines()
     assert sorted(json.loads(line)["text"] for line in lines) == ["positivo 0", "positivo 1", "positivo 2"]
 
-    actions = [e.action for e in _store_call(url, "audit_trail")]
+    actions = [e.action for e in store_call(url, "audit_trail")]
     assert actions.count("review") == 2 and actions.count("export") == 2  # one entry per decision
     assert "login" in actions and "login_failed" in actions
     page.close()
@@ -195,14 +181,14 @@ def test_without_session_or_csrf_nothing_happens(browser: Any, desk: Any) -> Non
         assert api.post(base + "/decide", form=form).status == 403
     assert api.post(base + "/ban", form={"user": "telegram:100", "banned": "1"}).status == 403
     assert api.post(base + "/logout", form={}).status == 403
-    assert _store_call(url, "counts")["approved"] == 0
-    assert not _store_call(url, "is_banned", "telegram", "100")
+    assert store_call(url, "counts")["approved"] == 0
+    assert not store_call(url, "is_banned", "telegram", "100")
 
     # The page's own token works (so the refusals above were about the token).
     token = page.get_attribute("#bulk input[name=csrf]", "value")
     response = api.post(base + "/decide", form={"ids": str(generation_id), "decision": "approved", "csrf": token})
     assert response.ok
-    assert _store_call(url, "counts")["approved"] == 1
+    assert store_call(url, "counts")["approved"] == 1
     context.close()
 
 
