@@ -27,8 +27,11 @@ GPU_STAMP := $(GPU_VENV)/.installed
 GPU_PIP := PIP_ROOT_USER_ACTION=ignore $(GPU_VENV)/bin/python -m pip --disable-pip-version-check --no-input
 GPU_CHECK_DIR ?= gpu-check
 SEES_GPU := -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'
+MUTATION_STAMP := $(VENV)/.mutation-installed
+# Workers for `make mutation` (one per core of the 2-core machine it was sized on).
+MUTATION_CHILDREN ?= 2
 
-.PHONY: install run test lint bench gpu-check clean
+.PHONY: install run test lint bench gpu-check mutation clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,6 +54,20 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/politico bench --out docs/bench-engine.json
+
+# `make mutation` is the mutation check of docs/testing.md ("Mutation check"): mutmut mutates the
+# five files named in pyproject.toml's [tool.mutmut], runs the tests that reach each mutant and
+# prints what survived. It takes about an hour on two cores, so it is run by hand, never in CI;
+# each run starts from a fresh mutants/ (mutmut's working copy and cache).
+$(MUTATION_STAMP): $(STAMP)
+	@{ $(PIP) install -e '.[mutation]'; } >>$(INSTALL_LOG) 2>&1 \
+		|| { tail -n 20 $(INSTALL_LOG) >&2; echo "Install failed: see $(INSTALL_LOG)" >&2; exit 1; }
+	@touch $@
+
+mutation: $(MUTATION_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTATION_CHILDREN)
+	$(BIN)/mutmut results
 
 $(GPU_STAMP): pyproject.toml
 	@test -x $(GPU_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(GPU_VENV)
