@@ -19,10 +19,10 @@ from sqlalchemy.exc import OperationalError
 from bot import core as core_module
 from bot import texts
 from bot.config import FrontendLimits, PoliticsSettings, Settings, SideSpec
-from bot.core import BotCore, Failure, Unmonitored
+from bot.core import BotCore, Failure, Refusal, Unmonitored
 from bot.parser import ParseError, parse_command, parse_fields
 from bot.ratelimit import MemoryRateLimiter
-from bot.types import FICTION_LABEL, Incoming, Origin, Reply
+from bot.types import FICTION_LABEL, Incoming, MessageRef, Origin, Reply
 from db.log import GenerationLog
 from db.models import Generation, Rating, Request, User
 from generation.serving.service import TweetRequest, TweetResult
@@ -61,13 +61,17 @@ class FakeGenerator:
 
 
 class Counted(Unmonitored):
-    """A monitor that keeps the failures the core counts, as ``(front-end, kind)``."""
+    """A monitor that keeps the failures and refusals the core counts, as ``(front-end, kind)``."""
 
     def __init__(self) -> None:
         self.failures: list[tuple[str, Failure]] = []
+        self.refusals: list[tuple[str, Refusal]] = []
 
     def failed(self, frontend: str, kind: Failure) -> None:
         self.failures.append((frontend, kind))
+
+    def refused(self, frontend: str, reason: Refusal) -> None:
+        self.refusals.append((frontend, reason))
 
 
 @pytest.fixture
@@ -174,7 +178,7 @@ async def test_engine_closing_leaves_the_request_pending_and_resume_answers_it(c
     generator.hook = log.pending  # what other processes see while it is being generated
     generator.fail = EngineClosed("draining")
     reply = await say(core, "/tuit centro mixto salud")
-    assert reply.kind == "busy"
+    assert said(reply) == ("busy", texts.RESTARTING)
     [[during]] = generator.during
     assert during.lease_until >= during.created_at + timedelta(seconds=core.lease_s - 1)
     [pending] = await log.pending()
@@ -225,15 +229,21 @@ async def test_the_console_has_no_limits_by_default_and_the_platforms_do(
     assert own.for_platform("console") == (1, 20)  # the value left out is [rate_limits]'s
 
 
-async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
+async def test_banned_users_are_refused(core: BotCore, log: GenerationLog, generator: FakeGenerator, monitor: Counted) -> None:
     await say(core, "/tuit")
     async with log.sessions() as session, session.begin():
         user = await session.scalar(select(User).where(User.external_id == "u1"))
         assert user is not None
         user.banned = True
-    assert said(await say(core, "/tuit")) == ("error", texts.BANNED)
+    refusal = await say(core, "/tuit")
+    assert said(refusal) == ("error", texts.BANNED)
     assert len(generator.requests) == 1
-    assert [r.status for r in await requests(log)] == ["ok", "banned"]
+    rows = await requests(log)
+    assert [r.status for r in rows] == ["ok", "banned"]
+    # The refusal names its request and the log keeps its words: its delivery is recorded, and
+    # a peer delivering it after a crash says the same (bot/core.py's _said).
+    assert refusal.request_id == rows[1].id and rows[1].error == texts.BANNED
+    assert monitor.refusals == [("console", "banned")]
 
 
 async def test_bad_commands_get_a_message_and_are_logged_invalid(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
@@ -253,9 +263,9 @@ async def test_help_options_start_and_unknown(core: BotCore) -> None:
     assert (await say(core, "/help")).kind == "help"
     options = await say(core, "/opciones")
     assert options.kind == "options" and "Chile Vamos" in options.text and "UDI" in options.text
-    assert (await say(core, "/start")).kind == "help"
+    assert said(await say(core, "/start")) == ("help", texts.START)
     unknown = await say(core, "/tuti derecha")
-    assert unknown.kind == "error" and "/tuit" in unknown.text
+    assert said(unknown) == ("error", texts.unknown_command("tuti", "tuit"))
     assert "/ayuda" in (await say(core, "hola")).text
 
 
@@ -277,10 +287,12 @@ async def test_buttons_rate_repeat_and_survive_junk(core: BotCore, log: Generati
     gid = reply.tweet.generation_id
     rater = Origin("console", "u9", "c1")
     up = await core.press(rater, f"up:{gid}")
-    assert up.kind == "info" and "👍" in up.text
-    assert (await core.press(rater, f"down:{gid}")).kind == "info"
+    assert said(up) == ("info", texts.RATED_UP)
+    assert said(await core.press(rater, f"down:{gid}")) == ("info", texts.RATED_DOWN)
     async with log.sessions() as session:
-        assert (await session.scalars(select(Rating.value))).all() == [-1]
+        # One rating, the rater's own (the desk counts ratings per user and per tweet).
+        rated = (await session.execute(select(User.external_id, Rating.value).join(Rating))).all()
+        assert [tuple(row) for row in rated] == [("u9", -1)]
     again = await core.press(rater, f"again:{gid}")
     assert again.kind == "tweet" and again.tweet is not None
     assert generator.requests[1].prompt == generator.requests[0].prompt
@@ -301,6 +313,20 @@ async def test_review_actions_plug_in(core: BotCore) -> None:
     core.register_action("approve", approve)
     assert (await core.press(ORIGIN, "approve:5")).text == "aprobado"
     assert seen == [("u1", 5)]
+
+
+async def test_review_commands_plug_in(core: BotCore) -> None:
+    """A typed command another module registers (``bot/review.py``'s /revisar) gets the text
+    after it, however its name is written (accents, capitals)."""
+    typed: list[tuple[str, str]] = []
+
+    async def review(origin: Origin, rest: str) -> Reply:
+        typed.append((origin.user_id, rest))
+        return Reply("info", "en revisión")
+
+    core.register_command("Revisár", review)
+    assert said(await say(core, "/revisar 12 ahora")) == ("info", "en revisión")
+    assert typed == [("u1", "12 ahora")]
 
 
 async def test_tuit_options_like_discord(core: BotCore, log: GenerationLog, generator: FakeGenerator) -> None:
@@ -520,3 +546,149 @@ async def test_a_message_delivered_again_uses_no_quota(settings: Settings, log: 
     assert (await core.handle(Incoming(second, "/tuit"))).kind == "tweet"  # the second of two
     third = Origin("telegram", "u9", "c9", source="c9:3")
     assert (await core.handle(Incoming(third, "/tuit"))).kind == "rate_limited"
+
+
+@pytest.mark.parametrize(("exc", "kind"), [
+    (EngineClosed("draining"), "closed"), (EngineBusy("full"), "busy"),
+    (GenerationTimeout("slow"), "timeout"), (BlockedOutput("nope"), "blocked"),
+    (ValueError("bad override"), "generation"),
+    pytest.param(RuntimeError("boom"), "internal", marks=pytest.mark.expect_errors(r"generation failed")),
+])
+async def test_each_generation_failure_is_counted_as_its_kind(
+    core: BotCore, generator: FakeGenerator, monitor: Counted, exc: Exception, kind: Failure
+) -> None:
+    """Operators tell a full queue from a broken backend by the failure's kind (the label of
+    the failures metric, bot/monitor.py); a full queue is also a refusal."""
+    generator.fail = exc
+    await say(core, "/tuit derecha")
+    assert monitor.failures == [("console", kind)]
+    assert monitor.refusals == ([("console", "busy")] if kind == "busy" else [])
+
+
+@pytest.mark.parametrize(("exc", "reply"), [
+    (GenerationTimeout("slow"), ("error", texts.TIMEOUT)),
+    (EngineBusy("full"), ("busy", texts.BUSY)),
+    (EngineClosed("draining"), ("ignored", "")),
+])
+async def test_a_failure_goes_into_the_placeholder_and_is_answered_once(
+    core: BotCore, log: GenerationLog, generator: FakeGenerator, exc: Exception, reply: tuple[str, str]
+) -> None:
+    """A tweet that could not be written is said where the placeholder ("✍️ escribiendo…")
+    is, and the reply names its request, so that its delivery is recorded and nobody says it
+    again. Shutting down says nothing there: the placeholder already promises a tweet, which
+    the process that takes the request over writes into it."""
+    async def placeholder() -> MessageRef:
+        return {"ref": "c1:50"}
+
+    generator.fail = exc
+    answer = await say(core, "/tuit derecha", replace(ORIGIN, placeholder=placeholder))
+    [row] = await requests(log)
+    assert said(answer) == reply and row.answer_ref == "c1:50"
+    if isinstance(exc, EngineClosed):
+        assert row.status == "pending" and row.lease_until is None  # any process answers it now
+        return
+    assert answer.request_id == row.id and answer.answer_ref == {"ref": "c1:50"}
+    assert row.seed == generator.requests[0].seed  # the failed try can be replayed
+    await core.delivered(answer, "c1:50")
+    assert await log.unanswered(600) == []
+
+
+@pytest.mark.parametrize(("status", "error", "reply"), [
+    ("rate_limited", "Espera 10 s", ("rate_limited", "Espera 10 s")),
+    ("banned", texts.BANNED, ("error", texts.BANNED)),
+    ("invalid", "No entendí «xyz».", ("error", "No entendí «xyz».")),
+    ("busy", "EngineBusy: full", ("busy", texts.BUSY)),
+    ("blocked", "BlockedOutput: nope", ("error", texts.BLOCKED)),
+    ("error", "GenerationTimeout: slow", ("error", texts.TIMEOUT)),
+    ("error", "RuntimeError: boom", ("error", texts.GENERATION_FAILED)),
+])
+async def test_a_stored_refusal_or_failure_is_said_again_with_its_words(
+    core: BotCore, log: GenerationLog, status: str, error: str, reply: tuple[str, str]
+) -> None:
+    """A process that died between answering and delivering left a refusal or a failure in the
+    log; the peer that delivers it says what the user was to be told, nothing generic."""
+    begun = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit", {}, source="c1:77")
+    await log.hold(begun.id, "c1:78")
+    await log.finish(begun.id, status, error=error)
+    request = await log.request(begun.id)
+    assert request is not None
+    again = await core.redeliver(request)
+    assert again is not None and said(again) == reply
+    assert again.request_id == begun.id and again.answer_ref == {"ref": "c1:78"}
+
+
+async def test_a_logged_request_gives_back_its_origin(core: BotCore, log: GenerationLog) -> None:
+    """A request answered after a restart is answered where and to whom it was asked: the
+    origin is rebuilt whole from the log (a chat with no kind logged is private)."""
+    begun = await log.begin("discord", "u9", "Bea", "g1", "", "La sala", "/tuit",
+                            {"message_id": "5", "token": "t0k"}, source="i:1")
+    request = await log.request(begun.id)
+    assert request is not None
+    assert core.origin_of(request) == Origin("discord", "u9", "g1", user_name="Bea", chat_kind="private",
+                                             chat_title="La sala", message_id="5",
+                                             reply_ref={"token": "t0k"}, source="i:1")
+    bare = await log.begin("discord", "u9", "Bea", "g1", "guild", "", "/tuit", {})
+    assert core.origin_of(await log.request(bare.id)).message_id == ""  # type: ignore[arg-type]
+
+
+async def test_a_casual_models_stored_tweet_is_sent_again_as_it_was_shown(
+    settings: Settings, log: GenerationLog, generator: FakeGenerator
+) -> None:
+    """A casual model's tweet delivered by a peer after a crash says what the first reply said
+    (the model's own line, no tone buttons: a casual model takes no sentiment)."""
+    core = BotCore(with_casual_right(settings), generator, log, MemoryRateLimiter())
+    reply = await say(core, "/tuit derecha")
+    assert reply.tweet is not None and reply.choices == ()
+    request = await log.request(reply.tweet.request_id)
+    assert request is not None and await core.redeliver(request) == reply
+
+
+@pytest.mark.expect_errors(r"could not mark generation")
+async def test_a_tweet_is_sent_when_its_sending_mark_cannot_be_stored(
+    core: BotCore, log: GenerationLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answering now is worth the small chance of a second copy after a crash: when the mark
+    cannot be written, the front-end is told to send (and the failure is logged)."""
+    async def unreachable(generation_id: int) -> bool:
+        raise OperationalError("UPDATE", {}, ConnectionError("caído"))
+
+    monkeypatch.setattr(log, "mark_sending", unreachable)
+    assert await core.mark_sending(1) is True
+
+
+async def test_a_pending_request_that_asks_for_nothing_is_answered_with_why(core: BotCore, log: GenerationLog, monitor: Counted) -> None:
+    """A request left pending that is not a tweet request (its command cannot be read back) is
+    closed as invalid with the reason, and the reply names it so its delivery is recorded."""
+    begun = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/nada", {}, source="c1:90")
+    reply = await core.resume(begun.id)
+    assert said(reply) == ("error", texts.EXPIRED) and reply.request_id == begun.id
+    request = await log.request(begun.id)
+    assert request is not None and (request.status, request.error) == ("invalid", texts.EXPIRED)
+    assert monitor.failures == [("telegram", "bad_input")]
+
+
+async def test_the_answer_goes_into_the_placeholder_logged_first(core: BotCore, log: GenerationLog) -> None:
+    """When a peer took the request over and logged its own placeholder before this process
+    logged one, the tweet goes into the peer's (the one the log names), so the chat shows one
+    tweet, not a second placeholder left saying "escribiendo"."""
+    async def placeholder() -> MessageRef:
+        [pending] = await log.pending()
+        assert await log.hold(pending.id, "c1:60")  # the peer's, logged first
+        return {"ref": "c1:61"}
+
+    reply = await say(core, "/tuit derecha", replace(ORIGIN, placeholder=placeholder))
+    assert reply.kind == "tweet" and reply.answer_ref == {"ref": "c1:60"}
+
+
+async def test_a_delivered_tweet_is_recorded_where_it_went(core: BotCore, log: GenerationLog) -> None:
+    """The front-end's report of a delivery answers the request once and for all: the tweet
+    keeps the message it is in (a reply to it follows it up), no peer delivers it again, and
+    this process stops renewing its lease."""
+    reply = await say(core, "/tuit derecha")
+    assert reply.tweet is not None
+    assert await log.renew(60, 600) == 1  # written, not yet delivered: still held
+    await core.delivered(reply, "c1:70")
+    tweet = await log.generation(reply.tweet.generation_id)
+    assert tweet is not None and tweet.message_ref == "c1:70"
+    assert await log.unanswered(600) == [] and await log.renew(60, 600) == 0
+    assert not log.holds(reply.tweet.request_id)

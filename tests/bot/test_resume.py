@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from bot.config import Settings
@@ -19,6 +21,7 @@ from bot.types import Incoming, MessageRef, Origin, Reply
 from db.leases import Heartbeat
 from db.log import GenerationLog, LoggedRequest, NewGeneration
 from db.migrate import upgrade
+from db.models import Request, utcnow
 from tests.bot.test_core import FakeGenerator
 from tests.support.waiting import eventually
 
@@ -198,3 +201,65 @@ async def test_the_loop_goes_on_after_a_database_error(settings: Settings, log: 
         await loop.stop(grace_s=5)
     assert [r for r, _, _ in chat.delivered] == [orphan] and failures == []
     assert "could not look for requests to take over" in caplog.text
+
+
+async def test_a_stored_answer_with_nothing_to_say_is_closed_not_taken_again(settings: Settings, log: GenerationLog) -> None:
+    """A finished request whose answer has nothing to deliver (no tweet, no words) is marked
+    answered by the peer that took it over, instead of being claimed again at every look."""
+    core = BotCore(settings, FakeGenerator(), log, MemoryRateLimiter())
+    chat = Chat()
+    silent = (await log.begin("telegram", "u4", "Ana", "c4", "private", "", "/tuit", {}, source="c4:1")).id
+    await log.finish(silent, "ok")  # a tweet-less "ok": nothing a user could be shown
+    loop = resumer(core, chat)
+    assert await loop.look() == 1
+    await loop.settle()
+    assert chat.delivered == [] and await log.unanswered(600) == []
+    assert await loop.look() == 0
+
+
+async def test_a_platforms_takeover_touches_only_its_own_requests(settings: Settings, log: GenerationLog) -> None:
+    """Each front-end takes over its own platform's requests (a Telegram process cannot answer
+    on Discord); one it can no longer answer is given up (a stored answer it cannot deliver is
+    closed), that one only; and stopping does not wait past its grace for an answer that hangs."""
+    gate = asyncio.Event()
+    core = BotCore(settings, FakeGenerator(hook=gate.wait), log, MemoryRateLimiter())
+    chat = Chat()
+
+    async def begin(platform: str, source: str) -> int:
+        return (await log.begin(platform, "u5", "Ana", "c5", "private", "", "/tuit", {}, source=source)).id
+
+    gone, hangs, discord = await begin("telegram", "gone"), await begin("telegram", "c5:1"), await begin("discord", "i:1")
+    old = await begin("discord", "i:0")  # too old for Telegram's takeover to answer, not its to expire
+    async with log.sessions() as session, session.begin():
+        await session.execute(update(Request).where(Request.id == old)
+                              .values(created_at=utcnow() - timedelta(seconds=700)))
+    stored_gone, stored_discord = await begin("telegram", "gone:stored"), await begin("discord", "i:2")
+    for stored in (stored_gone, stored_discord):
+        await log.finish(stored, "rate_limited", error="Espera un poco.")
+    loop = Resumer(core, "telegram", 600, chat.sender(core), answerable=lambda r: not r.source.startswith("gone"),
+                   origin_of=chat.origin_of)
+    assert await loop.look() == 1  # the answerable Telegram one, now generating
+    assert [r.id for r in await log.pending()] == [hangs, discord, old]
+    assert (await log.request(gone)).status == "expired"  # type: ignore[union-attr]
+    assert [r.id for r in await log.unanswered(600)] == [stored_discord]  # Telegram's closed, Discord's left
+    await loop.stop(grace_s=0.1)  # the answer in hand hangs: cut short after its grace
+    assert chat.delivered == [] and [r.id for r in await log.pending()] == [hangs, discord, old]
+
+
+async def test_a_takeover_that_has_nothing_to_say_sends_nothing(settings: Settings, log: GenerationLog) -> None:
+    """When resuming finds the request answered meanwhile ("info") or taken by yet another
+    process ("ignored"), the chat gets no message: not an empty one, not a stale-button note."""
+    core = BotCore(settings, FakeGenerator(), log, MemoryRateLimiter())
+    chat = Chat()
+    replies = iter([Reply("info", "Ese botón ya no sirve."), Reply("ignored", "")])
+
+    async def resume(request_id: int, origin: Origin | None = None) -> Reply:
+        return next(replies)
+
+    core.resume = resume  # type: ignore[method-assign]
+    for source in ("c6:1", "c6:2"):
+        await log.begin("telegram", "u6", "Ana", "c6", "private", "", "/tuit", {}, source=source)
+    loop = resumer(core, chat)
+    assert await loop.look() == 2
+    await loop.settle()
+    assert chat.delivered == []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text, update
 
-from db.log import Begun, GenerationLog, NewGeneration
+from db.log import Begun, GenerationLog, LoggedGeneration, NewGeneration
 from db.migrate import upgrade
 from db.models import Rating, Request, User
 
@@ -123,6 +123,8 @@ async def test_banned_users(log: GenerationLog) -> None:
         user.banned = True
     assert await log.is_banned("console", "bad")
     assert not await log.is_banned("console", "unknown")
+    await log.begin("telegram", "bad", "Otra persona", "c1", "private", "", "/tuit", {})
+    assert not await log.is_banned("telegram", "bad")  # the same id on another platform is someone else
 
 
 async def test_concurrent_writes_from_new_users_all_land(log: GenerationLog) -> None:
@@ -282,3 +284,90 @@ async def test_sqlite_processes_write_concurrently_and_survive_a_kill(sqlite_url
         await log.aclose()
     assert [p.id for p in pending] == [int(line)] and pending[0].user_external_id == "victim"
     assert ok == 50 and check == "ok"
+
+
+async def test_a_users_ratings_of_two_tweets_are_both_kept(log: GenerationLog) -> None:
+    """A 👍 on one tweet and a 👎 on another by the same user are two ratings (the review desk
+    and the training data read them per tweet); one replaces only the user's own on that tweet."""
+    [first] = await log.finish(await begin(log), "ok", generations=[NewGeneration("uno")])
+    [second] = await log.finish(await begin(log), "ok", generations=[NewGeneration("dos")])
+    assert await log.rate("console", "rater", first, 1, "Rita")
+    assert await log.rate("console", "rater", second, -1, "Rita")
+    assert await log.rate("console", "rater", second, -1, "Rita")
+    async with log.sessions() as session:
+        ratings = sorted((r.generation_id, r.value) for r in (await session.scalars(select(Rating))).all())
+        name = await session.scalar(select(User.display_name).where(User.external_id == "rater"))
+    assert ratings == [(first, 1), (second, -1)] and name == "Rita"
+
+
+async def test_otra_repeats_the_latest_request_on_the_same_platform(log: GenerationLog) -> None:
+    """``/otra`` repeats the user's latest answered request in that chat, not an older one, and
+    never one from another platform whose ids happen to match."""
+    older, newer = await begin(log, command="/tuit uno"), await begin(log, command="/tuit dos")
+    await log.finish(older, "ok")
+    await log.finish(newer, "ok")
+    elsewhere = await log.begin("telegram", "u1", "Ana", "c1", "private", "", "/tuit tres", {})
+    await log.finish(elsewhere.id, "ok")
+    last = await log.last_request("console", "u1", "c1")
+    assert last is not None and last.id == newer
+    assert (await log.last_request("telegram", "u1", "c1")).id == elsewhere.id  # type: ignore[union-attr]
+
+
+async def test_a_reply_finds_the_tweet_its_message_shows_and_no_other(log: GenerationLog) -> None:
+    """A reply to the bot's message follows up the tweet shown there: found by where it was
+    delivered or by the placeholder it went into, only on that platform, and never a candidate
+    that was not shown or another request's tweet."""
+    placed, delivered = await begin(log), await begin(log)
+    await log.hold(placed, "c1:10")
+    [shown, _] = await log.finish(placed, "ok", generations=[NewGeneration("uno"), NewGeneration("dos", shown=False)])
+    [other] = await log.finish(delivered, "ok", generations=[NewGeneration("tres")])
+    assert await log.mark_sent(other, "c1:11")
+    assert (await log.generation_by_message("console", "c1:10")).id == shown  # type: ignore[union-attr]
+    assert (await log.generation_by_message("console", "c1:11")).id == other  # type: ignore[union-attr]
+    assert await log.generation_by_message("console", "c1:12") is None
+    assert await log.generation_by_message("telegram", "c1:10") is None
+    assert await log.generation_by_message("console", "") is None
+
+
+async def test_a_stored_tweet_reads_back_whole(log: GenerationLog) -> None:
+    """What the review desk, ``/otra`` and a peer's redelivery read of a tweet is what was stored:
+    every field, its author and chat, and its request's controls and timing."""
+    request_id = (await log.begin("telegram", "u7", "Ana", "c7", "group", "Sala", "/tuit", {})).id
+    [gid] = await log.finish(
+        request_id, "ok", controls={"side": "derecha"}, side="derecha", coalition="Chile Vamos",
+        party="UDI", sentiment="POSITIVE", model="demo", latency_ms=40.0,
+        generations=[NewGeneration("uno", tokens=6, latency_ms=30.0, seed=9)],
+    )
+    assert await log.mark_sent(gid, "c7:1")
+    tweet = await log.generation(gid)
+    assert tweet is not None
+    assert tweet == LoggedGeneration(
+        id=gid, request_id=request_id, text="uno", seed=9, tokens=6, latency_ms=30.0, shown=True,
+        review_status="pending", message_ref="c7:1", created_at=tweet.created_at,
+        platform="telegram", user_external_id="u7", chat_external_id="c7", model="demo",
+        controls={"side": "derecha"}, side="derecha", coalition="Chile Vamos", party="UDI",
+        sentiment="POSITIVE", request_latency_ms=40.0,
+    )
+
+
+async def test_expiring_one_request_leaves_the_others_pending(log: GenerationLog) -> None:
+    """A takeover gives up on a request it can no longer answer (an inline query long gone):
+    that one only, never every pending request."""
+    gone, waiting = await begin(log), await begin(log)
+    assert await log.expire(gone)
+    assert [r.id for r in await log.pending()] == [waiting]
+    assert not await log.expire(gone)  # expired already
+
+
+async def test_an_unanswered_request_says_whose_it_is_and_where(log: GenerationLog) -> None:
+    """A peer delivers a stored answer to the chat and user the log names (a new message goes
+    to ``chat_external_id``), oldest first."""
+    ids = []
+    for chat in ("c8", "c9"):
+        request_id = (await log.begin("telegram", "u8", "Ana", chat, "group", "Sala", "/tuit", {})).id
+        await log.finish(request_id, "busy", error="EngineBusy: full")
+        ids.append(request_id)
+    found = await log.unanswered(600)
+    assert [(r.id, r.user_external_id, r.user_name, r.chat_external_id, r.chat_kind) for r in found] == [
+        (ids[0], "u8", "Ana", "c8", "group"), (ids[1], "u8", "Ana", "c9", "group"),
+    ]

@@ -22,6 +22,7 @@ from generation.settings import GenerationSettings
 from generation.types import (
     Contrast,
     EngineBusy,
+    EngineClosed,
     GenerationError,
     GenerationTimeout,
     PromptSpec,
@@ -343,3 +344,136 @@ async def test_each_candidates_seed_and_timings_come_back_when_the_server_says()
     assert (two.seed, two.queue_s, two.done_s) == (None, None, None)  # not numbers: not believed
     assert (three.seed, three.queue_s, three.done_s) == (None, None, None)  # vLLM says nothing
     await remote.aclose()
+
+
+async def test_every_sampling_setting_goes_under_the_name_the_servers_read() -> None:
+    """A setting sent under another name (or not sent) is silently the server's default: the
+    tweets change with no error anywhere. The body is checked whole, with every optional field
+    on at its smallest "on" value and off at its "off" value (mutation check, docs/testing.md)."""
+    endpoints = Endpoints(a=lambda r: ok(), b=lambda r: ok())
+    remote = backend(endpoints)
+    every = SamplingParams(max_new_tokens=9, min_new_tokens=2, temperature=0.7, top_p=0.85, top_k=1,
+                           min_p=0.05, typical_p=0.95, repetition_penalty=1.2, no_repeat_ngram_size=3,
+                           ignore_eos=True, stop=("\n",), banned=("&",), guide=("salud",),
+                           guide_start_bias=2.0, guide_bias=0.0)
+    await remote.complete("demo", PROMPT, every, seed=5, n=1)
+    assert endpoints.bodies[0] == {
+        "model": "demo", "prompt": PROMPT.text(), "max_tokens": 9, "min_tokens": 2, "temperature": 0.7,
+        "top_p": 0.85, "repetition_penalty": 1.2, "ignore_eos": True, "n": 1, "seed": 5, "stop": ["\n"],
+        "top_k": 1, "min_p": 0.05, "typical_p": 0.95, "no_repeat_ngram_size": 3, "bad_words": ["&"],
+        "guide": ["salud"], "guide_bias": 0.0, "guide_start_bias": 2.0,
+    }
+    off = SamplingParams(top_k=0, min_p=0.0, typical_p=1.0, guide=("salud",))  # a guide with no push
+    await remote.complete("demo", PROMPT, off, seed=5, n=1)
+    assert endpoints.bodies[1] == {
+        "model": "demo", "prompt": PROMPT.text(), "max_tokens": off.max_new_tokens, "min_tokens": 0,
+        "temperature": off.temperature, "top_p": off.top_p, "repetition_penalty": 1.0,
+        "ignore_eos": False, "n": 1, "seed": 5, "stop": [],
+    }
+    await remote.aclose()
+
+
+def test_choices_come_back_in_index_order_with_their_own_tokens_and_finish() -> None:
+    """Completions are matched to their seeds and scores by ``index``, not by where the server
+    put them; token counts come from ``token_ids`` when sent, else ``usage`` is spread over the
+    choices (the remainder to the first ones), and only ``"length"`` reads as cut short."""
+    payload = {
+        "choices": [
+            {"index": 2, "text": " tres", "finish_reason": "stop"},
+            {"text": " cero", "finish_reason": "length"},  # no index: the first
+            {"index": 1, "text": " uno", "finish_reason": "eos", "token_ids": [5, 6, 7, 8, 9]},
+        ],
+        "usage": {"completion_tokens": 8},
+    }
+    out = parse_choices(payload, 3)
+    assert [(c.text, c.tokens, c.finish_reason) for c in out] == [
+        (" cero", 3, "length"), (" uno", 5, "stop"), (" tres", 2, "stop"),
+    ]
+    assert [c.tokens for c in parse_choices({"choices": payload["choices"][:1]}, 1)] == [0]  # no usage
+
+
+def test_a_success_between_failures_keeps_the_circuit_closed() -> None:
+    """``threshold`` failures in a row open the circuit; a success in between starts the count
+    again, so an endpoint that fails now and then keeps serving."""
+    breaker = CircuitBreaker(threshold=2, cooldown_s=10, clock=lambda: 0.0)
+    breaker.failure()
+    breaker.success()
+    breaker.failure()
+    assert breaker.state == "closed" and breaker.allow()
+    breaker.failure()
+    assert breaker.state == "open"
+
+
+async def test_every_retry_shed_and_failure_is_counted() -> None:
+    """The counters the bot's /metrics shows add up over requests (not "happened at least
+    once"); a full answer is neither shed nor short; a 500 moves on like any 5xx; and a dead
+    host's connect wait is capped so the next endpoint still has time."""
+    connects: list[float] = []
+
+    def down(request: httpx.Request) -> httpx.Response:
+        connects.append(request.extensions["timeout"]["connect"])
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    answers = iter([shed(1, 2), ok(2), shed(1, 2)])
+    endpoints = Endpoints(a=down, b=lambda r: next(answers))
+    remote = backend(endpoints, failure_threshold=10, timeout_s=30)
+    for _ in range(3):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1, n=2)
+    assert endpoints.calls == ["a", "b", "b", "a", "b"]  # turns: a, b, a; a failed twice
+    assert (remote.stats.retries, remote.stats.shed, remote.stats.short) == (2, 2, 0)
+    assert remote.stats.failures == {(A, "server_error"): 2}
+    assert connects == [2.0, 2.0]
+    await remote.aclose()
+
+
+async def test_a_refused_request_says_the_servers_own_words() -> None:
+    """A request the server refuses as wrong is a bug to fix: the error carries the status and
+    the server's ``error.message`` (the raw body only when there is none)."""
+    bad = Endpoints(a=lambda r: httpx.Response(400, json={"error": {"message": "max_tokens too large"}}))
+    with pytest.raises(GenerationError) as refused:
+        await backend(bad).complete("demo", PROMPT, PARAMS, seed=1)
+    assert str(refused.value) == f"{A} refused the request (400): max_tokens too large"
+    raw = Endpoints(a=lambda r: httpx.Response(422, text="unprocessable"))
+    with pytest.raises(GenerationError) as refused:
+        await backend(raw).complete("demo", PROMPT, PARAMS, seed=1)
+    assert str(refused.value) == f"{A} refused the request (422): unprocessable"
+
+
+async def test_contrasts_and_negatives_carry_the_tweets_start() -> None:
+    """A tweet asked to start with some words is ranked and guided against contrasts that start
+    with the same words (else the scores compare different texts); no guidance weight, no
+    negative prompts."""
+    endpoints = Endpoints(a=lambda r: ok(), b=lambda r: ok())
+    remote = backend(endpoints)
+    other = ControlFields(partido="RD")
+    prompt = PromptSpec("controlled", ControlFields(partido="RN"), seed_text="Hoy",
+                        contrasts=(Contrast("side", other),), negatives=(other,))
+    await remote.complete("demo", prompt, replace(PARAMS, contrast_guidance=0.5), seed=1)
+    body = endpoints.bodies[0]
+    assert body["rank_contrasts"] == body["negative_prompts"] == [prompt_text(other, "Hoy")]
+    await remote.complete("demo", prompt, replace(PARAMS, contrast_guidance=0.0), seed=1)
+    assert "negative_prompts" not in endpoints.bodies[1]
+    await remote.aclose()
+
+
+async def test_a_server_slower_than_the_whole_budget_is_a_timeout_and_no_further_try() -> None:
+    """Retries stay within the request's time budget: once an answer took all of it, the
+    request ends as a timeout (the user hears "too slow", not "busy") and no endpoint is tried
+    after the budget is spent."""
+    async def slower_than_budget(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.3)  # the whole 0.2 s budget and more
+        raise httpx.ReadTimeout("read timed out", request=request)
+
+    endpoints = Endpoints(a=slower_than_budget, b=lambda r: ok())
+    with pytest.raises(GenerationTimeout):
+        await backend(endpoints, timeout_s=0.2).complete("demo", PROMPT, PARAMS, seed=1)
+    assert endpoints.calls == ["a"]
+
+
+async def test_a_closed_backend_says_closed() -> None:
+    """After ``aclose`` (the bot is stopping) a request fails as ``EngineClosed``, which keeps it
+    pending for the next process, not as an error of a closed connection pool."""
+    remote = backend(Endpoints(a=lambda r: ok(), b=lambda r: ok()))
+    await remote.aclose()
+    with pytest.raises(EngineClosed):
+        await remote.complete("demo", PROMPT, PARAMS, seed=1)
