@@ -63,3 +63,18 @@ async def test_a_generator_without_per_candidate_figures_logs_what_it_knows(
     request, rows = await logged(settings, log, ThreeCandidates())
     assert request.queue_ms is None
     assert [(g.seed, g.latency_ms) for g in rows] == [(None, 900.0)] * 3
+
+
+async def test_a_shed_answer_is_logged_as_shed(settings: Settings, log: GenerationLog) -> None:
+    """Fewer candidates than asked (the engine or server shed some under load) is an answer, and
+    the log says so: operators count shed answers from ``params["shed"]``; an answer with all
+    its candidates carries no such mark. Each candidate keeps its own token count."""
+    request, rows = await logged(settings, log, ThreeCandidates({"shed": 2}))
+    assert request.params["shed"] == 2
+    assert [g.tokens for g in rows] == [3, 4, 5]
+
+
+async def test_a_full_answer_has_no_shed_mark(settings: Settings, log: GenerationLog) -> None:
+    """The shed mark is not there by default: a dashboard counting it counts only shed answers."""
+    request, _ = await logged(settings, log, ThreeCandidates())
+    assert "shed" not in request.params

@@ -590,7 +590,8 @@ async def test_a_failure_goes_into_the_placeholder_and_is_answered_once(
     assert answer.request_id == row.id and answer.answer_ref == {"ref": "c1:50"}
     assert row.seed == generator.requests[0].seed  # the failed try can be replayed
     await core.delivered(answer, "c1:50")
-    assert await log.unanswered(600) == []
+    [row] = await requests(log)
+    assert row.answered_at is not None  # no peer says it again
 
 
 @pytest.mark.parametrize(("status", "error", "reply"), [
@@ -690,5 +691,24 @@ async def test_a_delivered_tweet_is_recorded_where_it_went(core: BotCore, log: G
     await core.delivered(reply, "c1:70")
     tweet = await log.generation(reply.tweet.generation_id)
     assert tweet is not None and tweet.message_ref == "c1:70"
-    assert await log.unanswered(600) == [] and await log.renew(60, 600) == 0
+    [row] = await requests(log)
+    assert row.answered_at is not None and await log.renew(60, 600) == 0
     assert not log.holds(reply.tweet.request_id)
+
+
+def test_a_request_is_held_for_every_try_at_the_slowest_backends_limit() -> None:
+    """The heartbeat renews a request's lease for as long as answering can take (every retry
+    round at the engine's, or the remote backend's, time limit, plus the logging around them):
+    shorter, and a slow live answer is taken over and written twice; longer, and a stuck one
+    waits too long for a peer."""
+    local = GenerationSettings.model_validate({
+        "engine": {"request_timeout_s": 20}, "postprocess": {"max_tries": 3}, "remote": {"timeout_s": 50},
+    })
+    assert core_module.max_hold_seconds(local) == 20 * 3 + core_module.HOLD_MARGIN_S
+    remote = local.model_copy(update={"backend": "remote"})
+    assert core_module.max_hold_seconds(remote) == 50 * 3 + core_module.HOLD_MARGIN_S
+    slow_engine = GenerationSettings.model_validate({
+        "backend": "remote", "engine": {"request_timeout_s": 80},
+        "remote": {"timeout_s": 50, "endpoints": ["http://a.test:8000/v1"]},
+    })
+    assert core_module.max_hold_seconds(slow_engine) == 80 * slow_engine.postprocess.max_tries + core_module.HOLD_MARGIN_S
