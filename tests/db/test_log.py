@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text, update
 
 from db.log import Begun, GenerationLog, LoggedGeneration, NewGeneration
 from db.migrate import upgrade
-from db.models import Rating, Request, User
+from db.models import Generation, Rating, Request, User
 
 
 @pytest.fixture
@@ -371,3 +371,29 @@ async def test_an_unanswered_request_says_whose_it_is_and_where(log: GenerationL
     assert [(r.id, r.user_external_id, r.user_name, r.chat_external_id, r.chat_kind) for r in found] == [
         (ids[0], "u8", "Ana", "c8", "group"), (ids[1], "u8", "Ana", "c9", "group"),
     ]
+
+
+async def test_a_finished_request_keeps_when_it_ended_and_each_candidates_place(log: GenerationLog) -> None:
+    """The desk dates and orders by these: the request's end and its tweets' time are the
+    moment the outcome was recorded (one moment, also when replayed from the spool later), and
+    each candidate keeps its place in the ranking."""
+    request_id = await begin(log)
+    ids = await log.finish(request_id, "ok", generations=[NewGeneration("uno"), NewGeneration("dos", shown=False),
+                                                          NewGeneration("tres", shown=False)])
+    async with log.sessions() as session:
+        finished_at = await session.scalar(select(Request.finished_at).where(Request.id == request_id))
+        rows = (await session.execute(
+            select(Generation.id, Generation.candidate, Generation.created_at).order_by(Generation.id)
+        )).all()
+    assert finished_at is not None
+    assert [(row.id, row.candidate) for row in rows] == list(zip(ids, range(3), strict=True))
+    assert {row.created_at for row in rows} == {finished_at}
+
+
+async def test_a_claimed_request_is_renewed_until_held_too_long(log: GenerationLog) -> None:
+    """A takeover's lease is kept alive by the heartbeat like one begun here, and counts its
+    hold from the claim, so a stuck takeover stops being renewed too."""
+    crashed = (await begin_from(log, "c1:30")).id  # no lease: its process is gone
+    assert await log.claim(crashed, 60)
+    assert await log.renew(60, max_hold_s=600) == 1
+    assert await log.renew(60, max_hold_s=0) == 0
