@@ -15,7 +15,7 @@ from sqlalchemy import func, select, text, update
 
 from db.log import Begun, GenerationLog, LoggedGeneration, NewGeneration
 from db.migrate import upgrade
-from db.models import Generation, Rating, Request, User
+from db.models import Chat, Generation, Rating, Request, User
 
 
 @pytest.fixture
@@ -66,6 +66,9 @@ async def test_finish_stores_controls_and_generations(log: GenerationLog) -> Non
     request = await log.request(request_id)
     assert request is not None and request.status == "ok" and request.generation_ids == tuple(ids)
     assert await log.pending() == []
+    async with log.sessions() as session:  # what reproduces the tweet (model + prompt + params + seed)
+        stored = (await session.execute(select(Request.prompt, Request.params).where(Request.id == request_id))).one()
+    assert tuple(stored) == (" [TWEET] ", {"top_p": 0.9})
 
 
 async def test_last_request_is_per_user_and_chat_and_only_answered(log: GenerationLog) -> None:
@@ -125,6 +128,10 @@ async def test_banned_users(log: GenerationLog) -> None:
     assert not await log.is_banned("console", "unknown")
     await log.begin("telegram", "bad", "Otra persona", "c1", "private", "", "/tuit", {})
     assert not await log.is_banned("telegram", "bad")  # the same id on another platform is someone else
+    async with log.sessions() as session:  # ...with a row of its own, and so is its chat
+        for model, external_id in ((User, "bad"), (Chat, "c1")):
+            count = select(func.count()).select_from(model).where(model.external_id == external_id)
+            assert await session.scalar(count) == 2
 
 
 async def test_concurrent_writes_from_new_users_all_land(log: GenerationLog) -> None:
