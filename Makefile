@@ -57,7 +57,7 @@ bench: $(STAMP)
 
 # `make mutation` is the mutation check of docs/testing.md ("Mutation check"): mutmut mutates the
 # five files named in pyproject.toml's [tool.mutmut], runs the tests that reach each mutant and
-# prints what survived. It takes about an hour on two cores, so it is run by hand, never in CI;
+# prints what survived. It takes about 1 h 15 min on two cores, so it is run by hand, never in CI;
 # each run starts from a fresh mutants/ (mutmut's working copy and cache).
 $(MUTATION_STAMP): $(STAMP)
 	@{ $(PIP) install -e '.[mutation]'; } >>$(INSTALL_LOG) 2>&1 \
