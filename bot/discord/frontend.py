@@ -78,6 +78,8 @@ class DiscordFrontend:
         self._resumer: Resumer | None = None
         #: Interaction id → its deferral, started once (by the handler or the placeholder).
         self._deferrals: dict[int, asyncio.Task[bool]] = {}
+        #: The handlers answering an interaction now; ``stop`` lets them finish.
+        self._in_hand: set[asyncio.Task[Any]] = set()
 
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -119,8 +121,16 @@ class DiscordFrontend:
                 delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
+        """Let the interactions in hand be answered and their delivery logged (closing the
+        client would cut their HTTP calls and the app's database after them), for up to
+        ``STOP_GRACE_S``; then close the gateway. What is left unanswered, the next process
+        takes over."""
         if self._resumer is not None:
             await self._resumer.stop(STOP_GRACE_S)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_GRACE_S
+        while self._in_hand and (left := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._in_hand), timeout=left)
         await self.client.close()
         if self._runner is not None:
             await asyncio.gather(self._runner, return_exceptions=True)
@@ -231,6 +241,7 @@ class DiscordFrontend:
     async def _answer(self, interaction: discord.Interaction, work: Awaitable[Reply]) -> None:
         """Defer at once (Discord waits 3 s), then answer into that response or a follow-up."""
         task = asyncio.ensure_future(work)
+        self._hold_current()
         try:
             if not await self._deferred(interaction):
                 task.cancel()
@@ -239,6 +250,13 @@ class DiscordFrontend:
             await self._send(interaction.followup, reply, interaction=interaction)
         finally:
             self._deferrals.pop(interaction.id, None)
+
+    def _hold_current(self) -> None:
+        """Count the running handler as in hand until it ends (``stop`` waits for it)."""
+        current = asyncio.current_task()
+        if current is not None:
+            self._in_hand.add(current)
+            current.add_done_callback(self._in_hand.discard)
 
     def _deferred(self, interaction: discord.Interaction) -> asyncio.Task[bool]:
         """The interaction's deferral ("thinking"), started on first need; True once done."""
@@ -271,6 +289,7 @@ class DiscordFrontend:
             await _quietly(_ephemeral(interaction, FAILURE))
 
     async def _press(self, interaction: discord.Interaction, custom_id: str) -> None:
+        self._hold_current()
         try:
             await self._pressed(interaction, custom_id)
         finally:

@@ -7,6 +7,7 @@ import pytest
 from bot import texts
 from bot.discord.frontend import DiscordFrontend
 from bot.types import FICTION_LABEL
+from db.log import GenerationLog
 from tests.fakes.discord_api import EPHEMERAL, GUILD_ID, Call, FakeDiscord
 from tests.support.bots import StartDiscord
 from tests.support.waiting import eventually
@@ -260,3 +261,25 @@ async def test_follow_ups_from_a_sentiment_button_and_from_otra_with_a_change(fa
         assert "Compañeras y compañeros" in started.body["content"]
         assert (await generation_behind(frontend, started)).text.startswith("Compañeras y compañeros")
     assert fake.violations == []
+
+
+async def test_a_stop_lets_the_answers_in_hand_reach_discord_and_the_log(
+    fake: FakeDiscord, start_discord: StartDiscord
+) -> None:
+    """A rolling restart finishes what the process holds: an answer still on its way when the
+    stop begins arrives, and its delivery is logged (so no peer sends it again), before the
+    client and the database close."""
+    fake.webhook_delay_s = 0.5  # Discord holds every answer's response this long
+    async with start_discord() as frontend:
+        url = frontend.app.settings.database.url
+        interaction = await fake.slash("tuit", {"lado": "derecha", "tema": "salud"})
+        await answered(fake, interaction)  # Discord has the tweet; the bot awaits the response
+    log = await GenerationLog.open(url)
+    try:
+        request = await log.request(1)  # the fresh log's only request
+        assert request is not None and request.status == "ok"
+        assert await log.unanswered(600) == []  # its delivery was recorded
+        tweet = await log.generation(request.generation_ids[0])
+        assert tweet is not None and tweet.message_ref
+    finally:
+        await log.aclose()

@@ -65,6 +65,9 @@ class FakeDiscord(CallLog):
         #: Interaction token → its response message (``@original``) as users see it now; gone
         #: once deleted.
         self.originals: dict[str, dict[str, Any]] = {}
+        #: Seconds a webhook call (an interaction's answer) waits for its response once
+        #: recorded: a test can stop the bot while answers are on their way.
+        self.webhook_delay_s = 0.0
 
     @property
     def api_base(self) -> str:
@@ -132,6 +135,8 @@ class FakeDiscord(CallLog):
         async with self._changed:
             self.calls.append(Call(method, path, body, files, message))
             self._changed.notify_all()
+        if self.webhook_delay_s and "/webhooks/" in path:
+            await asyncio.sleep(self.webhook_delay_s)
         if result is None:
             return web.Response(status=204)
         # discord.py decodes JSON only under exactly this content type (no charset).
